@@ -1,0 +1,61 @@
+# nodeconform — see README.md. Versions are pinned in framework/versions.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/nodeconform
+REPORT_DIR ?= $(CURDIR)/reports
+SUITES ?= cluster
+# The first run on a fresh machine builds the node image from source.
+SUITE_TIMEOUT ?= 80m
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build unit images cluster e2e test bench-cluster clean distclean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/nodeconform
+
+# Unit tests of pure logic (parsers, config, report building).
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./cmd/... ./framework/... ./kindconfigs/...
+
+# The air-gapped node image (cached: a no-op when nothing changed).
+images: build
+	$(BIN) setup
+	$(BIN) image build
+
+# The default kind cluster: created, or reused when it exists.
+cluster: images
+	$(BIN) cluster up
+
+# Main job: the default kind cluster and every suite, JUnit in reports/.
+e2e: cluster
+	@mkdir -p $(REPORT_DIR)
+	@set -e; for s in $(SUITES); do \
+	  echo "=== suite $$s"; \
+	  $(GO) test -count=1 -timeout $(SUITE_TIMEOUT) ./suites/$$s -args \
+	    -ginkgo.timeout=$(SUITE_TIMEOUT) \
+	    -ginkgo.junit-report=$(REPORT_DIR)/junit-$$s.xml \
+	    -ginkgo.json-report=$(REPORT_DIR)/$$s.json; \
+	done
+
+# What CI runs: unit tests, then every suite on a real kind cluster.
+test: unit e2e
+
+# Prints node image build (cold and warm), image size, cluster creation
+# and deletion times.
+bench-cluster: build
+	./hack/bench-cluster.sh
+
+# Removes the cluster, build containers and kubeconfig; keeps image caches.
+clean:
+	-$(BIN) cluster delete 2>/dev/null || $(GO) run ./cmd/nodeconform cluster delete
+	-docker ps -aq --filter label=io.nodeconform.build=true | xargs -r docker rm -f >/dev/null
+	rm -rf $(BIN)
+
+# Also removes built images and the build cache.
+distclean: clean
+	-docker images -q --filter label=io.nodeconform.key | sort -u | xargs -r docker rmi -f >/dev/null
+	-docker images -q 'nodeconform/*' | sort -u | xargs -r docker rmi -f >/dev/null
+	rm -rf $${NODECONFORM_CACHE:-$$HOME/.cache/nodeconform}

@@ -1,0 +1,131 @@
+// Command nodeconform-probe is the one binary nodeconform runs inside
+// clusters: the workload of test pods (serve, sleep) and the client the
+// framework execs to observe from inside a pod (get, lookup). Every
+// observation is printed as one JSON object so specs never parse free text.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "get":
+		err = get(os.Args[2:])
+	case "lookup":
+		err = lookup(os.Args[2:])
+	case "sleep":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
+	default:
+		usage()
+	}
+	if err != nil {
+		emit(map[string]string{"error": err.Error()})
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: nodeconform-probe serve [--port N] | get URL [--timeout D] | lookup NAME [--timeout D] | sleep")
+	os.Exit(2)
+}
+
+func emit(v any) {
+	_ = json.NewEncoder(os.Stdout).Encode(v)
+}
+
+// serve answers every HTTP request with who answered, so a client can tell
+// which pod a Service routed it to.
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	port := fs.Int("port", 8080, "TCP port")
+	_ = fs.Parse(args)
+	host, _ := os.Hostname()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"hostname": host, "remote": r.RemoteAddr})
+	})
+	srv := &http.Server{Addr: fmt.Sprintf(":%d", *port), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// GetResult is what `get` prints.
+type GetResult struct {
+	URL      string `json:"url"`
+	Status   int    `json:"status"`
+	Hostname string `json:"hostname"`
+	Remote   string `json:"remote"`
+	Millis   int64  `json:"millis"`
+}
+
+func get(args []string) error {
+	if len(args) < 1 {
+		usage()
+	}
+	fs := flag.NewFlagSet("get", flag.ExitOnError)
+	timeout := fs.Duration("timeout", 5*time.Second, "request timeout")
+	_ = fs.Parse(args[1:])
+	c := &http.Client{Timeout: *timeout}
+	start := time.Now()
+	resp, err := c.Get(args[0])
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	res := GetResult{URL: args[0], Status: resp.StatusCode, Millis: time.Since(start).Milliseconds()}
+	var who map[string]string
+	if json.Unmarshal(body, &who) == nil {
+		res.Hostname, res.Remote = who["hostname"], who["remote"]
+	}
+	emit(res)
+	return nil
+}
+
+// LookupResult is what `lookup` prints.
+type LookupResult struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses"`
+}
+
+func lookup(args []string) error {
+	if len(args) < 1 {
+		usage()
+	}
+	fs := flag.NewFlagSet("lookup", flag.ExitOnError)
+	timeout := fs.Duration("timeout", 5*time.Second, "lookup timeout")
+	_ = fs.Parse(args[1:])
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	emit(LookupResult{Name: args[0], Addresses: addrs})
+	return nil
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/nodeimage"
+)
+
+func newImageCmd(logger log.Logger) *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Node image commands"}
+	o := nodeimage.DefaultOptions(logger)
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build the air-gapped kind node image from Debian packages and the Go module proxy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := hostprep.EnsureDocker(cmd.Context(), hostprep.DefaultOptions(logger)); err != nil {
+				return usageError{err}
+			}
+			img, err := nodeimage.Build(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), img)
+			return nil
+		},
+	}
+	f := build.Flags()
+	f.StringVar(&o.KubernetesVersion, "kubernetes-version", o.KubernetesVersion, "Kubernetes release to build")
+	f.StringVar(&o.Image, "image", "", "tag of the node image (default nodeconform/node:<kubernetes-version>)")
+	f.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "build cache (root filesystem, binaries, image archives); env NODECONFORM_CACHE")
+	f.StringVar(&o.Mirror, "debian-mirror", "", "Debian archive to debootstrap from (default: the one this host's apt uses)")
+	f.StringVar(&o.SourceDir, "source-dir", o.SourceDir, "nodeconform source tree (for the in-cluster binaries)")
+	f.BoolVar(&o.Force, "force", false, "rebuild the final image even when it is up to date")
+	cmd.AddCommand(build)
+	return cmd
+}

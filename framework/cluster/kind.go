@@ -1,0 +1,298 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+	"sigs.k8s.io/kind/pkg/log"
+	"sigs.k8s.io/yaml"
+)
+
+// Kind is a kind cluster created (or reused) through kind's Go library.
+type Kind struct {
+	name       string
+	config     []byte
+	configName string
+	image      string
+	kubeconfig string
+	readyWait  time.Duration
+	retain     bool
+	apiWait    time.Duration
+	logger     log.Logger
+	provider   *kindcluster.Provider
+	cfg        *rest.Config
+}
+
+// KindOption configures a Kind provider.
+type KindOption func(*Kind)
+
+// WithConfig sets the kind cluster configuration (YAML) and a name for it
+// used in error messages.
+func WithConfig(name string, data []byte) KindOption {
+	return func(k *Kind) { k.configName, k.config = name, data }
+}
+
+// WithNodeImage sets the node image of every node.
+func WithNodeImage(image string) KindOption { return func(k *Kind) { k.image = image } }
+
+// WithKubeconfigPath sets where the cluster's kubeconfig is written.
+func WithKubeconfigPath(p string) KindOption { return func(k *Kind) { k.kubeconfig = p } }
+
+// WithLogger sets the logger for progress and kind's own output.
+func WithLogger(l log.Logger) KindOption { return func(k *Kind) { k.logger = l } }
+
+// WithReadyTimeout bounds the wait for every node to be Ready.
+func WithReadyTimeout(d time.Duration) KindOption { return func(k *Kind) { k.readyWait = d } }
+
+// WithRetain keeps the nodes of a failed creation for debugging.
+func WithRetain(r bool) KindOption { return func(k *Kind) { k.retain = r } }
+
+// NewKind returns a provider for the kind cluster called name. Nothing is
+// created until Up.
+func NewKind(name string, opts ...KindOption) *Kind {
+	k := &Kind{name: name, readyWait: 5 * time.Minute, apiWait: 15 * time.Second, logger: log.NoopLogger{}}
+	for _, o := range opts {
+		o(k)
+	}
+	if k.kubeconfig == "" {
+		k.kubeconfig = DefaultKubeconfigPath(name)
+	}
+	k.provider = kindcluster.NewProvider(kindcluster.ProviderWithLogger(k.logger), kindcluster.ProviderWithDocker())
+	return k
+}
+
+// DefaultKubeconfigPath is where the kubeconfig of a nodeconform kind
+// cluster goes; the user's ~/.kube/config is never touched.
+func DefaultKubeconfigPath(name string) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "nodeconform", "kind-"+name+".kubeconfig")
+}
+
+// ValidateConfig parses a kind configuration strictly, so a typo or an
+// unknown field is reported with the file's name before anything is created.
+func ValidateConfig(name string, data []byte) error {
+	var c v1alpha4.Cluster
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return fmt.Errorf("kind config %s: %w", name, err)
+	}
+	if c.Kind != "Cluster" || c.APIVersion != "kind.x-k8s.io/v1alpha4" {
+		return fmt.Errorf("kind config %s: want kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, got kind %q apiVersion %q", name, c.Kind, c.APIVersion)
+	}
+	for i, n := range c.Nodes {
+		if n.Role != v1alpha4.ControlPlaneRole && n.Role != v1alpha4.WorkerRole {
+			return fmt.Errorf("kind config %s: node %d has role %q, want control-plane or worker", name, i, n.Role)
+		}
+	}
+	return nil
+}
+
+// Exists reports whether kind knows a cluster of this name.
+func (k *Kind) Exists() (bool, error) {
+	names, err := k.provider.List()
+	if err != nil {
+		return false, err
+	}
+	for _, n := range names {
+		if n == k.name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Up creates the cluster, or reuses it when it exists and answers, then
+// waits until every node is Ready.
+func (k *Kind) Up(ctx context.Context) error {
+	exists, err := k.Exists()
+	if err != nil {
+		return fmt.Errorf("list kind clusters: %w", err)
+	}
+	if exists {
+		k.logger.V(0).Infof("reusing kind cluster %q", k.name)
+		if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
+			return fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
+		}
+	} else {
+		if err := k.create(ctx); err != nil {
+			return err
+		}
+	}
+	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
+	if err != nil {
+		if exists {
+			return fmt.Errorf("kind cluster %q exists but does not answer (delete it with `nodeconform cluster delete`): %w", k.name, err)
+		}
+		return err
+	}
+	k.cfg = cfg
+	return WaitNodesReady(ctx, cfg, k.readyWait, k.logger)
+}
+
+func (k *Kind) create(ctx context.Context) error {
+	if err := ValidateConfig(k.configName, k.config); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(k.kubeconfig), 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	k.logger.V(0).Infof("creating kind cluster %q (config %s, image %s)", k.name, k.configName, k.image)
+	opts := []kindcluster.CreateOption{
+		kindcluster.CreateWithRawConfig(k.config),
+		kindcluster.CreateWithKubeconfigPath(k.kubeconfig),
+		kindcluster.CreateWithDisplayUsage(false),
+		kindcluster.CreateWithDisplaySalutation(false),
+		kindcluster.CreateWithRetain(k.retain),
+	}
+	if k.image != "" {
+		opts = append(opts, kindcluster.CreateWithNodeImage(k.image))
+	}
+	// kind's Create takes no context: run it aside so Ctrl-C still returns,
+	// then remove what it made.
+	done := make(chan error, 1)
+	go func() { done <- k.provider.Create(k.name, opts...) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("create kind cluster %q: %w%s", k.name, err, commandOutput(err))
+		}
+	case <-ctx.Done():
+		k.logger.Warn("interrupted: deleting the half-created cluster")
+		<-done
+		_ = k.Delete()
+		return ctx.Err()
+	}
+	k.logger.V(0).Infof("kind cluster %q created in %s", k.name, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// commandOutput returns the output of the node command behind a kind
+// error, which kind keeps out of the error string.
+func commandOutput(err error) string {
+	if re := kindexec.RunErrorForError(err); re != nil && len(re.Output) > 0 {
+		out := string(re.Output)
+		if len(out) > 6000 {
+			out = "..." + out[len(out)-6000:]
+		}
+		return "\ncommand output:\n" + out
+	}
+	return ""
+}
+
+// Delete removes the cluster and its kubeconfig.
+func (k *Kind) Delete() error {
+	err := k.provider.Delete(k.name, k.kubeconfig)
+	if rmErr := os.Remove(k.kubeconfig); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// Kind implements Provider.
+func (k *Kind) Kind() string { return "kind" }
+
+// Name implements Provider.
+func (k *Kind) Name() string { return k.name }
+
+// KubeconfigPath implements Provider.
+func (k *Kind) KubeconfigPath() string { return k.kubeconfig }
+
+// RESTConfig implements Provider; valid after Up.
+func (k *Kind) RESTConfig() *rest.Config { return rest.CopyConfig(k.cfg) }
+
+// LoadImageArchive implements Provider: it imports the archive into every
+// node's containerd, as `kind load image-archive` does.
+func (k *Kind) LoadImageArchive(ctx context.Context, archive string) error {
+	nodes, err := k.provider.ListInternalNodes(k.name)
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			f, err := os.Open(archive)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			if err := nodeutils.LoadImageArchive(n, f); err != nil {
+				errs <- fmt.Errorf("load %s into node %s: %w", archive, n.String(), err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var all []error
+	for range nodes {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// CollectLogs implements Provider with kind's log export.
+func (k *Kind) CollectLogs(_ context.Context, dir string) error {
+	return k.provider.CollectLogs(k.name, dir)
+}
+
+// WaitNodesReady waits until the cluster has nodes and all are Ready.
+func WaitNodesReady(ctx context.Context, cfg *rest.Config, timeout time.Duration, logger log.Logger) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	var last string
+	for {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err == nil {
+			notReady := NotReady(nodes.Items)
+			if len(nodes.Items) > 0 && len(notReady) == 0 {
+				logger.V(0).Infof("%d nodes Ready after %s", len(nodes.Items), time.Since(start).Round(time.Second))
+				return nil
+			}
+			last = fmt.Sprintf("%d nodes, not Ready: %v", len(nodes.Items), notReady)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes not Ready within %s: %s", timeout, last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// NotReady returns the names of nodes whose Ready condition is not True.
+func NotReady(nodes []corev1.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		ready := false
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		if !ready {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,88 @@
+// Package config holds nodeconform's timeouts, intervals and expected
+// values. Defaults are embedded; a user file overrides them key by key.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+//go:embed defaults.yaml
+var defaults []byte
+
+// Duration is a time.Duration written as "90s" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON parses a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := yaml.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// Config is the whole configuration.
+type Config struct {
+	Timeouts struct {
+		APIReachable       Duration `json:"apiReachable"`
+		ClusterReady       Duration `json:"clusterReady"`
+		NodeReady          Duration `json:"nodeReady"`
+		PodReady           Duration `json:"podReady"`
+		NetworkCheck       Duration `json:"networkCheck"`
+		NetworkCheckWindow Duration `json:"networkCheckWindow"`
+		NamespaceDeletion  Duration `json:"namespaceDeletion"`
+	} `json:"timeouts"`
+	Intervals struct {
+		Poll Duration `json:"poll"`
+	} `json:"intervals"`
+	Cluster struct {
+		Name       string `json:"name"`
+		MinNodes   int    `json:"minNodes"`
+		MinWorkers int    `json:"minWorkers"`
+	} `json:"cluster"`
+}
+
+// Default returns the embedded defaults.
+func Default() *Config {
+	c, err := parse(defaults, &Config{})
+	if err != nil {
+		panic("embedded defaults.yaml: " + err.Error())
+	}
+	return c
+}
+
+// Load returns the defaults overridden by the file at path ("" for none).
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if _, err := parse(data, c); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func parse(data []byte, into *Config) (*Config, error) {
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		return nil, err
+	}
+	return into, nil
+}

@@ -1,0 +1,242 @@
+// Package e2e connects Ginkgo suites to a cluster: it reads the run's
+// settings from the environment, brings up (or reaches) the cluster through
+// a cluster.Provider, makes the probe image available, and hands every
+// Ginkgo process the same Env.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/e2e-framework/klient"
+	kindcmd "sigs.k8s.io/kind/pkg/cmd"
+	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/nodeimage"
+	"github.com/nodeconform/nodeconform/framework/probe"
+	"github.com/nodeconform/nodeconform/kindconfigs"
+)
+
+// Settings are what a run is told through the environment (the runner and
+// the Makefile set them; `go test ./suites/...` works without any).
+type Settings struct {
+	// Kubeconfig selects an existing cluster (NODECONFORM_KUBECONFIG);
+	// empty means a nodeconform kind cluster.
+	Kubeconfig string
+	// Context within Kubeconfig (NODECONFORM_CONTEXT).
+	Context string
+	// ClusterName of the kind cluster (NODECONFORM_CLUSTER).
+	ClusterName string
+	// KindConfig is a kind config file or the name of an embedded one
+	// (NODECONFORM_KIND_CONFIG, default "default").
+	KindConfig string
+	// NodeImage for kind nodes (NODECONFORM_NODE_IMAGE); empty builds ours.
+	NodeImage string
+	// ProbeImage is a pre-pushed probe image (NODECONFORM_PROBE_IMAGE);
+	// empty builds and side-loads ours (kind only).
+	ProbeImage string
+	// ConfigFile overrides the defaults (NODECONFORM_CONFIG).
+	ConfigFile string
+	// SourceDir is the nodeconform module root (NODECONFORM_SOURCE_DIR).
+	SourceDir string
+	// CacheDir holds build outputs (NODECONFORM_CACHE).
+	CacheDir string
+	// Retain keeps the nodes of a failed kind creation (NODECONFORM_RETAIN=1).
+	Retain bool
+}
+
+// SettingsFromEnv reads Settings from NODECONFORM_* variables.
+func SettingsFromEnv() Settings {
+	s := Settings{
+		Kubeconfig:  os.Getenv("NODECONFORM_KUBECONFIG"),
+		Context:     os.Getenv("NODECONFORM_CONTEXT"),
+		ClusterName: os.Getenv("NODECONFORM_CLUSTER"),
+		KindConfig:  os.Getenv("NODECONFORM_KIND_CONFIG"),
+		NodeImage:   os.Getenv("NODECONFORM_NODE_IMAGE"),
+		ProbeImage:  os.Getenv("NODECONFORM_PROBE_IMAGE"),
+		ConfigFile:  os.Getenv("NODECONFORM_CONFIG"),
+		SourceDir:   os.Getenv("NODECONFORM_SOURCE_DIR"),
+		CacheDir:    os.Getenv("NODECONFORM_CACHE"),
+		Retain:      os.Getenv("NODECONFORM_RETAIN") == "1",
+	}
+	if s.KindConfig == "" {
+		s.KindConfig = kindconfigs.Default
+	}
+	if s.SourceDir == "" {
+		s.SourceDir = FindModuleRoot()
+	}
+	return s
+}
+
+// FindModuleRoot walks up from the working directory to the go.mod.
+func FindModuleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+// KindConfigData returns the kind config named by s.KindConfig: a file if
+// one exists at that path, else an embedded config.
+func (s Settings) KindConfigData() (string, []byte, error) {
+	if data, err := os.ReadFile(s.KindConfig); err == nil {
+		return s.KindConfig, data, nil
+	}
+	data, err := kindconfigs.Get(s.KindConfig)
+	if err != nil {
+		return "", nil, fmt.Errorf("kind config %q: no such file, and no embedded config of that name", s.KindConfig)
+	}
+	return "kindconfigs/" + s.KindConfig + ".yaml", data, nil
+}
+
+// Env is what every spec gets.
+type Env struct {
+	Config     *config.Config
+	Provider   string
+	Cluster    string
+	Kubeconfig string
+	Context    string
+	ProbeImage string
+	REST       *rest.Config
+	Clientset  kubernetes.Interface
+	Klient     klient.Client
+}
+
+// shared is what process 1 hands to the other Ginkgo processes.
+type shared struct {
+	Provider   string `json:"provider"`
+	Cluster    string `json:"cluster"`
+	Kubeconfig string `json:"kubeconfig"`
+	Context    string `json:"context"`
+	ProbeImage string `json:"probeImage"`
+	ConfigFile string `json:"configFile"`
+}
+
+// Up prepares the cluster once per run (Ginkgo process 1) and returns the
+// bytes every process passes to Connect.
+func Up(ctx context.Context, s Settings, logger log.Logger) ([]byte, error) {
+	cfg, err := config.Load(s.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = kindcmd.NewLogger()
+	}
+	sh := shared{ConfigFile: s.ConfigFile, ProbeImage: s.ProbeImage}
+	var p cluster.Provider
+	if s.Kubeconfig != "" {
+		e, err := cluster.NewExisting(ctx, s.Kubeconfig, s.Context, cfg.Timeouts.APIReachable.Duration)
+		if err != nil {
+			return nil, err
+		}
+		p = e
+		sh.Context = s.Context
+		if s.ProbeImage == "" {
+			return nil, fmt.Errorf("an existing cluster needs a probe image its nodes can pull: push nodeconform's probe image and set --probe-image")
+		}
+	} else {
+		k, err := KindUp(ctx, s, cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		p = k
+	}
+	sh.Provider, sh.Cluster, sh.Kubeconfig = p.Kind(), p.Name(), p.KubeconfigPath()
+	if sh.ProbeImage == "" {
+		cache := s.CacheDir
+		if cache == "" {
+			cache = nodeimage.DefaultOptions(logger).CacheDir
+		}
+		img, err := probe.BuildImage(ctx, probe.BuildOptions{SourceDir: s.SourceDir, CacheDir: cache})
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if err := p.LoadImageArchive(ctx, img.Archive); err != nil {
+			return nil, err
+		}
+		logger.V(1).Infof("probe image %s loaded in %s", img.Ref, time.Since(start).Round(time.Millisecond))
+		sh.ProbeImage = img.Ref
+	}
+	return json.Marshal(sh)
+}
+
+// KindUp makes sure Docker answers and the node image exists, then creates
+// or reuses the kind cluster.
+func KindUp(ctx context.Context, s Settings, cfg *config.Config, logger log.Logger) (*cluster.Kind, error) {
+	name, data, err := s.KindConfigData()
+	if err != nil {
+		return nil, err
+	}
+	if err := cluster.ValidateConfig(name, data); err != nil {
+		return nil, err
+	}
+	if err := hostprep.EnsureDocker(ctx, hostprep.DefaultOptions(logger)); err != nil {
+		return nil, err
+	}
+	image := s.NodeImage
+	if image == "" {
+		o := nodeimage.DefaultOptions(logger)
+		o.SourceDir = s.SourceDir
+		if s.CacheDir != "" {
+			o.CacheDir = s.CacheDir
+		}
+		if image, err = nodeimage.Build(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	clusterName := s.ClusterName
+	if clusterName == "" {
+		clusterName = cfg.Cluster.Name
+	}
+	k := cluster.NewKind(clusterName,
+		cluster.WithConfig(name, data),
+		cluster.WithNodeImage(image),
+		cluster.WithLogger(logger),
+		cluster.WithRetain(s.Retain),
+		cluster.WithReadyTimeout(cfg.Timeouts.ClusterReady.Duration))
+	if err := k.Up(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Connect builds the Env from Up's bytes; every Ginkgo process calls it.
+func Connect(data []byte) (*Env, error) {
+	var sh shared
+	if err := json.Unmarshal(data, &sh); err != nil {
+		return nil, fmt.Errorf("decode shared setup: %w", err)
+	}
+	cfg, err := config.Load(sh.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := cluster.LoadKubeconfig(sh.Kubeconfig, sh.Context)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	kl, err := klient.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
+		Context: sh.Context, ProbeImage: sh.ProbeImage, REST: rc, Clientset: cs, Klient: kl}, nil
+}

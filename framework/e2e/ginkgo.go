@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeconform/nodeconform/framework/workload"
+)
+
+// RegisterSuite wires the shared setup into a Ginkgo suite: process 1
+// brings the cluster up once, every process connects, and after all
+// processes are done any namespace left by an interrupted spec is removed.
+// It returns a pointer filled in before the first spec runs.
+func RegisterSuite() **Env {
+	env := new(*Env)
+	ginkgo.SynchronizedBeforeSuite(func(ctx context.Context) []byte {
+		data, err := Up(ctx, SettingsFromEnv(), nil)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "cluster setup")
+		return data
+	}, func(data []byte) {
+		e, err := Connect(data)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "connect to cluster")
+		*env = e
+	})
+	ginkgo.SynchronizedAfterSuite(func() {}, func(ctx context.Context) {
+		if *env != nil {
+			gomega.Expect(RemoveLeftovers(ctx, *env)).To(gomega.Succeed())
+		}
+	})
+	return env
+}
+
+// RemoveLeftovers deletes every namespace nodeconform created.
+func RemoveLeftovers(ctx context.Context, e *Env) error {
+	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: workload.ManagedLabel + "=true"})
+	if err != nil {
+		return err
+	}
+	for _, ns := range list.Items {
+		if err := workload.DeleteNamespace(ctx, e.Clientset, ns.Name, e.Config.Timeouts.NamespaceDeletion.Duration); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Namespace creates a namespace for the running spec and deletes it (and
+// waits for it to be gone) when the spec ends, whatever its outcome.
+func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string {
+	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: e.Clientset, Prefix: prefix, PodSecurity: podSecurity})
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "create namespace")
+	ginkgo.DeferCleanup(func(ctx context.Context) {
+		gomega.Expect(workload.DeleteNamespace(ctx, e.Clientset, ns.Name, e.Config.Timeouts.NamespaceDeletion.Duration)).To(gomega.Succeed())
+	}, ginkgo.NodeTimeout(e.Config.Timeouts.NamespaceDeletion.Duration+10*time.Second))
+	return ns.Name
+}
+
+// Eventually polls with the configured interval within timeout.
+func (e *Env) Eventually(ctx context.Context, f any, timeout time.Duration) gomega.AsyncAssertion {
+	return gomega.Eventually(ctx, f).WithTimeout(timeout).WithPolling(e.Config.Intervals.Poll.Duration)
+}
+
+// String names the cluster in messages.
+func (e *Env) String() string {
+	return fmt.Sprintf("%s cluster %s", e.Provider, e.Cluster)
+}

@@ -1,0 +1,77 @@
+package nodeimage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/versions"
+)
+
+// ensureBase returns a docker image holding the debootstrapped root
+// filesystem, building it when absent.
+func (b *builder) ensureBase(ctx context.Context) (string, error) {
+	sum := sha256.Sum256([]byte(recipeVersion + versions.DebianSuite + strings.Join(basePackages, ",")))
+	tag := versions.NodeImageRepository + "-base:" + versions.DebianSuite + "-" + hex.EncodeToString(sum[:])[:12]
+	if _, err := docker(ctx, "image", "inspect", tag); err == nil {
+		b.Logger.V(0).Infof(" • base root filesystem %s cached", tag)
+		return tag, nil
+	}
+	done := b.step("debootstrap " + versions.DebianSuite + " root filesystem")
+	if os.Geteuid() != 0 {
+		return "", fmt.Errorf("debootstrap needs root")
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		b.Logger.V(0).Info("installing debootstrap with apt-get")
+		if err := hostprep.AptInstall(ctx, b.Logger, "debootstrap"); err != nil {
+			return "", err
+		}
+	}
+	mirror := b.Mirror
+	if mirror == "" {
+		var err error
+		if mirror, err = HostDebianMirror(versions.DebianSuite); err != nil {
+			return "", err
+		}
+	}
+	rootfs := filepath.Join(b.CacheDir, "rootfs")
+	if err := os.RemoveAll(rootfs); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(rootfs)
+	if _, err := run(ctx, "debootstrap", []string{
+		"--variant=minbase", "--include=" + strings.Join(basePackages, ","),
+		versions.DebianSuite, rootfs, mirror}); err != nil {
+		return "", fmt.Errorf("debootstrap from %s: %w", mirror, err)
+	}
+	// Documentation, locales and apt lists are dead weight in a node.
+	for _, p := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists", "var/log"} {
+		if err := os.RemoveAll(filepath.Join(rootfs, p)); err != nil {
+			return "", err
+		}
+		_ = os.MkdirAll(filepath.Join(rootfs, p), 0o755)
+	}
+	tar := exec.CommandContext(ctx, "tar", "-C", rootfs, "-c", ".")
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := tar.Start(); err != nil {
+		return "", err
+	}
+	if _, err := run(ctx, "docker", []string{"import", "-c", "ENV container=docker", "-", tag}, withStdin(pipe)); err != nil {
+		_ = tar.Wait()
+		return "", err
+	}
+	if err := tar.Wait(); err != nil {
+		return "", fmt.Errorf("tar root filesystem: %w", err)
+	}
+	done()
+	return tag, nil
+}

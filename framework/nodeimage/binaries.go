@@ -1,0 +1,256 @@
+package nodeimage
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/nodeconform/nodeconform/framework/versions"
+)
+
+// kubeCommands are built from k8s.io/kubernetes.
+var kubeCommands = []string{"kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}
+
+// binaries maps a binary name to its path in the cache.
+type binaries map[string]string
+
+func (b *builder) binDir(name, version string) string {
+	return filepath.Join(b.CacheDir, "bin", name+"-"+version)
+}
+
+// ensureBinaries builds what is missing from the cache.
+func (b *builder) ensureBinaries(ctx context.Context) (binaries, error) {
+	out := binaries{}
+	kdir := b.binDir("kubernetes", b.KubernetesVersion)
+	if err := b.cached(kdir, kubeCommands, "Kubernetes "+b.KubernetesVersion, func() error { return b.buildKubernetes(ctx, kdir) }); err != nil {
+		return nil, err
+	}
+	for _, c := range kubeCommands {
+		out[c] = filepath.Join(kdir, c)
+	}
+	edir := b.binDir("etcd", versions.Etcd)
+	if err := b.cached(edir, []string{"etcd"}, "etcd "+versions.Etcd, func() error {
+		return b.goBuildWrapper(ctx, edir, "etcd", "go.etcd.io/etcd/server/v3@"+versions.Etcd, etcdMain, nil)
+	}); err != nil {
+		return nil, err
+	}
+	out["etcd"] = filepath.Join(edir, "etcd")
+	cdir := b.binDir("coredns", versions.CoreDNS)
+	if err := b.cached(cdir, []string{"coredns"}, "CoreDNS "+versions.CoreDNS, func() error {
+		return b.goBuildWrapper(ctx, cdir, "coredns", "github.com/coredns/coredns@"+versions.CoreDNS, corednsMain, nil)
+	}); err != nil {
+		return nil, err
+	}
+	out["coredns"] = filepath.Join(cdir, "coredns")
+	pdir := b.binDir("pause", b.kube.pauseTag)
+	if err := b.cached(pdir, []string{"pause"}, "pause "+b.kube.pauseTag, func() error { return b.buildPause(ctx, pdir) }); err != nil {
+		return nil, err
+	}
+	out["pause"] = filepath.Join(pdir, "pause")
+	return out, nil
+}
+
+// cached runs build unless every named file exists in dir.
+func (b *builder) cached(dir string, names []string, what string, build func() error) error {
+	missing := false
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		b.Logger.V(1).Infof(" • %s binaries cached in %s", what, dir)
+		return nil
+	}
+	done := b.step("build " + what + " from source")
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := build(); err != nil {
+		return err
+	}
+	done()
+	return nil
+}
+
+// goEnv is the environment of every Go build: static, reproducible binaries.
+func goEnv() []string {
+	return []string{"CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false"}
+}
+
+// moduleGoMod downloads a module and returns the text of its go.mod.
+func moduleGoMod(ctx context.Context, dir, mod string) (string, string, error) {
+	out, err := run(ctx, "go", []string{"mod", "download", "-json", mod}, withDir(dir), withEnv(goEnv()...))
+	if err != nil {
+		return "", "", err
+	}
+	var info struct{ GoMod, Dir, Error string }
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		return "", "", fmt.Errorf("go mod download %s: %w", mod, err)
+	}
+	if info.Error != "" {
+		return "", "", fmt.Errorf("go mod download %s: %s", mod, info.Error)
+	}
+	data, err := os.ReadFile(info.GoMod)
+	return string(data), info.Dir, err
+}
+
+var stagingRe = regexp.MustCompile(`^\s*(k8s\.io/[A-Za-z0-9._-]+)\s+=>\s+\./staging/`)
+
+// StagingReplaces turns k8s.io/kubernetes' replace lines that point into
+// ./staging into replaces pinned to the published staging modules
+// (v1.X.Y -> v0.X.Y), which is how the main module builds outside its repo.
+func StagingReplaces(goMod, k8sVersion string) []string {
+	staging := "v0" + strings.TrimPrefix(k8sVersion, "v1")
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(goMod))
+	for sc.Scan() {
+		if m := stagingRe.FindStringSubmatch(sc.Text()); m != nil {
+			out = append(out, fmt.Sprintf("replace %s => %s %s", m[1], m[1], staging))
+		}
+	}
+	return out
+}
+
+// VersionLDFlags stamps a Kubernetes version into component-base and
+// client-go, as the release build does; kubeadm derives image tags from it.
+func VersionLDFlags(k8sVersion string) string {
+	v := strings.TrimPrefix(k8sVersion, "v")
+	parts := strings.SplitN(v, ".", 3)
+	major, minor := parts[0], ""
+	if len(parts) > 1 {
+		minor = parts[1]
+	}
+	flags := []string{"-s", "-w"}
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		flags = append(flags,
+			"-X", pkg+".gitVersion="+k8sVersion,
+			"-X", pkg+".gitMajor="+major,
+			"-X", pkg+".gitMinor="+minor,
+			"-X", pkg+".gitTreeState=clean",
+			"-X", pkg+".buildDate=1970-01-01T00:00:00Z")
+	}
+	return strings.Join(flags, " ")
+}
+
+func (b *builder) buildKubernetes(ctx context.Context, dir string) error {
+	work := filepath.Join(b.CacheDir, "work", "kubernetes-"+b.KubernetesVersion)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte("module nodeconform.local/kubernetes\n\ngo 1.24\n"), 0o644); err != nil {
+		return err
+	}
+	mod := "k8s.io/kubernetes@" + b.KubernetesVersion
+	kgomod, _, err := moduleGoMod(ctx, work, mod)
+	if err != nil {
+		return err
+	}
+	replaces := StagingReplaces(kgomod, b.KubernetesVersion)
+	if len(replaces) == 0 {
+		return fmt.Errorf("%s: no staging replace lines found in its go.mod", mod)
+	}
+	gomod := "module nodeconform.local/kubernetes\n\ngo 1.24\n\nrequire k8s.io/kubernetes " + b.KubernetesVersion + "\n\n" + strings.Join(replaces, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return err
+	}
+	args := []string{"build", "-trimpath", "-ldflags", VersionLDFlags(b.KubernetesVersion), "-o", dir + ".tmp/"}
+	for _, c := range kubeCommands {
+		args = append(args, "k8s.io/kubernetes/cmd/"+c)
+	}
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(goEnv()...)); err != nil {
+		return err
+	}
+	return os.Rename(dir+".tmp", dir)
+}
+
+const etcdMain = `package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+`
+
+// corednsMain links only the plugins kubeadm's Corefile uses, which keeps
+// the build and the binary small.
+const corednsMain = `package main
+
+import (
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/forward"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/loop"
+	_ "github.com/coredns/coredns/plugin/metrics"
+	_ "github.com/coredns/coredns/plugin/ready"
+	_ "github.com/coredns/coredns/plugin/reload"
+	_ "github.com/coredns/coredns/plugin/whoami"
+
+	"github.com/coredns/coredns/coremain"
+)
+
+func main() { coremain.Run() }
+`
+
+// goBuildWrapper builds a main package that imports mod, in a throwaway
+// module, into dir/name.
+func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc string, extra []string) error {
+	work := filepath.Join(b.CacheDir, "work", name)
+	_ = os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte("module nodeconform.local/"+name+"\n\ngo 1.24\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "main.go"), []byte(mainSrc), 0o644); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "go", []string{"get", mod}, withDir(work), withEnv(goEnv()...)); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "go", append([]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", name), "."}, extra...), withDir(work), withEnv(goEnv()...)); err != nil {
+		return err
+	}
+	return os.Rename(dir+".tmp", dir)
+}
+
+// buildPause compiles Kubernetes' own pause.c statically.
+func (b *builder) buildPause(ctx context.Context, dir string) error {
+	work := filepath.Join(b.CacheDir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	_, kdir, err := moduleGoMod(ctx, work, "k8s.io/kubernetes@"+b.KubernetesVersion)
+	if err != nil {
+		return err
+	}
+	src := filepath.Join(kdir, "build", "pause", "linux", "pause.c")
+	if _, err := run(ctx, "cc", []string{"-Os", "-static", "-Wall", "-DVERSION=v" + b.kube.pauseTag, "-o", filepath.Join(dir+".tmp", "pause"), src}); err != nil {
+		return fmt.Errorf("compile pause (needs a C compiler with static libc, e.g. Debian's gcc and libc6-dev): %w", err)
+	}
+	return os.Rename(dir+".tmp", dir)
+}
+
+// buildCNI builds our pod network daemon and returns its content hash.
+func (b *builder) buildCNI(ctx context.Context) (string, error) {
+	out := filepath.Join(b.CacheDir, "bin", "nodeconform-cni")
+	if _, err := run(ctx, "go", []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/nodeconform-cni"}, withDir(b.SourceDir), withEnv("CGO_ENABLED=0")); err != nil {
+		return "", fmt.Errorf("build nodeconform-cni (run from the nodeconform source tree or pass --source-dir): %w", err)
+	}
+	return fileSum(out)
+}

@@ -1,0 +1,101 @@
+// Package probe builds nodeconform's probe image (FROM scratch, one static
+// binary) and makes it available to the cluster under test.
+package probe
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/nodeconform/nodeconform/framework/versions"
+)
+
+// BuildOptions configures BuildImage.
+type BuildOptions struct {
+	// SourceDir is the nodeconform module root.
+	SourceDir string
+	// CacheDir receives the binary and the image archive.
+	CacheDir string
+}
+
+// Image is a built probe image.
+type Image struct {
+	// Ref is the image reference, tagged by content.
+	Ref string
+	// Archive is a docker-save archive of the image.
+	Archive string
+}
+
+// BuildImage builds the probe binary and, when its content changed, the
+// image and its archive. The tag is the binary's hash, so pods always run
+// the binary that was just built.
+func BuildImage(ctx context.Context, o BuildOptions) (Image, error) {
+	bin := filepath.Join(o.CacheDir, "bin", "nodeconform-probe")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return Image{}, err
+	}
+	if out, err := command(ctx, o.SourceDir, nil, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/nodeconform-probe"); err != nil {
+		return Image{}, fmt.Errorf("build nodeconform-probe: %w\n%s", err, out)
+	}
+	sum, err := fileSum(bin)
+	if err != nil {
+		return Image{}, err
+	}
+	img := Image{
+		Ref:     versions.ProbeImageRepository + ":" + sum[:12],
+		Archive: filepath.Join(o.CacheDir, "probe-"+sum[:12]+".tar"),
+	}
+	if _, err := os.Stat(img.Archive); err == nil {
+		return img, nil
+	}
+	dir, err := os.MkdirTemp(o.CacheDir, "probe-ctx-")
+	if err != nil {
+		return Image{}, err
+	}
+	defer os.RemoveAll(dir)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nodeconform-probe"), data, 0o755); err != nil {
+		return Image{}, err
+	}
+	df := "FROM scratch\nCOPY nodeconform-probe /nodeconform-probe\nENTRYPOINT [\"/nodeconform-probe\"]\nCMD [\"sleep\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return Image{}, err
+	}
+	if out, err := command(ctx, dir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", img.Ref, "."); err != nil {
+		return Image{}, fmt.Errorf("docker build %s: %w\n%s", img.Ref, err, out)
+	}
+	if out, err := command(ctx, dir, nil, "docker", "save", "-o", img.Archive+".tmp", img.Ref); err != nil {
+		return Image{}, fmt.Errorf("docker save %s: %w\n%s", img.Ref, err, out)
+	}
+	return img, os.Rename(img.Archive+".tmp", img.Archive)
+}
+
+func command(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
+	c := exec.CommandContext(ctx, name, args...)
+	c.Dir = dir
+	c.Env = append(os.Environ(), append([]string{"CGO_ENABLED=0"}, env...)...)
+	out, err := c.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

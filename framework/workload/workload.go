@@ -1,0 +1,174 @@
+// Package workload creates the namespaces and probe pods specs run in, and
+// runs probe subcommands inside pods, decoding their JSON answers.
+package workload
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/e2e-framework/klient"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
+)
+
+// ManagedLabel marks every object nodeconform creates, so leftovers of an
+// interrupted run can be found and removed.
+const ManagedLabel = "nodeconform.io/managed"
+
+// NamespaceInput configures CreateNamespace.
+type NamespaceInput struct {
+	Clientset kubernetes.Interface
+	// Prefix of the generated name, e.g. the suite name.
+	Prefix string
+	// PodSecurity is the Pod Security Admission level to enforce
+	// (privileged, baseline, restricted); empty leaves the cluster default.
+	PodSecurity string
+}
+
+// CreateNamespace creates a uniquely named namespace labelled as ours.
+func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: "nodeconform-" + in.Prefix + "-",
+		Labels:       map[string]string{ManagedLabel: "true"},
+	}}
+	if in.PodSecurity != "" {
+		ns.Labels["pod-security.kubernetes.io/enforce"] = in.PodSecurity
+	}
+	return in.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+}
+
+// DeleteNamespace deletes a namespace and waits until it is gone, so a run
+// leaves nothing behind.
+func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
+	err := cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("namespace %s still exists after %s", name, timeout)
+}
+
+// ProbePodInput describes a pod running the probe image.
+type ProbePodInput struct {
+	Namespace string
+	Name      string
+	Image     string
+	// Args of the probe (default: sleep).
+	Args []string
+	// NodeName pins the pod to a node; empty lets the scheduler choose.
+	NodeName string
+	Labels   map[string]string
+	Port     int32
+}
+
+// ProbePod returns the pod object of in.
+func ProbePod(in ProbePodInput) *corev1.Pod {
+	args := in.Args
+	if len(args) == 0 {
+		args = []string{"sleep"}
+	}
+	labels := map[string]string{ManagedLabel: "true"}
+	for k, v := range in.Labels {
+		labels[k] = v
+	}
+	grace := int64(1)
+	c := corev1.Container{
+		Name:            "probe",
+		Image:           in.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            args,
+	}
+	if in.Port != 0 {
+		c.Ports = []corev1.ContainerPort{{ContainerPort: in.Port, Protocol: corev1.ProtocolTCP}}
+		c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intOrPort(in.Port)}}, PeriodSeconds: 1}
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: labels},
+		Spec: corev1.PodSpec{
+			NodeName:                      in.NodeName,
+			Containers:                    []corev1.Container{c},
+			TerminationGracePeriodSeconds: &grace,
+			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+		},
+	}
+}
+
+// CreateReady creates the pod and waits until it is Ready, returning the
+// pod as the API server last saw it. On timeout the error holds the pod's
+// status and events, which is what a person would look at first.
+func CreateReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
+	if err := kl.Resources().Create(ctx, pod); err != nil {
+		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	err := wait.For(conditions.New(kl.Resources()).PodReady(pod), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond), wait.WithContext(ctx))
+	got, gerr := cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		return got, fmt.Errorf("pod %s/%s not Ready within %s: %s", pod.Namespace, pod.Name, timeout, Describe(ctx, cs, pod.Namespace, pod.Name))
+	}
+	return got, gerr
+}
+
+// Describe summarises a pod's phase, container states and events.
+func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) string {
+	var b strings.Builder
+	p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	fmt.Fprintf(&b, "phase=%s node=%s", p.Status.Phase, p.Spec.NodeName)
+	for _, s := range p.Status.ContainerStatuses {
+		switch {
+		case s.State.Waiting != nil:
+			fmt.Fprintf(&b, "; %s waiting: %s %s", s.Name, s.State.Waiting.Reason, s.State.Waiting.Message)
+		case s.State.Terminated != nil:
+			fmt.Fprintf(&b, "; %s terminated: %s (exit %d)", s.Name, s.State.Terminated.Reason, s.State.Terminated.ExitCode)
+		}
+	}
+	ev, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err == nil {
+		for _, e := range ev.Items {
+			fmt.Fprintf(&b, "; event %s %s: %s", e.Type, e.Reason, e.Message)
+		}
+	}
+	return b.String()
+}
+
+// ExecJSON runs a probe subcommand in a pod's first container and decodes
+// its one-line JSON answer into out. A failing probe's JSON error is
+// returned as the error.
+func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []string, out any) error {
+	var stdout, stderr bytes.Buffer
+	cmd := append([]string{"/nodeconform-probe"}, args...)
+	err := kl.Resources().ExecInPod(ctx, ns, pod, "", cmd, &stdout, &stderr)
+	if err != nil {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(stdout.Bytes(), &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s in %s/%s: %s", strings.Join(args, " "), ns, pod, e.Error)
+		}
+		return fmt.Errorf("exec %v in %s/%s: %w (stderr: %s)", args, ns, pod, err, strings.TrimSpace(stderr.String()))
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		return fmt.Errorf("decode answer of %v in %s/%s: %w: %q", args, ns, pod, err, stdout.String())
+	}
+	return nil
+}

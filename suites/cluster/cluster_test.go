@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/workload"
+)
+
+const serverPort = 8080
+
+var _ = Describe("Cluster soundness", Label("cluster"), func() {
+	It("has every node Ready", func(ctx SpecContext) {
+		e := *env
+		nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		type nodeEvidence struct {
+			Name, Kubelet, Runtime, Ready string
+		}
+		var seen []nodeEvidence
+		for _, n := range nodes.Items {
+			ready := "Unknown"
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					ready = string(c.Status)
+				}
+			}
+			seen = append(seen, nodeEvidence{n.Name, n.Status.NodeInfo.KubeletVersion, n.Status.NodeInfo.ContainerRuntimeVersion, ready})
+		}
+		evidence.Record("nodes", seen)
+		Expect(len(nodes.Items)).To(BeNumerically(">=", e.Config.Cluster.MinNodes), "node count of %s", e)
+		Expect(cluster.NotReady(nodes.Items)).To(BeEmpty(), "nodes not Ready")
+	})
+
+	Context("with a server pod on one worker and a client pod on another", Ordered, func() {
+		var (
+			ns             string
+			client, server *corev1.Pod
+		)
+
+		BeforeAll(func(ctx SpecContext) {
+			e := *env
+			a, b := twoWorkers(ctx, e)
+			ns = e.Namespace(ctx, "cluster", "")
+			var err error
+			server, err = workload.CreateReady(ctx, e.Klient, e.Clientset, workload.ProbePod(workload.ProbePodInput{
+				Namespace: ns, Name: "server", Image: e.ProbeImage, NodeName: b,
+				Args: []string{"serve", "--port", fmt.Sprint(serverPort)}, Port: serverPort,
+				Labels: map[string]string{"app": "server"},
+			}), e.Config.Timeouts.PodReady.Duration)
+			Expect(err).NotTo(HaveOccurred())
+			client, err = workload.CreateReady(ctx, e.Klient, e.Clientset, workload.ProbePod(workload.ProbePodInput{
+				Namespace: ns, Name: "client", Image: e.ProbeImage, NodeName: a,
+			}), e.Config.Timeouts.PodReady.Duration)
+			Expect(err).NotTo(HaveOccurred())
+			evidence.Record("pods", map[string]string{
+				"client": client.Name + "@" + client.Spec.NodeName + " " + client.Status.PodIP,
+				"server": server.Name + "@" + server.Spec.NodeName + " " + server.Status.PodIP,
+			})
+		})
+
+		It("reaches the pod on the other worker by pod IP", func(ctx SpecContext) {
+			e := *env
+			Expect(client.Spec.NodeName).NotTo(Equal(server.Spec.NodeName))
+			url := fmt.Sprintf("http://%s/", hostPort(server.Status.PodIP, serverPort))
+			res := httpGet(ctx, e, ns, url)
+			evidence.Record("answer", res)
+			Expect(res.Hostname).To(Equal(server.Name), "the pod that answered %s", url)
+			// The server sees the client's own pod IP: no NAT between pods.
+			src, _, err := net.SplitHostPort(res.Remote)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(src).To(Equal(client.Status.PodIP), "source address seen by the server")
+		})
+
+		It("reaches a ClusterIP Service through kube-proxy", func(ctx SpecContext) {
+			e := *env
+			svc := createService(ctx, e, ns)
+			url := fmt.Sprintf("http://%s/", hostPort(svc.Spec.ClusterIP, 80))
+			res := httpGet(ctx, e, ns, url)
+			evidence.Record("service", map[string]any{"clusterIP": svc.Spec.ClusterIP, "answer": res})
+			Expect(res.Hostname).To(Equal(server.Name), "the pod behind Service %s", svc.Name)
+		})
+
+		It("resolves a Service name through cluster DNS", func(ctx SpecContext) {
+			e := *env
+			svc := createService(ctx, e, ns)
+			name := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, ns)
+			var res struct {
+				Name      string   `json:"name"`
+				Addresses []string `json:"addresses"`
+			}
+			e.Eventually(ctx, func(ctx context.Context) error {
+				return workload.ExecJSON(ctx, e.Klient, ns, client.Name, []string{"lookup", name, "--timeout", e.Config.Timeouts.NetworkCheck.Duration.String()}, &res)
+			}, e.Config.Timeouts.NetworkCheckWindow.Duration).Should(Succeed(), "DNS lookup of %s from pod %s", name, client.Name)
+			evidence.Record("dns", map[string]any{"name": name, "addresses": res.Addresses, "clusterIP": svc.Spec.ClusterIP})
+			Expect(res.Addresses).To(ConsistOf(svc.Spec.ClusterIP))
+		})
+	})
+})
+
+type getResult struct {
+	URL      string `json:"url"`
+	Status   int    `json:"status"`
+	Hostname string `json:"hostname"`
+	Remote   string `json:"remote"`
+}
+
+// httpGet asks the client pod to fetch url, retrying within the configured
+// window: routes and kube-proxy rules converge asynchronously.
+func httpGet(ctx context.Context, e *e2e.Env, ns, url string) getResult {
+	var res getResult
+	e.Eventually(ctx, func(ctx context.Context) error {
+		return workload.ExecJSON(ctx, e.Klient, ns, "client", []string{"get", url, "--timeout", e.Config.Timeouts.NetworkCheck.Duration.String()}, &res)
+	}, e.Config.Timeouts.NetworkCheckWindow.Duration).Should(Succeed(), "GET %s from pod client", url)
+	Expect(res.Status).To(Equal(200))
+	return res
+}
+
+func createService(ctx context.Context, e *e2e.Env, ns string) *corev1.Service {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "server-", Namespace: ns, Labels: map[string]string{workload.ManagedLabel: "true"}},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "server"},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(serverPort), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	got, err := e.Clientset.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	return got
+}
+
+// twoWorkers picks two schedulable, Ready nodes, preferring ones without
+// the control-plane role, or skips the spec when the cluster has fewer.
+func twoWorkers(ctx context.Context, e *e2e.Env) (string, string) {
+	nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	var workers []string
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || len(cluster.NotReady([]corev1.Node{n})) > 0 {
+			continue
+		}
+		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; cp {
+			continue
+		}
+		workers = append(workers, n.Name)
+	}
+	if len(workers) < e.Config.Cluster.MinWorkers {
+		Skip(fmt.Sprintf("needs %d Ready worker nodes, %s has %d (%s)", e.Config.Cluster.MinWorkers, e, len(workers), strings.Join(workers, ",")))
+	}
+	return workers[0], workers[1]
+}
+
+func hostPort(ip string, port int) string { return net.JoinHostPort(ip, fmt.Sprint(port)) }
