@@ -25,6 +25,13 @@ func newClusterCmd(logger log.Logger) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			name, data, err := s.KindConfigData()
+			if err != nil {
+				return usageError{err}
+			}
+			if err := cluster.ValidateConfig(name, data); err != nil {
+				return usageError{err}
+			}
 			start := time.Now()
 			k, err := e2e.KindUp(cmd.Context(), s, cfg, logger)
 			if err != nil {

@@ -31,6 +31,8 @@ func execute(args []string) int {
 	defer stop()
 	logger := kindcmd.NewLogger()
 	root := newRoot(logger)
+	ran := false
+	root.PersistentPreRun = chain(root.PersistentPreRun, func() { ran = true })
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -38,10 +40,20 @@ func execute(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "ERROR:", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	// A command that never ran failed on its flags or name.
+	if errors.As(err, &ue) || !ran {
 		return exitUsageEnv
 	}
 	return exitFailed
+}
+
+func chain(f func(*cobra.Command, []string), then func()) func(*cobra.Command, []string) {
+	return func(c *cobra.Command, a []string) {
+		if f != nil {
+			f(c, a)
+		}
+		then()
+	}
 }
 
 func newRoot(logger log.Logger) *cobra.Command {

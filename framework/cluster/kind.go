@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -194,13 +195,39 @@ func commandOutput(err error) string {
 	return ""
 }
 
-// Delete removes the cluster and its kubeconfig.
+// Delete removes the cluster, its kubeconfig, and the docker network kind
+// made for it once no other container uses that network.
 func (k *Kind) Delete() error {
 	err := k.provider.Delete(k.name, k.kubeconfig)
 	if rmErr := os.Remove(k.kubeconfig); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
 		err = rmErr
 	}
+	if err == nil {
+		err = removeUnusedNetwork(kindNetwork())
+	}
 	return err
+}
+
+// kindNetwork is the docker network kind puts nodes on.
+func kindNetwork() string {
+	if n := os.Getenv("KIND_EXPERIMENTAL_DOCKER_NETWORK"); n != "" {
+		return n
+	}
+	return "kind"
+}
+
+func removeUnusedNetwork(name string) error {
+	out, err := kindexec.Output(kindexec.Command("docker", "network", "inspect", "--format", "{{len .Containers}}", name))
+	if err != nil {
+		return nil // no such network
+	}
+	if strings.TrimSpace(string(out)) != "0" {
+		return nil // another cluster still uses it
+	}
+	if err := kindexec.Command("docker", "network", "rm", name).Run(); err != nil {
+		return fmt.Errorf("remove docker network %s: %w%s", name, err, commandOutput(err))
+	}
+	return nil
 }
 
 // Kind implements Provider.
