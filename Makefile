@@ -3,12 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/nodeconform
 REPORT_DIR ?= $(CURDIR)/reports
-SUITES ?= cluster
+SUITES ?= cluster primitives encapsulation
 # The first run on a fresh machine builds the node image from source.
 SUITE_TIMEOUT ?= 80m
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e test bench-cluster clean distclean
+.PHONY: all build unit images cluster e2e test bench-cluster bench-probe clean distclean
 
 all: build
 
@@ -59,3 +59,7 @@ distclean: clean
 	-docker images -q --filter label=io.nodeconform.key | sort -u | xargs -r docker rmi -f >/dev/null
 	-docker images -q 'nodeconform/*' | sort -u | xargs -r docker rmi -f >/dev/null
 	rm -rf $${NODECONFORM_CACHE:-$$HOME/.cache/nodeconform}
+
+# Prints the probe DaemonSet's time to Ready and its memory per node.
+bench-probe:
+	$(GO) run ./hack/benchprobe

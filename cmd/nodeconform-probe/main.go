@@ -30,6 +30,16 @@ func main() {
 		err = get(os.Args[2:])
 	case "lookup":
 		err = lookup(os.Args[2:])
+	case "ns":
+		err = ns(os.Args[2:])
+	case "mounts":
+		err = mounts(os.Args[2:])
+	case "mount-tmpfs":
+		err = mountTmpfs(os.Args[2:])
+	case "host":
+		err = host(os.Args[2:])
+	case "read":
+		err = readFile(os.Args[2:])
 	case "sleep":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -44,7 +54,16 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: nodeconform-probe serve [--port N] | get URL [--timeout D] | lookup NAME [--timeout D] | sleep")
+	fmt.Fprintln(os.Stderr, `usage: nodeconform-probe COMMAND
+  serve [--port N]            answer HTTP with who answered
+  get URL [--timeout D]       fetch URL, print status and who answered
+  lookup NAME [--timeout D]   resolve NAME
+  ns [--pid P|self] [--comm NAME]   namespaces of processes
+  mounts [--pid P|self]       parsed mountinfo of a process
+  mount-tmpfs PATH            mount a small tmpfs at PATH
+  host -- CMD [ARGS]          run CMD in the node's namespaces (hostPID, privileged)
+  read PATH                   print a file
+  sleep                       wait for SIGTERM`)
 	os.Exit(2)
 }
 

@@ -41,6 +41,8 @@ type Config struct {
 		ClusterReady       Duration `json:"clusterReady"`
 		NodeReady          Duration `json:"nodeReady"`
 		PodReady           Duration `json:"podReady"`
+		ProbeReady         Duration `json:"probeReady"`
+		NodeRestart        Duration `json:"nodeRestart"`
 		NetworkCheck       Duration `json:"networkCheck"`
 		NetworkCheckWindow Duration `json:"networkCheckWindow"`
 		NamespaceDeletion  Duration `json:"namespaceDeletion"`

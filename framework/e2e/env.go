@@ -21,6 +21,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/kindconfigs"
@@ -111,9 +112,16 @@ type Env struct {
 	Kubeconfig string
 	Context    string
 	ProbeImage string
-	REST       *rest.Config
-	Clientset  kubernetes.Interface
-	Klient     klient.Client
+	// RunID labels everything this run creates (RunLabel).
+	RunID string
+	// Nodes reaches every node through the probe DaemonSet; nil unless the
+	// suite asked for node access.
+	Nodes *nodeaccess.Probes
+	// ProbeReadyAfter is how long the probe DaemonSet took to be Ready.
+	ProbeReadyAfter time.Duration
+	REST            *rest.Config
+	Clientset       kubernetes.Interface
+	Klient          klient.Client
 }
 
 // shared is what process 1 hands to the other Ginkgo processes.
@@ -124,11 +132,19 @@ type shared struct {
 	Context    string `json:"context"`
 	ProbeImage string `json:"probeImage"`
 	ConfigFile string `json:"configFile"`
+	RunID      string `json:"runID"`
+	ProbeNS    string `json:"probeNamespace,omitempty"`
+	// ProbeReady is how long the probe DaemonSet took to be Ready everywhere.
+	ProbeReady time.Duration `json:"probeReady,omitempty"`
 }
+
+// RunLabel carries the run ID on every namespace a run creates, so cleanup
+// never touches another run's objects.
+const RunLabel = "nodeconform.io/run"
 
 // Up prepares the cluster once per run (Ginkgo process 1) and returns the
 // bytes every process passes to Connect.
-func Up(ctx context.Context, s Settings, logger log.Logger) ([]byte, error) {
+func Up(ctx context.Context, s Settings, logger log.Logger, nodeAccess bool) ([]byte, error) {
 	cfg, err := config.Load(s.ConfigFile)
 	if err != nil {
 		return nil, err
@@ -136,7 +152,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger) ([]byte, error) {
 	if logger == nil {
 		logger = kindcmd.NewLogger()
 	}
-	sh := shared{ConfigFile: s.ConfigFile, ProbeImage: s.ProbeImage}
+	sh := shared{ConfigFile: s.ConfigFile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano())}
 	var p cluster.Provider
 	if s.Kubeconfig != "" {
 		e, err := cluster.NewExisting(ctx, s.Kubeconfig, s.Context, cfg.Timeouts.APIReachable.Duration)
@@ -171,6 +187,30 @@ func Up(ctx context.Context, s Settings, logger log.Logger) ([]byte, error) {
 		}
 		logger.V(1).Infof("probe image %s loaded in %s", img.Ref, time.Since(start).Round(time.Millisecond))
 		sh.ProbeImage = img.Ref
+	}
+	if nodeAccess {
+		rc, err := cluster.LoadKubeconfig(sh.Kubeconfig, sh.Context)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return nil, err
+		}
+		kl, err := klient.New(rc)
+		if err != nil {
+			return nil, err
+		}
+		probes, err := nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
+			Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
+		if probes != nil {
+			sh.ProbeNS = probes.Namespace
+		}
+		if err != nil {
+			return nil, err
+		}
+		sh.ProbeReady = probes.ReadyAfter
+		logger.V(0).Infof("probe ready on %d nodes in %s", len(probes.Pods), probes.ReadyAfter.Round(100*time.Millisecond))
 	}
 	return json.Marshal(sh)
 }
@@ -237,6 +277,12 @@ func Connect(data []byte) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
-		Context: sh.Context, ProbeImage: sh.ProbeImage, REST: rc, Clientset: cs, Klient: kl}, nil
+	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
+		Context: sh.Context, ProbeImage: sh.ProbeImage, RunID: sh.RunID, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl}
+	if sh.ProbeNS != "" {
+		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }

@@ -16,10 +16,14 @@ import (
 // brings the cluster up once, every process connects, and after all
 // processes are done any namespace left by an interrupted spec is removed.
 // It returns a pointer filled in before the first spec runs.
-func RegisterSuite() **Env {
+func RegisterSuite(opts ...SuiteOption) **Env {
+	var o suiteOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	env := new(*Env)
 	ginkgo.SynchronizedBeforeSuite(func(ctx context.Context) []byte {
-		data, err := Up(ctx, SettingsFromEnv(), nil)
+		data, err := Up(ctx, SettingsFromEnv(), nil, o.nodeAccess)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "cluster setup")
 		return data
 	}, func(data []byte) {
@@ -35,9 +39,17 @@ func RegisterSuite() **Env {
 	return env
 }
 
-// RemoveLeftovers deletes every namespace nodeconform created.
+type suiteOptions struct{ nodeAccess bool }
+
+// SuiteOption configures RegisterSuite.
+type SuiteOption func(*suiteOptions)
+
+// WithNodeAccess deploys the probe DaemonSet once per run (Env.Nodes).
+func WithNodeAccess() SuiteOption { return func(o *suiteOptions) { o.nodeAccess = true } }
+
+// RemoveLeftovers deletes every namespace this run created.
 func RemoveLeftovers(ctx context.Context, e *Env) error {
-	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: workload.ManagedLabel + "=true"})
+	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID})
 	if err != nil {
 		return err
 	}
@@ -52,7 +64,8 @@ func RemoveLeftovers(ctx context.Context, e *Env) error {
 // Namespace creates a namespace for the running spec and deletes it (and
 // waits for it to be gone) when the spec ends, whatever its outcome.
 func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string {
-	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: e.Clientset, Prefix: prefix, PodSecurity: podSecurity})
+	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: e.Clientset, Prefix: prefix, PodSecurity: podSecurity,
+		Labels: map[string]string{RunLabel: e.RunID}})
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "create namespace")
 	ginkgo.DeferCleanup(func(ctx context.Context) {
 		gomega.Expect(workload.DeleteNamespace(ctx, e.Clientset, ns.Name, e.Config.Timeouts.NamespaceDeletion.Duration)).To(gomega.Succeed())

@@ -25,7 +25,7 @@ func (e *cmdError) Unwrap() error { return e.err }
 
 type runOpt func(*exec.Cmd)
 
-func withDir(d string) runOpt   { return func(c *exec.Cmd) { c.Dir = d } }
+func withDir(d string) runOpt    { return func(c *exec.Cmd) { c.Dir = d } }
 func withEnv(e ...string) runOpt { return func(c *exec.Cmd) { c.Env = append(os.Environ(), e...) } }
 func withStdin(r io.Reader) runOpt {
 	return func(c *exec.Cmd) { c.Stdin = r }

@@ -31,6 +31,8 @@ type NamespaceInput struct {
 	// PodSecurity is the Pod Security Admission level to enforce
 	// (privileged, baseline, restricted); empty leaves the cluster default.
 	PodSecurity string
+	// Labels are added to the namespace.
+	Labels map[string]string
 }
 
 // CreateNamespace creates a uniquely named namespace labelled as ours.
@@ -39,6 +41,9 @@ func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace,
 		GenerateName: "nodeconform-" + in.Prefix + "-",
 		Labels:       map[string]string{ManagedLabel: "true"},
 	}}
+	for k, v := range in.Labels {
+		ns.Labels[k] = v
+	}
 	if in.PodSecurity != "" {
 		ns.Labels["pod-security.kubernetes.io/enforce"] = in.PodSecurity
 	}
@@ -155,9 +160,14 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 // its one-line JSON answer into out. A failing probe's JSON error is
 // returned as the error.
 func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []string, out any) error {
+	return ExecJSONIn(ctx, kl, ns, pod, "", args, out)
+}
+
+// ExecJSONIn is ExecJSON in a named container ("" for the first).
+func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string, args []string, out any) error {
 	var stdout, stderr bytes.Buffer
 	cmd := append([]string{"/nodeconform-probe"}, args...)
-	err := kl.Resources().ExecInPod(ctx, ns, pod, "", cmd, &stdout, &stderr)
+	err := kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
 	if err != nil {
 		var e struct {
 			Error string `json:"error"`

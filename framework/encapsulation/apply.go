@@ -1,0 +1,248 @@
+package encapsulation
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodeconform/nodeconform/fixtures"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
+	"github.com/nodeconform/nodeconform/framework/procfs"
+)
+
+// Paths nodeconform writes on systemd nodes.
+const (
+	KubensenterPath = "/usr/local/bin/kubensenter"
+	UnitPath        = "/etc/systemd/system/kubens.service"
+	PinnedNS        = "/run/kubens/mnt"
+	dropInName      = "90-nodeconform-kubens.conf"
+)
+
+// RuntimeService is the container runtime of a node, as systemd and ps know it.
+type RuntimeService struct {
+	Unit string // e.g. containerd.service
+	Comm string // e.g. containerd
+}
+
+// RuntimeOf derives the runtime from the node's reported runtime version.
+func RuntimeOf(n *corev1.Node) (RuntimeService, error) {
+	v := n.Status.NodeInfo.ContainerRuntimeVersion
+	switch {
+	case strings.HasPrefix(v, "containerd://"):
+		return RuntimeService{Unit: "containerd.service", Comm: "containerd"}, nil
+	case strings.HasPrefix(v, "cri-o://"):
+		return RuntimeService{Unit: "crio.service", Comm: "crio"}, nil
+	}
+	return RuntimeService{}, fmt.Errorf("node %s: unsupported container runtime %q", n.Name, v)
+}
+
+// Node applies and reverts encapsulation on one systemd node through the probe.
+type Node struct {
+	Name    string
+	Runtime RuntimeService
+	Probes  *nodeaccess.Probes
+	Client  kubernetes.Interface
+	// RestartTimeout bounds the wait for kubelet and the runtime to come back.
+	RestartTimeout time.Duration
+}
+
+// Observe reads the mount namespaces of systemd (PID 1), kubelet and the runtime.
+func (n *Node) Observe(ctx context.Context) (NodeNamespaces, error) {
+	procs, err := n.Probes.Processes(ctx, n.Name, []string{"1"}, []string{"kubelet", n.Runtime.Comm})
+	if err != nil {
+		return NodeNamespaces{}, err
+	}
+	o := NodeNamespaces{Node: n.Name, RuntimeCmd: n.Runtime.Comm}
+	for _, p := range procs {
+		switch {
+		case p.PID == 1:
+			o.Systemd = p.NS["mnt"]
+		case p.Comm == "kubelet" && o.KubeletPID == 0:
+			o.Kubelet, o.KubeletPID = p.NS["mnt"], p.PID
+		case p.Comm == n.Runtime.Comm && o.RuntimePID == 0:
+			o.Runtime, o.RuntimePID = p.NS["mnt"], p.PID
+		}
+	}
+	return o, nil
+}
+
+// write puts content at path on the node, atomically.
+func (n *Node) write(ctx context.Context, path string, content []byte, mode string) error {
+	b64 := base64.StdEncoding.EncodeToString(content)
+	script := fmt.Sprintf("set -e; mkdir -p \"$(dirname %[1]s)\"; echo %[2]s | base64 -d > %[1]s.tmp; chmod %[3]s %[1]s.tmp; mv %[1]s.tmp %[1]s", path, b64, mode)
+	_, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script)
+	return err
+}
+
+// InstallKubensenter writes the kubensenter script (harmless when
+// encapsulation is off: it then runs commands in the current namespace).
+func (n *Node) InstallKubensenter(ctx context.Context) error {
+	return n.write(ctx, KubensenterPath, fixtures.MustRead("encapsulation/kubensenter"), "0755")
+}
+
+// RemoveKubensenter deletes what InstallKubensenter wrote.
+func (n *Node) RemoveKubensenter(ctx context.Context) error {
+	_, err := n.Probes.MustHost(ctx, n.Name, "rm", "-f", KubensenterPath)
+	return err
+}
+
+// Options selects what Apply encapsulates; tests of the checks themselves
+// encapsulate only one of the two on purpose.
+type Options struct {
+	Kubelet bool
+	Runtime bool
+}
+
+// Apply installs kubens.service and drop-ins that start kubelet and the
+// runtime through kubensenter, restarts both and waits until they are back.
+func (n *Node) Apply(ctx context.Context, o Options) error {
+	before, err := n.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	if err := n.write(ctx, UnitPath, fixtures.MustRead("encapsulation/kubens.service"), "0644"); err != nil {
+		return err
+	}
+	var units []string
+	if o.Runtime {
+		units = append(units, n.Runtime.Unit)
+	}
+	if o.Kubelet {
+		units = append(units, "kubelet.service")
+	}
+	for _, u := range units {
+		show, err := n.Probes.MustHost(ctx, n.Name, "systemctl", "show", "-p", "ExecStart", "--value", u)
+		if err != nil {
+			return err
+		}
+		exec, err := WrapExecStart(show, KubensenterPath)
+		if err != nil {
+			return fmt.Errorf("node %s, %s: %w", n.Name, u, err)
+		}
+		if err := n.write(ctx, "/etc/systemd/system/"+u+".d/"+dropInName, []byte(DropIn(exec)), "0644"); err != nil {
+			return err
+		}
+	}
+	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", "systemctl daemon-reload && systemctl enable --now kubens.service"); err != nil {
+		return err
+	}
+	return n.restart(ctx, before, units)
+}
+
+// Revert removes everything Apply wrote, stops kubens.service and restarts
+// kubelet and the runtime in the host namespace.
+func (n *Node) Revert(ctx context.Context) error {
+	before, err := n.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	script := fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; "+
+		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload",
+		dropInName, n.Runtime.Unit, UnitPath)
+	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script); err != nil {
+		return err
+	}
+	return n.restart(ctx, before, []string{n.Runtime.Unit, "kubelet.service"})
+}
+
+// State reads what is left of encapsulation on the node.
+func (n *Node) State(ctx context.Context) (RevertState, error) {
+	s := RevertState{Node: n.Name}
+	r, err := n.Probes.Host(ctx, n.Name, "systemctl", "is-enabled", "kubens.service")
+	if err != nil {
+		return s, err
+	}
+	s.UnitEnabled = strings.TrimSpace(r.Stdout)
+	if r, err = n.Probes.Host(ctx, n.Name, "systemctl", "is-active", "kubens.service"); err != nil {
+		return s, err
+	}
+	s.UnitActive = strings.TrimSpace(r.Stdout)
+	script := fmt.Sprintf("test -e %s && echo ns; test -e %s && echo unit; ls /etc/systemd/system/*.d/%s 2>/dev/null; true", PinnedNS, UnitPath, dropInName)
+	out, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script)
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Fields(out) {
+		switch line {
+		case "ns":
+			s.PinnedNSFile = true
+		case "unit":
+			s.UnitFileFound = true
+		default:
+			s.DropIns = append(s.DropIns, line)
+		}
+	}
+	return s, nil
+}
+
+// restart restarts units without waiting in the exec session (restarting
+// kubelet or the runtime can cut it) and waits until kubelet and the
+// runtime run under new PIDs, the node is Ready and the probe answers.
+func (n *Node) restart(ctx context.Context, before NodeNamespaces, units []string) error {
+	if len(units) == 0 {
+		return nil
+	}
+	args := append([]string{"systemctl", "--no-block", "restart"}, units...)
+	if _, err := n.Probes.MustHost(ctx, n.Name, args...); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(n.RestartTimeout)
+	var last string
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		o, err := n.Observe(ctx)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		restarted := true
+		for _, u := range units {
+			if u == "kubelet.service" && (o.KubeletPID == 0 || o.KubeletPID == before.KubeletPID) {
+				restarted = false
+			}
+			if u == n.Runtime.Unit && (o.RuntimePID == 0 || o.RuntimePID == before.RuntimePID) {
+				restarted = false
+			}
+		}
+		if !restarted {
+			last = fmt.Sprintf("kubelet pid %d (was %d), %s pid %d (was %d)", o.KubeletPID, before.KubeletPID, n.Runtime.Comm, o.RuntimePID, before.RuntimePID)
+			continue
+		}
+		ready, err := n.ready(ctx)
+		if err != nil || !ready {
+			last = fmt.Sprintf("node not Ready (%v)", err)
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("node %s: %v not back within %s: %s", n.Name, units, n.RestartTimeout, last)
+}
+
+func (n *Node) ready(ctx context.Context) (bool, error) {
+	node, err := n.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			// A heartbeat after the restart proves the new kubelet reports.
+			return c.Status == corev1.ConditionTrue && time.Since(c.LastHeartbeatTime.Time) < 30*time.Second, nil
+		}
+	}
+	return false, nil
+}
+
+// MountVisible reports whether path is a mount point for process pid on the node.
+func (n *Node) MountVisible(ctx context.Context, pid int, path string) (bool, error) {
+	m, err := n.Probes.Mounts(ctx, n.Name, pid)
+	if err != nil {
+		return false, err
+	}
+	return procfs.HasMountAt(m, path), nil
+}

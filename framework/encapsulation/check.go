@@ -1,0 +1,165 @@
+// Package encapsulation applies, observes and reverts mount-namespace
+// encapsulation of kubelet and the container runtime (OpenShift's
+// kubens.service, SPEC §1), and holds the pure rules that decide pass/fail.
+package encapsulation
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// NodeNamespaces is what one node says about the three mount namespaces.
+type NodeNamespaces struct {
+	Node       string `json:"node"`
+	Systemd    string `json:"systemdMnt"`
+	Kubelet    string `json:"kubeletMnt"`
+	Runtime    string `json:"runtimeMnt"`
+	KubeletPID int    `json:"kubeletPID"`
+	RuntimePID int    `json:"runtimePID"`
+	RuntimeCmd string `json:"runtime"`
+}
+
+// Check decides whether a node's namespaces match the wanted state. With
+// encapsulation on, systemd's mount namespace differs from kubelet's and
+// the runtime's, and kubelet's equals the runtime's; off, all three are
+// equal.
+func Check(want bool, o NodeNamespaces) error {
+	if o.Systemd == "" || o.Kubelet == "" || o.Runtime == "" {
+		return fmt.Errorf("node %s: incomplete observation %+v", o.Node, o)
+	}
+	if o.Kubelet != o.Runtime {
+		return fmt.Errorf("node %s: kubelet (%s) and %s (%s) are in different mount namespaces: only one of them is encapsulated, so kubelet cannot see the runtime's mounts",
+			o.Node, o.Kubelet, o.RuntimeCmd, o.Runtime)
+	}
+	on := o.Systemd != o.Kubelet
+	switch {
+	case want && !on:
+		return fmt.Errorf("node %s: encapsulation expected, but kubelet and %s share systemd's mount namespace %s", o.Node, o.RuntimeCmd, o.Systemd)
+	case !want && on:
+		return fmt.Errorf("node %s: encapsulation expected off, but kubelet and %s are in %s while systemd is in %s", o.Node, o.RuntimeCmd, o.Kubelet, o.Systemd)
+	}
+	return nil
+}
+
+// RevertState is what a node shows of encapsulation after a revert.
+type RevertState struct {
+	Node          string   `json:"node"`
+	UnitEnabled   string   `json:"kubensEnabled"` // systemctl is-enabled output
+	UnitActive    string   `json:"kubensActive"`  // systemctl is-active output
+	PinnedNSFile  bool     `json:"pinnedNamespaceExists"`
+	DropIns       []string `json:"dropIns"`
+	UnitFileFound bool     `json:"unitFileFound"`
+}
+
+// CheckReverted fails when anything of encapsulation is left on the node.
+func CheckReverted(s RevertState) error {
+	var left []string
+	if s.UnitFileFound {
+		left = append(left, "kubens.service unit file")
+	}
+	if e := strings.TrimSpace(s.UnitEnabled); e == "enabled" || e == "enabled-runtime" || e == "static" || e == "linked" {
+		left = append(left, "kubens.service "+e)
+	}
+	if a := strings.TrimSpace(s.UnitActive); a == "active" || a == "activating" {
+		left = append(left, "kubens.service "+a)
+	}
+	if s.PinnedNSFile {
+		left = append(left, "/run/kubens/mnt")
+	}
+	for _, d := range s.DropIns {
+		left = append(left, "drop-in "+d)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("node %s: encapsulation not fully reverted, left: %s", s.Node, strings.Join(left, ", "))
+	}
+	return nil
+}
+
+var argvRe = regexp.MustCompile(`argv\[\]=([^;]*?)\s*;`)
+
+// WrapExecStart turns `systemctl show -p ExecStart --value` output of a
+// unit into the ExecStart line of a drop-in that runs the same command
+// through kubensenter. Unexpanded $VARIABLES stay as systemd wrote them.
+func WrapExecStart(show, kubensenter string) (string, error) {
+	m := argvRe.FindAllStringSubmatch(show, -1)
+	if len(m) != 1 {
+		return "", fmt.Errorf("want exactly one ExecStart command, found %d in %q", len(m), show)
+	}
+	argv := strings.TrimSpace(m[0][1])
+	if argv == "" {
+		return "", fmt.Errorf("empty ExecStart in %q", show)
+	}
+	if strings.HasPrefix(argv, kubensenter+" ") {
+		return "", fmt.Errorf("ExecStart already runs through %s: %q", kubensenter, argv)
+	}
+	return kubensenter + " " + argv, nil
+}
+
+// DropIn renders a drop-in that starts a unit inside the pinned namespace.
+func DropIn(execStart string) string {
+	return "# Written by nodeconform: run this unit in kubens.service's mount namespace.\n" +
+		"[Unit]\nAfter=kubens.service\nRequires=kubens.service\n\n" +
+		"[Service]\nExecStart=\nExecStart=" + execStart + "\n"
+}
+
+// Observer is a process or container whose mount table is read.
+type Observer string
+
+// The observers of the mount propagation matrix (seeds 000/001).
+const (
+	Systemd    Observer = "systemd"
+	HostProc   Observer = "host-process"
+	Kubelet    Observer = "kubelet"
+	Runtime    Observer = "runtime"
+	Container1 Observer = "container1-bidirectional"
+	Container2 Observer = "container2-hosttocontainer"
+	Container3 Observer = "container3-none"
+)
+
+// Observers in report order.
+var Observers = []Observer{Systemd, HostProc, Kubelet, Runtime, Container1, Container2, Container3}
+
+// Matrix says, per mount ("a" by container 1, "b" by 2, "c" by 3), which
+// observers see it.
+type Matrix map[string]map[Observer]bool
+
+// ExpectedMatrix is the seeds' diagram. Container 1 (Bidirectional) mounts
+// a, container 2 (HostToContainer) b, container 3 (None) c. a reaches
+// systemd and host processes only without encapsulation; it always reaches
+// kubelet, the runtime and container 2. b and c stay in their containers.
+func ExpectedMatrix(encapsulated bool) Matrix {
+	return Matrix{
+		"a": {Systemd: !encapsulated, HostProc: !encapsulated, Kubelet: true, Runtime: true, Container1: true, Container2: true, Container3: false},
+		"b": {Systemd: false, HostProc: false, Kubelet: false, Runtime: false, Container1: false, Container2: true, Container3: false},
+		"c": {Systemd: false, HostProc: false, Kubelet: false, Runtime: false, Container1: false, Container2: false, Container3: true},
+	}
+}
+
+// Compare lists every cell where observed differs from expected.
+func Compare(expected, observed Matrix) []string {
+	var out []string
+	for _, mnt := range sortedKeys(expected) {
+		for _, o := range Observers {
+			want, got := expected[mnt][o], observed[mnt][o]
+			if _, seen := observed[mnt][o]; !seen {
+				out = append(out, fmt.Sprintf("mount %s: %s not observed", mnt, o))
+				continue
+			}
+			if want != got {
+				out = append(out, fmt.Sprintf("mount %s: %s sees it=%v, want %v", mnt, o, got, want))
+			}
+		}
+	}
+	return out
+}
+
+func sortedKeys(m Matrix) []string {
+	var k []string
+	for x := range m {
+		k = append(k, x)
+	}
+	sort.Strings(k)
+	return k
+}

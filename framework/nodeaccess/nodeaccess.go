@@ -1,0 +1,249 @@
+// Package nodeaccess reads and changes nodes through nodeconform's probe:
+// a privileged, hostPID DaemonSet in a namespace of its own, into which the
+// framework execs probe subcommands and gets typed JSON back. It works the
+// same on kind and on real clusters, like `oc debug node/<name>`.
+package nodeaccess
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/e2e-framework/klient"
+
+	"github.com/nodeconform/nodeconform/framework/procfs"
+	"github.com/nodeconform/nodeconform/framework/workload"
+)
+
+// DaemonSetName is the probe DaemonSet's name.
+const DaemonSetName = "nodeconform-probe"
+
+// Input configures Deploy.
+type Input struct {
+	Clientset kubernetes.Interface
+	Klient    klient.Client
+	Image     string
+	// Labels go on the namespace (run identity, managed marker).
+	Labels  map[string]string
+	Timeout time.Duration
+}
+
+// Probes is a deployed probe DaemonSet.
+type Probes struct {
+	Namespace string
+	// Pods maps node name to the probe pod on it.
+	Pods map[string]string
+	// ReadyAfter is how long the DaemonSet took to be ready on every node.
+	ReadyAfter time.Duration
+	cs         kubernetes.Interface
+	kl         klient.Client
+}
+
+// Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
+// and waits until a probe pod is Ready on every node.
+func Deploy(ctx context.Context, in Input) (*Probes, error) {
+	labels := map[string]string{
+		workload.ManagedLabel:                "true",
+		"pod-security.kubernetes.io/enforce": "privileged",
+		"pod-security.kubernetes.io/audit":   "privileged",
+		"pod-security.kubernetes.io/warn":    "privileged",
+	}
+	for k, v := range in.Labels {
+		labels[k] = v
+	}
+	ns, err := in.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "nodeconform-probe-", Labels: labels},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create probe namespace: %w", err)
+	}
+	p := &Probes{Namespace: ns.Name, Pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
+	start := time.Now()
+	if _, err := in.Clientset.AppsV1().DaemonSets(ns.Name).Create(ctx, daemonSet(ns.Name, in.Image), metav1.CreateOptions{}); err != nil {
+		return p, fmt.Errorf("create probe DaemonSet: %w", err)
+	}
+	if err := p.waitReady(ctx, in.Timeout); err != nil {
+		return p, err
+	}
+	p.ReadyAfter = time.Since(start)
+	return p, nil
+}
+
+// Attach returns the Probes of an already deployed namespace (other Ginkgo
+// processes attach to what process 1 deployed).
+func Attach(ctx context.Context, cs kubernetes.Interface, kl klient.Client, namespace string) (*Probes, error) {
+	p := &Probes{Namespace: namespace, Pods: map[string]string{}, cs: cs, kl: kl}
+	return p, p.refresh(ctx)
+}
+
+func (p *Probes) refresh(ctx context.Context) error {
+	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
+	if err != nil {
+		return err
+	}
+	p.Pods = map[string]string{}
+	for _, pod := range pods.Items {
+		if pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning {
+			p.Pods[pod.Spec.NodeName] = pod.Name
+		}
+	}
+	return nil
+}
+
+func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ds, err := p.cs.AppsV1().DaemonSets(p.Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{})
+		if err == nil {
+			s := ds.Status
+			last = fmt.Sprintf("%d/%d ready", s.NumberReady, s.DesiredNumberScheduled)
+			if s.DesiredNumberScheduled > 0 && s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
+				if err := p.refresh(ctx); err != nil {
+					return err
+				}
+				if len(p.Pods) == int(s.DesiredNumberScheduled) {
+					return nil
+				}
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("probe DaemonSet in %s not ready on every node within %s (%s): %s", p.Namespace, timeout, last, p.describePods(ctx))
+}
+
+func (p *Probes) describePods(ctx context.Context) string {
+	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, pod := range pods.Items {
+		parts = append(parts, pod.Name+": "+workload.Describe(ctx, p.cs, p.Namespace, pod.Name))
+	}
+	return strings.Join(parts, " | ")
+}
+
+// Nodes returns the node names that have a probe, sorted.
+func (p *Probes) Nodes() []string {
+	var out []string
+	for n := range p.Pods {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Exec runs a probe subcommand on node and decodes its JSON into out.
+func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) error {
+	pod, ok := p.Pods[node]
+	if !ok {
+		if err := p.refresh(ctx); err != nil {
+			return err
+		}
+		if pod, ok = p.Pods[node]; !ok {
+			return fmt.Errorf("no probe pod on node %s", node)
+		}
+	}
+	if err := workload.ExecJSON(ctx, p.kl, p.Namespace, pod, args, out); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	return nil
+}
+
+// HostResult is the outcome of a command run in the node's namespaces.
+type HostResult struct {
+	Command  []string `json:"command"`
+	ExitCode int      `json:"exitCode"`
+	Stdout   string   `json:"stdout"`
+	Stderr   string   `json:"stderr"`
+}
+
+// Host runs a command in the node's namespaces (PID 1's).
+func (p *Probes) Host(ctx context.Context, node string, cmd ...string) (HostResult, error) {
+	var r HostResult
+	err := p.Exec(ctx, node, append([]string{"host", "--"}, cmd...), &r)
+	return r, err
+}
+
+// MustHost is Host that also fails on a non-zero exit, with its output.
+func (p *Probes) MustHost(ctx context.Context, node string, cmd ...string) (string, error) {
+	r, err := p.Host(ctx, node, cmd...)
+	if err != nil {
+		return "", err
+	}
+	if r.ExitCode != 0 {
+		return r.Stdout, fmt.Errorf("node %s: %q exited %d: %s%s", node, strings.Join(cmd, " "), r.ExitCode, r.Stdout, r.Stderr)
+	}
+	return r.Stdout, nil
+}
+
+// Processes returns the processes of the given names (and PIDs) on node.
+func (p *Probes) Processes(ctx context.Context, node string, pids []string, comms []string) ([]procfs.Process, error) {
+	args := []string{"ns"}
+	for _, x := range pids {
+		args = append(args, "--pid", x)
+	}
+	for _, c := range comms {
+		args = append(args, "--comm", c)
+	}
+	var r struct {
+		Processes []procfs.Process `json:"processes"`
+	}
+	err := p.Exec(ctx, node, args, &r)
+	return r.Processes, err
+}
+
+// Mounts returns the parsed mount table of a process on node.
+func (p *Probes) Mounts(ctx context.Context, node string, pid int) ([]procfs.Mount, error) {
+	var r struct {
+		Mounts []procfs.Mount `json:"mounts"`
+	}
+	err := p.Exec(ctx, node, []string{"mounts", "--pid", fmt.Sprint(pid)}, &r)
+	return r.Mounts, err
+}
+
+func daemonSet(ns, image string) *appsv1.DaemonSet {
+	labels := map[string]string{"app": DaemonSetName, workload.ManagedLabel: "true"}
+	privileged := true
+	grace := int64(1)
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: DaemonSetName, Namespace: ns, Labels: labels},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": DaemonSetName}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					HostPID:                       true,
+					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					TerminationGracePeriodSeconds: &grace,
+					PriorityClassName:             "system-node-critical",
+					Containers: []corev1.Container{{
+						Name:            "probe",
+						Image:           image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Args:            []string{"sleep"},
+						SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+						},
+					}},
+				},
+			},
+		},
+	}
+}

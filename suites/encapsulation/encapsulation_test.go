@@ -1,0 +1,287 @@
+package encapsulation
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	enc "github.com/nodeconform/nodeconform/framework/encapsulation"
+	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/procfs"
+	"github.com/nodeconform/nodeconform/framework/workload"
+)
+
+var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encapsulation", "disruptive"), func() {
+	var (
+		e     *e2e.Env
+		nodes []*enc.Node
+		// matrixNode runs the mount propagation pods.
+		matrixNode *enc.Node
+	)
+
+	BeforeAll(func(ctx SpecContext) {
+		e = *env
+		Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
+		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		for i := range list.Items {
+			n := &list.Items[i]
+			rt, err := enc.RuntimeOf(n)
+			Expect(err).NotTo(HaveOccurred())
+			node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, Client: e.Clientset, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration}
+			r, err := e.Nodes.Host(ctx, n.Name, "test", "-d", "/run/systemd/system")
+			Expect(err).NotTo(HaveOccurred())
+			if r.ExitCode != 0 {
+				Skip(fmt.Sprintf("node %s is not managed by systemd: kubens.service cannot be applied there", n.Name))
+			}
+			nodes = append(nodes, node)
+			if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && matrixNode == nil {
+				matrixNode = node
+			}
+		}
+		if matrixNode == nil {
+			matrixNode = nodes[0]
+		}
+		for _, n := range nodes {
+			Expect(n.InstallKubensenter(ctx)).To(Succeed())
+			DeferCleanup(func(ctx SpecContext) { Expect(n.RemoveKubensenter(ctx)).To(Succeed()) })
+		}
+	})
+
+	checkAll := func(ctx context.Context, want bool) {
+		var seen []enc.NodeNamespaces
+		var errs []string
+		for _, n := range nodes {
+			o, err := n.Observe(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			seen = append(seen, o)
+			if err := enc.Check(want, o); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		evidence.Record("mountNamespaces", seen)
+		Expect(errs).To(BeEmpty())
+	}
+
+	Context("without encapsulation", func() {
+		It("runs systemd, kubelet and the runtime in one mount namespace", func(ctx SpecContext) {
+			checkAll(ctx, false)
+		})
+
+		It("gives the same output for `kubensenter findmnt` and `findmnt`", func(ctx SpecContext) {
+			for _, n := range nodes {
+				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn")
+				Expect(err).NotTo(HaveOccurred())
+				wrapped, err := e.Nodes.Host(ctx, n.Name, enc.KubensenterPath, "findmnt", "-rn")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
+				Expect(wrapped.Stderr).NotTo(ContainSubstring("namespace found at"), "kubensenter must not find a namespace on %s", n.Name)
+				Expect(wrapped.Stdout).To(Equal(plain), "kubensenter findmnt on %s", n.Name)
+			}
+		})
+
+		It("propagates container mounts as the seeds' matrix shows", func(ctx SpecContext) {
+			checkMatrix(ctx, e, matrixNode, false)
+		})
+	})
+
+	Context("with kubens.service applied", Ordered, func() {
+		BeforeAll(func(ctx SpecContext) {
+			// Revert is registered first so it runs last, after the
+			// pods made while encapsulated are gone.
+			DeferCleanup(func(ctx SpecContext) {
+				revertAll(ctx, nodes)
+			}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+			forEach(nodes, func(n *enc.Node) error { return n.Apply(ctx, enc.Options{Kubelet: true, Runtime: true}) })
+		}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+
+		It("runs kubelet and the runtime in one namespace that is not systemd's", func(ctx SpecContext) {
+			checkAll(ctx, true)
+		})
+
+		It("makes kubensenter autodetect /run/kubens/mnt and show mounts findmnt does not", func(ctx SpecContext) {
+			for _, n := range nodes {
+				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn", "-o", "TARGET")
+				Expect(err).NotTo(HaveOccurred())
+				wrapped, err := e.Nodes.Host(ctx, n.Name, enc.KubensenterPath, "findmnt", "-rn", "-o", "TARGET")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
+				Expect(wrapped.Stderr).To(ContainSubstring("kubensenter: Autodetect: kubens.service namespace found at /run/kubens/mnt"))
+				only := onlyIn(wrapped.Stdout, plain)
+				evidence.Record("mountsOnlyInKubens/"+n.Name, only)
+				Expect(only).NotTo(BeEmpty(), "kubensenter findmnt on %s shows nothing findmnt does not", n.Name)
+				Expect(strings.Join(only, "\n")).To(ContainSubstring("/run/containerd"), "runtime mounts are in the Kubernetes namespace on %s", n.Name)
+			}
+		})
+
+		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime", func(ctx SpecContext) {
+			checkMatrix(ctx, e, matrixNode, true)
+		})
+	})
+
+	// The check must fail on the misconfiguration it exists for: kubelet
+	// moved into the pinned namespace while the runtime stayed behind.
+	Context("with only kubelet encapsulated (a misconfiguration)", Ordered, Label("negative"), func() {
+		BeforeAll(func(ctx SpecContext) {
+			DeferCleanup(func(ctx SpecContext) {
+				revertAll(ctx, []*enc.Node{matrixNode})
+			}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+			Expect(matrixNode.Apply(ctx, enc.Options{Kubelet: true})).To(Succeed())
+		}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+
+		It("is reported as a failure naming the node", func(ctx SpecContext) {
+			o, err := matrixNode.Observe(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			evidence.Record("mountNamespaces", o)
+			err = enc.Check(true, o)
+			Expect(err).To(MatchError(And(ContainSubstring("only one of them"), ContainSubstring(matrixNode.Name))))
+		})
+	})
+
+	It("reverts to the original state", func(ctx SpecContext) {
+		// The Context's cleanup has reverted every node by now.
+		checkAll(ctx, false)
+		var states []enc.RevertState
+		for _, n := range nodes {
+			s, err := n.State(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			states = append(states, s)
+			Expect(enc.CheckReverted(s)).To(Succeed())
+		}
+		evidence.Record("afterRevert", states)
+	})
+})
+
+// revertAll reverts every node where anything is left, in parallel.
+func revertAll(ctx context.Context, nodes []*enc.Node) {
+	forEach(nodes, func(n *enc.Node) error {
+		s, err := n.State(ctx)
+		if err != nil {
+			return err
+		}
+		o, err := n.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		if enc.CheckReverted(s) == nil && enc.Check(false, o) == nil {
+			return nil
+		}
+		return n.Revert(ctx)
+	})
+}
+
+func forEach(nodes []*enc.Node, f func(*enc.Node) error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer GinkgoRecover()
+			defer wg.Done()
+			errs[i] = f(n)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		Expect(err).NotTo(HaveOccurred())
+	}
+}
+
+func onlyIn(a, b string) []string {
+	have := map[string]bool{}
+	for _, l := range strings.Split(b, "\n") {
+		have[l] = true
+	}
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if l != "" && !have[l] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkMatrix runs the seeds' three-container pod on node and compares
+// who sees which container mount with the expected matrix.
+func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, encapsulated bool) {
+	ns := e.Namespace(ctx, "propagation", "privileged")
+	hostDir := "/run/nodeconform-propagation/" + ns
+	DeferCleanup(func(ctx SpecContext) {
+		// Bidirectional mounts outlive their container: unmount them in
+		// whichever namespace holds them, then remove the directory.
+		script := fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; true", hostDir, enc.KubensenterPath)
+		_, err := e.Nodes.MustHost(ctx, node.Name, "sh", "-c", script)
+		Expect(err).NotTo(HaveOccurred())
+	})
+	pod := propagationPod(ns, e.ProbeImage, node.Name, hostDir)
+	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, pod, e.Config.Timeouts.PodReady.Duration)
+	Expect(err).NotTo(HaveOccurred())
+	// Pod deletion first, before the hostDir cleanup above.
+	DeferCleanup(func(ctx SpecContext) {
+		_ = e.Clientset.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{})
+	})
+	mounts := map[enc.Observer]string{enc.Container1: "a", enc.Container2: "b", enc.Container3: "c"}
+	for c, m := range mounts {
+		var r map[string]string
+		Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod.Name, containerName(c), []string{"mount-tmpfs", "/prop/" + m}, &r)).To(Succeed())
+	}
+	o, err := node.Observe(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	journald, err := e.Nodes.Processes(ctx, node.Name, nil, []string{"systemd-journal"})
+	Expect(err).NotTo(HaveOccurred())
+	hostPIDs := map[enc.Observer]int{enc.Systemd: 1, enc.HostProc: journald[0].PID, enc.Kubelet: o.KubeletPID, enc.Runtime: o.RuntimePID}
+	observed := enc.Matrix{"a": {}, "b": {}, "c": {}}
+	for obs, pid := range hostPIDs {
+		m, err := e.Nodes.Mounts(ctx, node.Name, pid)
+		Expect(err).NotTo(HaveOccurred())
+		for k := range observed {
+			observed[k][obs] = procfs.HasMountAt(m, hostDir+"/"+k)
+		}
+	}
+	for c := range mounts {
+		var r struct {
+			Mounts []procfs.Mount `json:"mounts"`
+		}
+		Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod.Name, containerName(c), []string{"mounts", "--pid", "self"}, &r)).To(Succeed())
+		for k := range observed {
+			observed[k][c] = procfs.HasMountAt(r.Mounts, "/prop/"+k)
+		}
+	}
+	expected := enc.ExpectedMatrix(encapsulated)
+	evidence.Record("propagationMatrix", map[string]any{"node": node.Name, "encapsulated": encapsulated, "hostDir": hostDir,
+		"observed": observed, "expected": expected, "pids": hostPIDs})
+	Expect(enc.Compare(expected, observed)).To(BeEmpty(), "mount propagation on %s (encapsulated=%v)", node.Name, encapsulated)
+}
+
+func containerName(o enc.Observer) string {
+	return map[enc.Observer]string{enc.Container1: "c1", enc.Container2: "c2", enc.Container3: "c3"}[o]
+}
+
+func propagationPod(ns, image, node, hostDir string) *corev1.Pod {
+	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "propagation", Image: image, NodeName: node})
+	privileged := true
+	hostPathType := corev1.HostPathDirectoryOrCreate
+	pod.Spec.Volumes = []corev1.Volume{{Name: "shared", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &hostPathType}}}}
+	base := pod.Spec.Containers[0]
+	pod.Spec.Containers = nil
+	for name, mode := range map[string]corev1.MountPropagationMode{
+		"c1": corev1.MountPropagationBidirectional,
+		"c2": corev1.MountPropagationHostToContainer,
+		"c3": corev1.MountPropagationNone,
+	} {
+		c := base
+		c.Name = name
+		m := mode
+		c.SecurityContext = &corev1.SecurityContext{Privileged: &privileged}
+		c.VolumeMounts = []corev1.VolumeMount{{Name: "shared", MountPath: "/prop", MountPropagation: &m}}
+		pod.Spec.Containers = append(pod.Spec.Containers, c)
+	}
+	return pod
+}
