@@ -259,7 +259,7 @@ func (k *Kind) LoadImageArchive(ctx context.Context, archive string) error {
 			}
 			defer f.Close()
 			if err := nodeutils.LoadImageArchive(n, f); err != nil {
-				errs <- fmt.Errorf("load %s into node %s: %w", archive, n.String(), err)
+				errs <- fmt.Errorf("load %s into node %s: %w%s", archive, n.String(), err, commandOutput(err))
 				return
 			}
 			errs <- nil

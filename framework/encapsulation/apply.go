@@ -142,8 +142,10 @@ func (n *Node) Revert(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	script := fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; "+
-		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload",
+	// Drop-ins go (and systemd forgets their Requires=) before kubens.service
+	// stops, so the stop does not take kubelet and the runtime down with it.
+	script := fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; systemctl daemon-reload; "+
+		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload; systemctl reset-failed kubens.service >/dev/null 2>&1 || true",
 		dropInName, n.Runtime.Unit, UnitPath)
 	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script); err != nil {
 		return err
@@ -188,7 +190,10 @@ func (n *Node) restart(ctx context.Context, before NodeNamespaces, units []strin
 	if len(units) == 0 {
 		return nil
 	}
-	args := append([]string{"systemctl", "--no-block", "restart"}, units...)
+	// The exec session that asks for the restart runs through the runtime
+	// and kubelet being restarted: schedule the restart a moment later as a
+	// transient systemd timer so the session ends first.
+	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=2", "--unit=nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano()), "systemctl", "restart"}, units...)
 	if _, err := n.Probes.MustHost(ctx, n.Name, args...); err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ package procfs
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,6 +60,11 @@ func ReadProcess(root string, pid int) (Process, error) {
 		p.Cmdline = splitNul(cmd)
 	}
 	p.NS, err = ReadNamespaces(root, strconv.Itoa(pid))
+	if errors.Is(err, fs.ErrPermission) {
+		// Another user's process without CAP_SYS_PTRACE: identity is
+		// still readable, namespaces are not.
+		return p, nil
+	}
 	return p, err
 }
 

@@ -182,3 +182,24 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 	}
 	return nil
 }
+
+// DeletePods deletes every pod of a namespace and waits until they are
+// gone, for specs whose next step (a node restart) must not race with
+// pod teardown.
+func DeletePods(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration) error {
+	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("pods of namespace %s still exist after %s", ns, timeout)
+}

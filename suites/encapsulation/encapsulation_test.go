@@ -18,6 +18,10 @@ import (
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
+// restartTimeout bounds an apply or revert on every node (both restart
+// kubelet and the runtime).
+var restartTimeout = 2 * e2e.TreeConfig().Timeouts.NodeRestart.Duration
+
 var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encapsulation", "disruptive"), func() {
 	var (
 		e     *e2e.Env
@@ -98,16 +102,27 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 			// pods made while encapsulated are gone.
 			DeferCleanup(func(ctx SpecContext) {
 				revertAll(ctx, nodes)
-			}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+			}, NodeTimeout(restartTimeout))
 			forEach(nodes, func(n *enc.Node) error { return n.Apply(ctx, enc.Options{Kubelet: true, Runtime: true}) })
-		}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+		}, NodeTimeout(restartTimeout))
 
 		It("runs kubelet and the runtime in one namespace that is not systemd's", func(ctx SpecContext) {
 			checkAll(ctx, true)
 		})
 
-		It("makes kubensenter autodetect /run/kubens/mnt and show mounts findmnt does not", func(ctx SpecContext) {
+		It("makes kubensenter autodetect /run/kubens/mnt and show the mounts of new pods, which findmnt does not", func(ctx SpecContext) {
+			// Mounts made before encapsulation exist in both namespaces;
+			// a pod started now has its volume mounts only in kubelet's.
+			ns := e.Namespace(ctx, "kubensenter", "")
+			DeferCleanup(func(ctx SpecContext) {
+				Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
+			})
 			for _, n := range nodes {
+				pod, err := workload.CreateReady(ctx, e.Klient, e.Clientset, workload.ProbePod(workload.ProbePodInput{
+					Namespace: ns, Name: "canary-" + n.Name, Image: e.ProbeImage, NodeName: n.Name,
+				}), e.Config.Timeouts.PodReady.Duration)
+				Expect(err).NotTo(HaveOccurred())
+				podDir := "/var/lib/kubelet/pods/" + string(pod.UID)
 				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn", "-o", "TARGET")
 				Expect(err).NotTo(HaveOccurred())
 				wrapped, err := e.Nodes.Host(ctx, n.Name, enc.KubensenterPath, "findmnt", "-rn", "-o", "TARGET")
@@ -116,8 +131,8 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 				Expect(wrapped.Stderr).To(ContainSubstring("kubensenter: Autodetect: kubens.service namespace found at /run/kubens/mnt"))
 				only := onlyIn(wrapped.Stdout, plain)
 				evidence.Record("mountsOnlyInKubens/"+n.Name, only)
-				Expect(only).NotTo(BeEmpty(), "kubensenter findmnt on %s shows nothing findmnt does not", n.Name)
-				Expect(strings.Join(only, "\n")).To(ContainSubstring("/run/containerd"), "runtime mounts are in the Kubernetes namespace on %s", n.Name)
+				Expect(strings.Join(only, "\n")).To(ContainSubstring(podDir), "the volume mounts of pod %s on %s must be visible through kubensenter only", pod.Name, n.Name)
+				Expect(plain).NotTo(ContainSubstring(podDir), "findmnt in the host namespace of %s shows pod %s's mounts", n.Name, pod.Name)
 			}
 		})
 
@@ -132,9 +147,9 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		BeforeAll(func(ctx SpecContext) {
 			DeferCleanup(func(ctx SpecContext) {
 				revertAll(ctx, []*enc.Node{matrixNode})
-			}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+			}, NodeTimeout(restartTimeout))
 			Expect(matrixNode.Apply(ctx, enc.Options{Kubelet: true})).To(Succeed())
-		}, NodeTimeout(e.Config.Timeouts.NodeRestart.Duration*2))
+		}, NodeTimeout(restartTimeout))
 
 		It("is reported as a failure naming the node", func(ctx SpecContext) {
 			o, err := matrixNode.Observe(ctx)
@@ -225,7 +240,7 @@ func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, encapsulated b
 	Expect(err).NotTo(HaveOccurred())
 	// Pod deletion first, before the hostDir cleanup above.
 	DeferCleanup(func(ctx SpecContext) {
-		_ = e.Clientset.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{})
+		Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 	})
 	mounts := map[enc.Observer]string{enc.Container1: "a", enc.Container2: "b", enc.Container3: "c"}
 	for c, m := range mounts {
