@@ -43,6 +43,7 @@ type Config struct {
 		PodReady           Duration `json:"podReady"`
 		ProbeReady         Duration `json:"probeReady"`
 		NodeRestart        Duration `json:"nodeRestart"`
+		MachineConfigPool  Duration `json:"machineConfigPool"`
 		NetworkCheck       Duration `json:"networkCheck"`
 		NetworkCheckWindow Duration `json:"networkCheckWindow"`
 		NamespaceDeletion  Duration `json:"namespaceDeletion"`

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	enc "github.com/nodeconform/nodeconform/framework/encapsulation"
@@ -22,12 +24,19 @@ import (
 // kubelet and the runtime).
 var restartTimeout = 2 * e2e.TreeConfig().Timeouts.NodeRestart.Duration
 
+// applyTimeout also covers OpenShift's MachineConfigPool roll-out.
+var applyTimeout = max(restartTimeout, e2e.TreeConfig().Timeouts.MachineConfigPool.Duration+time.Minute)
+
 var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encapsulation", "disruptive"), func() {
 	var (
 		e     *e2e.Env
 		nodes []*enc.Node
 		// matrixNode runs the mount propagation pods.
 		matrixNode *enc.Node
+		// openshift: encapsulation goes through MachineConfigs, and
+		// RHCOS ships kubensenter.
+		openshift   bool
+		kubensenter = enc.KubensenterPath
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -52,6 +61,12 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		}
 		if matrixNode == nil {
 			matrixNode = nodes[0]
+		}
+		openshift, err = enc.HasMachineConfigAPI(e.Clientset.Discovery())
+		Expect(err).NotTo(HaveOccurred())
+		if openshift {
+			kubensenter = "/usr/bin/kubensenter"
+			return
 		}
 		for _, n := range nodes {
 			Expect(n.InstallKubensenter(ctx)).To(Succeed())
@@ -83,7 +98,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 			for _, n := range nodes {
 				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn")
 				Expect(err).NotTo(HaveOccurred())
-				wrapped, err := e.Nodes.Host(ctx, n.Name, enc.KubensenterPath, "findmnt", "-rn")
+				wrapped, err := e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn")
 				Expect(err).NotTo(HaveOccurred())
 				Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
 				Expect(wrapped.Stderr).NotTo(ContainSubstring("namespace found at"), "kubensenter must not find a namespace on %s", n.Name)
@@ -92,7 +107,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		})
 
 		It("propagates container mounts as the seeds' matrix shows", func(ctx SpecContext) {
-			checkMatrix(ctx, e, matrixNode, false)
+			checkMatrix(ctx, e, matrixNode, kubensenter, false)
 		})
 	})
 
@@ -100,11 +115,21 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		BeforeAll(func(ctx SpecContext) {
 			// Revert is registered first so it runs last, after the
 			// pods made while encapsulated are gone.
+			if openshift {
+				dc, err := dynamic.NewForConfig(e.REST)
+				Expect(err).NotTo(HaveOccurred())
+				mcp, poll := e.Config.Timeouts.MachineConfigPool.Duration, 10*time.Second
+				DeferCleanup(func(ctx SpecContext) {
+					Expect(enc.DeleteMachineConfigs(ctx, dc, mcp, poll)).To(Succeed())
+				}, NodeTimeout(mcp+time.Minute))
+				Expect(enc.ApplyMachineConfigs(ctx, dc, mcp, poll)).To(Succeed())
+				return
+			}
 			DeferCleanup(func(ctx SpecContext) {
 				revertAll(ctx, nodes)
 			}, NodeTimeout(restartTimeout))
 			forEach(nodes, func(n *enc.Node) error { return n.Apply(ctx, enc.Options{Kubelet: true, Runtime: true}) })
-		}, NodeTimeout(restartTimeout))
+		}, NodeTimeout(applyTimeout))
 
 		It("runs kubelet and the runtime in one namespace that is not systemd's", func(ctx SpecContext) {
 			checkAll(ctx, true)
@@ -125,7 +150,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 				podDir := "/var/lib/kubelet/pods/" + string(pod.UID)
 				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn", "-o", "TARGET")
 				Expect(err).NotTo(HaveOccurred())
-				wrapped, err := e.Nodes.Host(ctx, n.Name, enc.KubensenterPath, "findmnt", "-rn", "-o", "TARGET")
+				wrapped, err := e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn", "-o", "TARGET")
 				Expect(err).NotTo(HaveOccurred())
 				Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
 				Expect(wrapped.Stderr).To(ContainSubstring("kubensenter: Autodetect: kubens.service namespace found at /run/kubens/mnt"))
@@ -137,7 +162,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		})
 
 		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime", func(ctx SpecContext) {
-			checkMatrix(ctx, e, matrixNode, true)
+			checkMatrix(ctx, e, matrixNode, kubensenter, true)
 		})
 	})
 
@@ -145,6 +170,9 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	// moved into the pinned namespace while the runtime stayed behind.
 	Context("with only kubelet encapsulated (a misconfiguration)", Ordered, Label("negative"), func() {
 		BeforeAll(func(ctx SpecContext) {
+			if openshift {
+				Skip("MachineConfigs apply encapsulation whole: a half-applied state cannot be made through them")
+			}
 			DeferCleanup(func(ctx SpecContext) {
 				revertAll(ctx, []*enc.Node{matrixNode})
 			}, NodeTimeout(restartTimeout))
@@ -163,6 +191,9 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	It("reverts to the original state", func(ctx SpecContext) {
 		// The Context's cleanup has reverted every node by now.
 		checkAll(ctx, false)
+		if openshift {
+			return // the MachineConfigs are gone and the pools rolled back
+		}
 		var states []enc.RevertState
 		for _, n := range nodes {
 			s, err := n.State(ctx)
@@ -225,13 +256,13 @@ func onlyIn(a, b string) []string {
 
 // checkMatrix runs the seeds' three-container pod on node and compares
 // who sees which container mount with the expected matrix.
-func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, encapsulated bool) {
+func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter string, encapsulated bool) {
 	ns := e.Namespace(ctx, "propagation", "privileged")
 	hostDir := "/run/nodeconform-propagation/" + ns
 	DeferCleanup(func(ctx SpecContext) {
 		// Bidirectional mounts outlive their container: unmount them in
 		// whichever namespace holds them, then remove the directory.
-		script := fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; true", hostDir, enc.KubensenterPath)
+		script := fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; true", hostDir, kubensenter)
 		_, err := e.Nodes.MustHost(ctx, node.Name, "sh", "-c", script)
 		Expect(err).NotTo(HaveOccurred())
 	})
