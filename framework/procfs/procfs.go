@@ -28,6 +28,8 @@ type Process struct {
 	PPID    int        `json:"ppid"`
 	Comm    string     `json:"comm"`
 	Cmdline []string   `json:"cmdline,omitempty"`
+	// RSSKiB is the resident set size (VmRSS) in KiB.
+	RSSKiB  int64      `json:"rssKiB,omitempty"`
 	NS      Namespaces `json:"ns,omitempty"`
 }
 
@@ -58,6 +60,9 @@ func ReadProcess(root string, pid int) (Process, error) {
 	}
 	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Cmdline = splitNul(cmd)
+	}
+	if st, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+		p.RSSKiB = ParseVmRSS(st)
 	}
 	p.NS, err = ReadNamespaces(root, strconv.Itoa(pid))
 	if errors.Is(err, fs.ErrPermission) {
@@ -225,4 +230,20 @@ func RuntimeBindMount(mounts []Mount, path string) (string, bool) {
 type ReadResultJSON struct {
 	Path    string `json:"path"`
 	Content string `json:"content"`
+}
+
+// ParseVmRSS returns VmRSS in KiB from the text of /proc/<pid>/status (0
+// for kernel threads, which have none).
+func ParseVmRSS(status []byte) int64 {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
 }

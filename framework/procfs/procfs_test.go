@@ -79,3 +79,12 @@ func TestRuntimeBindMount(t *testing.T) {
 		t.Fatal("CRI-O resolv.conf not recognised")
 	}
 }
+
+func TestParseVmRSS(t *testing.T) {
+	if n := ParseVmRSS([]byte("Name:\tx\nVmRSS:\t   7412 kB\n")); n != 7412 {
+		t.Fatalf("got %d", n)
+	}
+	if n := ParseVmRSS([]byte("Name:\tkthreadd\n")); n != 0 {
+		t.Fatalf("got %d", n)
+	}
+}

@@ -1,5 +1,5 @@
 // Command benchprobe prints the probe DaemonSet's time to Ready on every
-// node and each probe pod's memory (kubelet's working set), on the cluster
+// node and each probe's memory (RSS of its process, read on the node), on the cluster
 // the suites use (created or reused). Run with `make bench-probe`.
 package main
 
@@ -63,24 +63,15 @@ func run() error {
 	fmt.Printf("%-40s %d/%d\n", "probe pods ready", ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
 	fmt.Printf("%-40s %.1f s\n", "probe DaemonSet ready on all nodes", e.ProbeReadyAfter.Seconds())
 	for _, node := range e.Nodes.Nodes() {
-		raw, err := e.Clientset.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + node + "/proxy/stats/summary").DoRaw(ctx)
+		// The probe's own process (the DaemonSet's `sleep`), not the
+		// short-lived ones exec'd for each query.
+		procs, err := e.Nodes.Processes(ctx, node, nil, []string{"nodeconform-pro"})
 		if err != nil {
 			return err
 		}
-		var summary struct {
-			Pods []struct {
-				PodRef struct{ Name, Namespace string } `json:"podRef"`
-				Memory struct {
-					WorkingSetBytes uint64 `json:"workingSetBytes"`
-				} `json:"memory"`
-			} `json:"pods"`
-		}
-		if err := json.Unmarshal(raw, &summary); err != nil {
-			return err
-		}
-		for _, p := range summary.Pods {
-			if p.PodRef.Namespace == sh.ProbeNS {
-				fmt.Printf("%-40s %.1f MiB\n", "probe memory on "+node, float64(p.Memory.WorkingSetBytes)/(1<<20))
+		for _, p := range procs {
+			if len(p.Cmdline) == 2 && p.Cmdline[1] == "sleep" {
+				fmt.Printf("%-40s %.1f MiB (pid %d)\n", "probe memory (RSS) on "+node, float64(p.RSSKiB)/1024, p.PID)
 			}
 		}
 	}
