@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -49,14 +48,10 @@ func run() error {
 	if e, err = e2e.Connect(data); err != nil {
 		return err
 	}
-	var sh struct {
-		ProbeNS string `json:"probeNamespace"`
-	}
-	_ = json.Unmarshal(data, &sh)
 	// Let the sleeping probes settle before reading memory.
 	time.Sleep(10 * time.Second)
 	fmt.Printf("%-40s %s\n", "figure", "value")
-	ds, err := e.Clientset.AppsV1().DaemonSets(sh.ProbeNS).Get(ctx, "nodeconform-probe", metav1.GetOptions{})
+	ds, err := e.Clientset.AppsV1().DaemonSets(e.Nodes.Namespace).Get(ctx, "nodeconform-probe", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
