@@ -145,7 +145,8 @@ func (n *Node) Revert(ctx context.Context) error {
 	// Drop-ins go (and systemd forgets their Requires=) before kubens.service
 	// stops, so the stop does not take kubelet and the runtime down with it.
 	script := fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; systemctl daemon-reload; "+
-		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload; systemctl reset-failed kubens.service >/dev/null 2>&1 || true",
+		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload; systemctl reset-failed kubens.service >/dev/null 2>&1 || true; "+
+		"rmdir --ignore-fail-on-non-empty /etc/systemd/system/%[2]s.d /etc/systemd/system/kubelet.service.d 2>/dev/null || true",
 		dropInName, n.Runtime.Unit, UnitPath)
 	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script); err != nil {
 		return err
