@@ -3,7 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/nodeconform
 REPORT_DIR ?= $(CURDIR)/reports
-SUITES ?= cluster primitives encapsulation
+# Empty: every suite. E.g. make e2e SUITES=cluster,primitives
+SUITES ?=
 # The first run on a fresh machine builds the node image from source.
 SUITE_TIMEOUT ?= 80m
 export PATH := $(PATH):/usr/local/go/bin
@@ -29,16 +30,10 @@ images: build
 cluster: images
 	$(BIN) cluster up
 
-# Main job: the default kind cluster and every suite, JUnit in reports/.
-e2e: cluster
-	@mkdir -p $(REPORT_DIR)
-	@set -e; for s in $(SUITES); do \
-	  echo "=== suite $$s"; \
-	  $(GO) test -count=1 -timeout $(SUITE_TIMEOUT) ./suites/$$s -args \
-	    -ginkgo.timeout=$(SUITE_TIMEOUT) \
-	    -ginkgo.junit-report=$(REPORT_DIR)/junit-$$s.xml \
-	    -ginkgo.json-report=$(REPORT_DIR)/$$s.json; \
-	done
+# Main job: the default kind cluster (created or reused) and every suite,
+# through the runner: junit.xml, results.json and a summary in reports/.
+e2e: images
+	$(BIN) run --report-dir $(REPORT_DIR) --timeout $(SUITE_TIMEOUT) $(if $(SUITES),--suite $(SUITES))
 
 # What CI runs: unit tests, then every suite on a real kind cluster.
 test: unit e2e
@@ -52,7 +47,7 @@ bench-cluster: build
 clean:
 	-$(BIN) cluster delete 2>/dev/null || $(GO) run ./cmd/nodeconform cluster delete
 	-docker ps -aq --filter label=io.nodeconform.build=true | xargs -r docker rm -f >/dev/null
-	rm -rf $(BIN)
+	rm -rf bin
 
 # Also removes built images and the build cache.
 distclean: clean

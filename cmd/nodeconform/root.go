@@ -76,6 +76,9 @@ func newRoot(logger log.Logger) *cobra.Command {
 		newVersionCmd(),
 		newImageCmd(logger),
 		newClusterCmd(logger),
+		newRunCmd(logger),
+		newListCmd(),
+		newDiffCmd(),
 	)
 	return root
 }

@@ -53,6 +53,9 @@ type Settings struct {
 	CacheDir string
 	// Retain keeps the nodes of a failed kind creation (NODECONFORM_RETAIN=1).
 	Retain bool
+	// Mode is apply (specs may change node configuration and revert it) or
+	// verify (read-only) (NODECONFORM_MODE, default apply).
+	Mode string
 }
 
 // SettingsFromEnv reads Settings from NODECONFORM_* variables.
@@ -68,6 +71,10 @@ func SettingsFromEnv() Settings {
 		SourceDir:   os.Getenv("NODECONFORM_SOURCE_DIR"),
 		CacheDir:    os.Getenv("NODECONFORM_CACHE"),
 		Retain:      os.Getenv("NODECONFORM_RETAIN") == "1",
+		Mode:        os.Getenv("NODECONFORM_MODE"),
+	}
+	if s.Mode == "" {
+		s.Mode = "apply"
 	}
 	if s.KindConfig == "" {
 		s.KindConfig = kindconfigs.Default
@@ -114,6 +121,8 @@ type Env struct {
 	ProbeImage string
 	// RunID labels everything this run creates (RunLabel).
 	RunID string
+	// Mode is "apply" or "verify" (read-only: no node changes).
+	Mode string
 	// Nodes reaches every node through the probe DaemonSet; nil unless the
 	// suite asked for node access.
 	Nodes *nodeaccess.Probes
@@ -133,6 +142,7 @@ type shared struct {
 	ProbeImage string `json:"probeImage"`
 	ConfigFile string `json:"configFile"`
 	RunID      string `json:"runID"`
+	Mode       string `json:"mode"`
 	ProbeNS    string `json:"probeNamespace,omitempty"`
 	// ProbeReady is how long the probe DaemonSet took to be Ready everywhere.
 	ProbeReady time.Duration `json:"probeReady,omitempty"`
@@ -152,7 +162,10 @@ func Up(ctx context.Context, s Settings, logger log.Logger, nodeAccess bool) ([]
 	if logger == nil {
 		logger = kindcmd.NewLogger()
 	}
-	sh := shared{ConfigFile: s.ConfigFile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano())}
+	if s.Mode != "apply" && s.Mode != "verify" {
+		return nil, fmt.Errorf("NODECONFORM_MODE must be apply or verify, got %q", s.Mode)
+	}
+	sh := shared{ConfigFile: s.ConfigFile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
 	var p cluster.Provider
 	if s.Kubeconfig != "" {
 		e, err := cluster.NewExisting(ctx, s.Kubeconfig, s.Context, cfg.Timeouts.APIReachable.Duration)
@@ -278,7 +291,7 @@ func Connect(data []byte) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
-		Context: sh.Context, ProbeImage: sh.ProbeImage, RunID: sh.RunID, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl}
+		Context: sh.Context, ProbeImage: sh.ProbeImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl}
 	if sh.ProbeNS != "" {
 		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
 			return nil, err

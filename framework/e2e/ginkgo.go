@@ -99,3 +99,11 @@ func TreeConfig() *config.Config {
 	}
 	return c
 }
+
+// RequireApply skips the running spec in verify mode: it would change node
+// configuration, which a read-only run must never do.
+func (e *Env) RequireApply(what string) {
+	if e.Mode == "verify" {
+		ginkgo.Skip("verify mode (read-only): " + what + " changes node configuration")
+	}
+}

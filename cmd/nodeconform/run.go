@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/report"
+	"github.com/nodeconform/nodeconform/framework/runner"
+)
+
+func defaultSuitesDir() string {
+	if exe, err := os.Executable(); err == nil {
+		return filepath.Join(filepath.Dir(exe), "suites")
+	}
+	return "bin/suites"
+}
+
+func newRunCmd(logger log.Logger) *cobra.Command {
+	o := runner.Options{ReportDir: "reports", Timeout: 60 * time.Minute, KeepCluster: true}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the suites against the default kind cluster (created or reused) or an existing cluster",
+		Long: `Run the suites and write junit.xml, results.json and per-suite reports to --report-dir.
+Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Kubeconfig == "" && !cmd.Flags().Changed("kubeconfig") {
+				o.Kubeconfig = os.Getenv("NODECONFORM_KUBECONFIG")
+			}
+			if err := o.Validate(); err != nil {
+				return usageError{err}
+			}
+			var err error
+			if o.ReportDir, err = filepath.Abs(o.ReportDir); err != nil {
+				return usageError{err}
+			}
+			if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
+				return usageError{err}
+			}
+			out := cmd.OutOrStdout()
+			if o.Quiet {
+				out = cmd.ErrOrStderr()
+			}
+			res, err := runner.Run(cmd.Context(), o, logger, out)
+			if len(res.Specs) > 0 {
+				report.Summary(cmd.OutOrStdout(), res.Specs)
+				fmt.Fprintf(cmd.OutOrStdout(), "reports: %s\n", o.ReportDir)
+			}
+			var ue runner.UsageError
+			if errors.As(err, &ue) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			if report.AnyFailed(res.Specs) {
+				return errSpecsFailed
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.Suites, "suite", nil, "suites to run (repeatable or comma-separated): "+strings.Join(runner.Suites, ", ")+" (default all)")
+	f.StringSliceVar(&o.Focus, "focus", nil, "run only specs matching this regex (Ginkgo --focus)")
+	f.StringSliceVar(&o.Skip, "skip", nil, "skip specs matching this regex (Ginkgo --skip)")
+	f.StringVar(&o.LabelFilter, "label-filter", "", "Ginkgo label filter, e.g. '!disruptive'")
+	f.StringVar(&o.ReportDir, "report-dir", o.ReportDir, "where junit.xml, results.json and per-suite reports go")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole run, cluster creation included")
+	f.BoolVar(&o.KeepCluster, "keep-cluster", o.KeepCluster, "keep a kind cluster this run created")
+	f.StringVar(&o.ProbeImage, "probe-image", os.Getenv("NODECONFORM_PROBE_IMAGE"), "probe image pushed to a registry (required for existing clusters)")
+	f.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of an existing cluster (default KUBECONFIG; none: nodeconform's kind cluster)")
+	f.StringVar(&o.Context, "context", "", "kubeconfig context")
+	f.StringVar(&o.Mode, "mode", "", "apply (change node configuration, revert after) or verify (read-only); default apply on kind, verify on existing clusters")
+	f.BoolVar(&o.Quiet, "quiet", false, "only the summary on stdout; suite output goes to <report-dir>/<suite>.log")
+	f.StringVar(&o.KindConfig, "kind-config", "", "kind config file or name in kindconfigs/ (default: default)")
+	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")
+	f.StringVar(&o.ConfigFile, "config", os.Getenv("NODECONFORM_CONFIG"), "configuration overriding timeouts and expectations")
+	f.StringVar(&o.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree (suites are compiled from it)")
+	f.StringVar(&o.SuitesDir, "suites-dir", defaultSuitesDir(), "where compiled suite binaries are kept")
+	return cmd
+}
+
+// errSpecsFailed maps to exit code 1 without repeating the summary.
+var errSpecsFailed = errors.New("specs failed (see the summary above)")
+
+func newListCmd() *cobra.Command {
+	var sourceDir, suitesDir string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List suites, specs and labels, to choose --suite, --focus or --label-filter",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o := runner.Options{SourceDir: sourceDir, SuitesDir: suitesDir}
+			if err := os.MkdirAll(suitesDir, 0o755); err != nil {
+				return usageError{err}
+			}
+			tmp, err := os.MkdirTemp("", "nodeconform-list-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			for _, s := range runner.Suites {
+				bin, err := runner.SuiteBinary(cmd.Context(), o, s)
+				if err != nil {
+					return err
+				}
+				jsonPath := filepath.Join(tmp, s+".json")
+				c := exec.CommandContext(cmd.Context(), bin, "-ginkgo.dry-run", "-ginkgo.json-report="+jsonPath)
+				c.Dir = tmp
+				if out, err := c.CombinedOutput(); err != nil {
+					return fmt.Errorf("list suite %s: %w\n%s", s, err, out)
+				}
+				reports, err := report.LoadGinkgoJSON(jsonPath)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "suite %s\n", s)
+				for _, r := range reports {
+					for _, sr := range r.SpecReports {
+						if sr.LeafNodeText == "" {
+							continue
+						}
+						labels := sr.Labels()
+						sort.Strings(labels)
+						fmt.Fprintf(cmd.OutOrStdout(), "  %s  [%s]\n", sr.FullText(), strings.Join(labels, ", "))
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&sourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree")
+	cmd.Flags().StringVar(&suitesDir, "suites-dir", defaultSuitesDir(), "compiled suite binaries")
+	return cmd
+}
+
+func newDiffCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "diff BEFORE/results.json AFTER/results.json",
+		Short: "Show what changed between two runs; exit 1 on regressions (a spec that passed and now fails)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			before, err := report.Load(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			after, err := report.Load(args[1])
+			if err != nil {
+				return usageError{err}
+			}
+			changes := report.Diff(before, after)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(changes); err != nil {
+					return err
+				}
+			} else {
+				report.PrintDiff(cmd.OutOrStdout(), changes)
+			}
+			if n := report.Regressions(changes); n > 0 {
+				return fmt.Errorf("%d regression(s)", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	return cmd
+}

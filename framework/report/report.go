@@ -1,0 +1,224 @@
+// Package report turns Ginkgo's per-suite reports into what CI and people
+// read: one JUnit file, results.json with the evidence of every spec, a
+// summary table, and the diff of two runs for pre/post-upgrade checks.
+package report
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/reporters"
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// Spec is one spec's outcome and evidence.
+type Spec struct {
+	Suite    string            `json:"suite"`
+	Name     string            `json:"name"`
+	Labels   []string          `json:"labels,omitempty"`
+	State    string            `json:"state"`
+	Duration float64           `json:"durationSeconds"`
+	Failure  string            `json:"failure,omitempty"`
+	Skip     string            `json:"skipReason,omitempty"`
+	Evidence map[string]any    `json:"evidence,omitempty"`
+	Raw      map[string]string `json:"-"`
+}
+
+// Results is the content of results.json.
+type Results struct {
+	Cluster   string    `json:"cluster,omitempty"`
+	Mode      string    `json:"mode,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
+	Specs     []Spec    `json:"specs"`
+}
+
+// Outcome states as written in results.json.
+const (
+	Passed  = "passed"
+	Failed  = "failed"
+	Skipped = "skipped"
+)
+
+// FromGinkgo converts the spec reports of one suite. Setup and cleanup
+// nodes are kept only when they failed (a failed BeforeSuite explains why
+// no spec ran).
+func FromGinkgo(suite string, reports []types.Report) []Spec {
+	var out []Spec
+	for _, r := range reports {
+		for _, sr := range r.SpecReports {
+			if sr.LeafNodeType != types.NodeTypeIt && !sr.State.Is(types.SpecStateFailureStates) {
+				continue
+			}
+			s := Spec{Suite: suite, Name: sr.FullText(), Labels: sr.Labels(), Duration: sr.RunTime.Seconds()}
+			if s.Name == "" {
+				s.Name = "[" + sr.LeafNodeType.String() + "]"
+			}
+			switch {
+			case sr.State == types.SpecStatePassed:
+				s.State = Passed
+			case sr.State == types.SpecStateSkipped || sr.State == types.SpecStatePending:
+				s.State = Skipped
+				s.Skip = strings.TrimSpace(sr.Failure.Message)
+				if s.Skip == "" {
+					s.Skip = "filtered out (focus, skip or label filter) or skipped by an earlier failure"
+				}
+			default:
+				s.State = Failed
+				s.Failure = sr.Failure.Message
+				if sr.Failure.Location.FileName != "" {
+					s.Failure += fmt.Sprintf(" (%s:%d)", sr.Failure.Location.FileName, sr.Failure.Location.LineNumber)
+				}
+			}
+			for _, e := range sr.ReportEntries {
+				if s.Evidence == nil {
+					s.Evidence = map[string]any{}
+				}
+				var v any
+				if err := json.Unmarshal([]byte(e.Value.Representation), &v); err != nil {
+					v = e.Value.Representation
+				}
+				s.Evidence[e.Name] = v
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// LoadGinkgoJSON reads a Ginkgo --json-report file.
+func LoadGinkgoJSON(path string) ([]types.Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var reports []types.Report
+	if err := json.Unmarshal(data, &reports); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return reports, nil
+}
+
+// Write stores results as indented JSON.
+func Write(path string, r Results) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// Load reads a results.json.
+func Load(path string) (Results, error) {
+	var r Results
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s is not a nodeconform results.json: %w", path, err)
+	}
+	return r, nil
+}
+
+// MergeJUnit concatenates the test suites of several JUnit files into one.
+func MergeJUnit(paths []string, dst string) error {
+	var all reporters.JUnitTestSuites
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var s reporters.JUnitTestSuites
+		if err := xml.Unmarshal(data, &s); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		all.TestSuites = append(all.TestSuites, s.TestSuites...)
+		all.Tests += s.Tests
+		all.Disabled += s.Disabled
+		all.Errors += s.Errors
+		all.Failures += s.Failures
+		all.Time += s.Time
+	}
+	data, err := xml.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, append([]byte(xml.Header), data...), 0o644)
+}
+
+// Counts tallies outcomes per suite.
+type Counts struct{ Passed, Failed, Skipped int }
+
+// Summary prints a table per suite and the skip reasons.
+func Summary(w io.Writer, specs []Spec) {
+	bySuite := map[string]*Counts{}
+	var suites []string
+	reasons := map[string]map[string]int{}
+	for _, s := range specs {
+		c, ok := bySuite[s.Suite]
+		if !ok {
+			c = &Counts{}
+			bySuite[s.Suite] = c
+			suites = append(suites, s.Suite)
+		}
+		switch s.State {
+		case Passed:
+			c.Passed++
+		case Failed:
+			c.Failed++
+		default:
+			c.Skipped++
+			if reasons[s.Suite] == nil {
+				reasons[s.Suite] = map[string]int{}
+			}
+			reasons[s.Suite][firstLine(s.Skip)]++
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUITE\tPASSED\tFAILED\tSKIPPED")
+	for _, s := range suites {
+		c := bySuite[s]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s, c.Passed, c.Failed, c.Skipped)
+	}
+	tw.Flush()
+	for _, s := range suites {
+		var rs []string
+		for r, n := range reasons[s] {
+			rs = append(rs, fmt.Sprintf("  %s: skipped %d× — %s", s, n, r))
+		}
+		sort.Strings(rs)
+		for _, r := range rs {
+			fmt.Fprintln(w, r)
+		}
+	}
+	for _, s := range specs {
+		if s.State == Failed {
+			fmt.Fprintf(w, "FAILED %s: %s\n         %s\n", s.Suite, s.Name, firstLine(s.Failure))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Failed reports whether any spec failed.
+func AnyFailed(specs []Spec) bool {
+	for _, s := range specs {
+		if s.State == Failed {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,101 @@
+package report
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+func ginkgoReport() []types.Report {
+	return []types.Report{{SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{"Cluster"}, LeafNodeText: "has nodes", State: types.SpecStatePassed, RunTime: 2 * time.Second,
+			ReportEntries: types.ReportEntries{{Name: "nodes", Value: types.WrapEntryValue(`[{"Name":"n1"}]`)}}},
+		{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{"Cluster"}, LeafNodeText: "reaches pods", State: types.SpecStateSkipped,
+			Failure: types.Failure{Message: "needs 2 Ready worker nodes"}},
+		{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{"Cluster"}, LeafNodeText: "resolves DNS", State: types.SpecStateFailed,
+			Failure: types.Failure{Message: "lookup failed\nmore", Location: types.CodeLocation{FileName: "x.go", LineNumber: 3}}},
+		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed},
+	}}}
+}
+
+func TestFromGinkgo(t *testing.T) {
+	specs := FromGinkgo("cluster", ginkgoReport())
+	if len(specs) != 3 {
+		t.Fatalf("want 3 specs (passed setup nodes dropped), got %+v", specs)
+	}
+	if specs[0].Name != "Cluster has nodes" || specs[0].State != Passed || specs[0].Evidence["nodes"] == nil {
+		t.Fatalf("%+v", specs[0])
+	}
+	if specs[1].State != Skipped || specs[1].Skip != "needs 2 Ready worker nodes" {
+		t.Fatalf("%+v", specs[1])
+	}
+	if specs[2].State != Failed || !strings.Contains(specs[2].Failure, "x.go:3") || !AnyFailed(specs) {
+		t.Fatalf("%+v", specs[2])
+	}
+	var buf bytes.Buffer
+	Summary(&buf, specs)
+	out := buf.String()
+	for _, want := range []string{"cluster", "needs 2 Ready worker nodes", "FAILED cluster: Cluster resolves DNS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestDiffFlagsRegression(t *testing.T) {
+	before := Results{Specs: []Spec{
+		{Suite: "s", Name: "a", State: Passed, Evidence: map[string]any{"v": "1"}},
+		{Suite: "s", Name: "b", State: Failed},
+		{Suite: "s", Name: "gone", State: Passed},
+	}}
+	after := Results{Specs: []Spec{
+		{Suite: "s", Name: "a", State: Failed, Evidence: map[string]any{"v": "2"}},
+		{Suite: "s", Name: "b", State: Passed},
+		{Suite: "s", Name: "new", State: Passed},
+	}}
+	changes := Diff(before, after)
+	kinds := map[string]int{}
+	for _, c := range changes {
+		kinds[c.Kind]++
+	}
+	if kinds["regression"] != 2 || kinds["fixed"] != 1 || kinds["evidence"] != 1 || kinds["new"] != 1 || Regressions(changes) != 2 {
+		t.Fatalf("changes: %+v", changes)
+	}
+	if len(Diff(before, before)) != 0 {
+		t.Fatal("a run differs from itself")
+	}
+}
+
+func TestWriteLoadAndMergeJUnit(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "results.json")
+	if err := Write(p, Results{Cluster: "c", Specs: FromGinkgo("cluster", ginkgoReport())}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(p)
+	if err != nil || len(r.Specs) != 3 || r.Cluster != "c" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.json"), []byte("nope"), 0o644)
+	if _, err := Load(filepath.Join(dir, "bad.json")); err == nil {
+		t.Fatal("want error for a malformed results file")
+	}
+	j1 := `<?xml version="1.0"?><testsuites tests="1" failures="0"><testsuite name="a" tests="1"><testcase name="x"></testcase></testsuite></testsuites>`
+	j2 := `<?xml version="1.0"?><testsuites tests="2" failures="1"><testsuite name="b" tests="2"><testcase name="y"></testcase><testcase name="z"><failure message="m">f</failure></testcase></testsuite></testsuites>`
+	os.WriteFile(filepath.Join(dir, "1.xml"), []byte(j1), 0o644)
+	os.WriteFile(filepath.Join(dir, "2.xml"), []byte(j2), 0o644)
+	dst := filepath.Join(dir, "junit.xml")
+	if err := MergeJUnit([]string{filepath.Join(dir, "1.xml"), filepath.Join(dir, "2.xml")}, dst); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(dst)
+	s := string(data)
+	if !strings.Contains(s, `tests="3"`) || !strings.Contains(s, `name="a"`) || !strings.Contains(s, `name="b"`) || !strings.Contains(s, `failures="1"`) {
+		t.Fatalf("merged junit:\n%s", s)
+	}
+}

@@ -1,0 +1,305 @@
+// Package runner runs the compiled suites against one cluster and turns
+// their reports into junit.xml, results.json and a summary: what
+// `nodeconform run` does for CI gating and pre-upgrade validation.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/report"
+)
+
+// Suites are the suites this build has, in the order a full run takes them:
+// read-only first, node-changing last.
+var Suites = []string{"cluster", "primitives", "encapsulation"}
+
+// Planned suites are named in the product's scope but not built yet.
+var Planned = []string{"sysctl", "runtimeclass", "nfd", "cgroups"}
+
+// Modes of a run.
+const (
+	ModeApply  = "apply"
+	ModeVerify = "verify"
+)
+
+// Options are `nodeconform run`'s flags.
+type Options struct {
+	Suites      []string
+	Focus       []string
+	Skip        []string
+	LabelFilter string
+	ReportDir   string
+	Timeout     time.Duration
+	KeepCluster bool
+	ProbeImage  string
+	Kubeconfig  string
+	Context     string
+	Mode        string
+	Quiet       bool
+	KindConfig  string
+	NodeImage   string
+	ConfigFile  string
+	// SourceDir is the nodeconform source tree, used to compile the
+	// suites; SuitesDir holds prebuilt <suite>.test binaries otherwise.
+	SourceDir string
+	SuitesDir string
+}
+
+// UsageError is bad input: exit code 2.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Validate checks flags before anything touches a cluster, and fills in
+// defaults that depend on other flags.
+func (o *Options) Validate() error {
+	if len(o.Suites) == 0 {
+		o.Suites = append([]string(nil), Suites...)
+	}
+	seen := map[string]bool{}
+	for _, s := range o.Suites {
+		if seen[s] {
+			return UsageError{fmt.Errorf("--suite %s given twice", s)}
+		}
+		seen[s] = true
+		if !contains(Suites, s) {
+			if contains(Planned, s) {
+				return UsageError{fmt.Errorf("suite %q is planned but not built yet; available: %s", s, strings.Join(Suites, ", "))}
+			}
+			return UsageError{fmt.Errorf("unknown suite %q; available: %s", s, strings.Join(Suites, ", "))}
+		}
+	}
+	for _, re := range append(append([]string(nil), o.Focus...), o.Skip...) {
+		if _, err := regexp.Compile(re); err != nil {
+			return UsageError{fmt.Errorf("invalid --focus/--skip regex %q: %w", re, err)}
+		}
+	}
+	if o.Timeout <= 0 {
+		return UsageError{fmt.Errorf("--timeout must be positive, got %s", o.Timeout)}
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeApply
+		if o.Kubeconfig != "" {
+			o.Mode = ModeVerify
+		}
+	case ModeApply, ModeVerify:
+	default:
+		return UsageError{fmt.Errorf("--mode must be %s or %s, got %q", ModeApply, ModeVerify, o.Mode)}
+	}
+	if o.Kubeconfig == "" && o.Context != "" {
+		return UsageError{errors.New("--context needs --kubeconfig (or KUBECONFIG)")}
+	}
+	if o.ReportDir == "" {
+		return UsageError{errors.New("--report-dir must not be empty")}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SuiteArgs are the arguments a suite binary gets.
+func (o *Options) SuiteArgs(suite string, remaining time.Duration) []string {
+	args := []string{
+		"-test.timeout=" + (remaining + time.Minute).String(),
+		"-ginkgo.timeout=" + remaining.String(),
+		"-ginkgo.junit-report=" + filepath.Join(o.ReportDir, "junit-"+suite+".xml"),
+		"-ginkgo.json-report=" + filepath.Join(o.ReportDir, suite+".json"),
+	}
+	for _, f := range o.Focus {
+		args = append(args, "-ginkgo.focus="+f)
+	}
+	for _, s := range o.Skip {
+		args = append(args, "-ginkgo.skip="+s)
+	}
+	if o.LabelFilter != "" {
+		args = append(args, "-ginkgo.label-filter="+o.LabelFilter)
+	}
+	if o.Quiet {
+		args = append(args, "-ginkgo.no-color", "-ginkgo.succinct")
+	} else {
+		args = append(args, "-test.v", "-ginkgo.v")
+	}
+	return args
+}
+
+// Env is the environment a suite binary gets: the cluster this run
+// prepared and the run's settings.
+func (o *Options) Env(clusterName string) []string {
+	env := append(os.Environ(), "NODECONFORM_MODE="+o.Mode, "NODECONFORM_SOURCE_DIR="+o.SourceDir)
+	set := func(k, v string) {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	set("NODECONFORM_KUBECONFIG", o.Kubeconfig)
+	set("NODECONFORM_CONTEXT", o.Context)
+	set("NODECONFORM_PROBE_IMAGE", o.ProbeImage)
+	set("NODECONFORM_CONFIG", o.ConfigFile)
+	set("NODECONFORM_KIND_CONFIG", o.KindConfig)
+	set("NODECONFORM_NODE_IMAGE", o.NodeImage)
+	set("NODECONFORM_CLUSTER", clusterName)
+	return env
+}
+
+// Run prepares the cluster once, runs each suite, and writes the reports.
+// It returns the merged results; an error is an environment failure.
+func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (report.Results, error) {
+	res := report.Results{Mode: o.Mode, StartedAt: time.Now().UTC()}
+	cfg, err := config.Load(o.ConfigFile)
+	if err != nil {
+		return res, UsageError{err}
+	}
+	if err := os.MkdirAll(o.ReportDir, 0o755); err != nil {
+		return res, UsageError{fmt.Errorf("--report-dir: %w", err)}
+	}
+	deadline := time.Now().Add(o.Timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	clusterName := ""
+	if o.Kubeconfig != "" {
+		ex, err := cluster.NewExisting(ctx, o.Kubeconfig, o.Context, cfg.Timeouts.APIReachable.Duration)
+		if err != nil {
+			return res, UsageError{err}
+		}
+		res.Cluster = ex.Name()
+		if o.ProbeImage == "" {
+			return res, UsageError{errors.New("an existing cluster cannot get side-loaded images: push nodeconform's probe image to a registry its nodes can pull and pass --probe-image")}
+		}
+	} else {
+		s := e2e.SettingsFromEnv()
+		s.SourceDir, s.KindConfig, s.NodeImage, s.ConfigFile = o.SourceDir, o.KindConfig, o.NodeImage, o.ConfigFile
+		if s.KindConfig == "" {
+			s.KindConfig = "default"
+		}
+		name, data, err := s.KindConfigData()
+		if err != nil {
+			return res, UsageError{err}
+		}
+		if err := cluster.ValidateConfig(name, data); err != nil {
+			return res, UsageError{err}
+		}
+		clusterName = s.ClusterName
+		if clusterName == "" {
+			clusterName = cfg.Cluster.Name
+		}
+		existed, _ := cluster.NewKind(clusterName).Exists()
+		k, err := e2e.KindUp(ctx, s, cfg, logger)
+		if err != nil {
+			return res, err
+		}
+		res.Cluster = "kind/" + k.Name()
+		if !existed && !o.KeepCluster {
+			defer func() {
+				logger.V(0).Infof("deleting kind cluster %q (--keep-cluster=false)", k.Name())
+				if err := k.Delete(); err != nil {
+					logger.Errorf("delete cluster: %v", err)
+				}
+			}()
+		}
+	}
+
+	var junits []string
+	for _, suite := range o.Suites {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return res, fmt.Errorf("--timeout %s reached before suite %s", o.Timeout, suite)
+		}
+		bin, err := SuiteBinary(ctx, o, suite)
+		if err != nil {
+			return res, err
+		}
+		jsonPath := filepath.Join(o.ReportDir, suite+".json")
+		_ = os.Remove(jsonPath)
+		logger.V(0).Infof("=== suite %s", suite)
+		runErr := o.runSuite(ctx, bin, suite, clusterName, remaining, out)
+		reports, err := report.LoadGinkgoJSON(jsonPath)
+		if err != nil {
+			// No report: the suite binary itself failed (setup crash,
+			// timeout before reporting).
+			res.Specs = append(res.Specs, report.Spec{Suite: suite, Name: "[suite]", State: report.Failed,
+				Failure: fmt.Sprintf("suite produced no report: %v (run error: %v)", err, runErr)})
+			continue
+		}
+		res.Specs = append(res.Specs, report.FromGinkgo(suite, reports)...)
+		junits = append(junits, filepath.Join(o.ReportDir, "junit-"+suite+".xml"))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(junits) > 0 {
+		if err := report.MergeJUnit(junits, filepath.Join(o.ReportDir, "junit.xml")); err != nil {
+			return res, err
+		}
+	}
+	if err := report.Write(filepath.Join(o.ReportDir, "results.json"), res); err != nil {
+		return res, err
+	}
+	return res, ctx.Err()
+}
+
+// SuiteBinary compiles a suite from source when the source tree is there
+// (Go's cache makes an unchanged suite instant), else uses a prebuilt one.
+func SuiteBinary(ctx context.Context, o Options, suite string) (string, error) {
+	bin := filepath.Join(o.SuitesDir, suite+".test")
+	pkg := filepath.Join(o.SourceDir, "suites", suite)
+	if _, err := os.Stat(pkg); err == nil {
+		c := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./suites/"+suite)
+		c.Dir = o.SourceDir
+		if out, err := c.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("compile suite %s: %w\n%s", suite, err, out)
+		}
+		return bin, nil
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", UsageError{fmt.Errorf("suite %s: no source at %s and no binary at %s", suite, pkg, bin)}
+	}
+	return bin, nil
+}
+
+func (o *Options) runSuite(ctx context.Context, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
+	c := exec.CommandContext(ctx, bin, o.SuiteArgs(suite, remaining)...)
+	c.Env = o.Env(clusterName)
+	c.Dir = filepath.Join(o.SourceDir, "suites", suite)
+	if _, err := os.Stat(c.Dir); err != nil {
+		c.Dir = o.ReportDir
+	}
+	// On Ctrl-C or timeout, interrupt (not kill) the suite so Ginkgo runs
+	// its cleanup: reverting nodes and deleting namespaces.
+	c.Cancel = func() error { return c.Process.Signal(os.Interrupt) }
+	c.WaitDelay = 5 * time.Minute
+	if o.Quiet {
+		logf, err := os.Create(filepath.Join(o.ReportDir, suite+".log"))
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		c.Stdout, c.Stderr = logf, logf
+	} else {
+		c.Stdout, c.Stderr = out, out
+	}
+	return c.Run()
+}

@@ -1,0 +1,64 @@
+package runner
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func valid() Options {
+	return Options{ReportDir: "reports", Timeout: time.Hour}
+}
+
+func TestValidateDefaults(t *testing.T) {
+	o := valid()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.Suites, ",") != strings.Join(Suites, ",") || o.Mode != ModeApply {
+		t.Fatalf("%+v", o)
+	}
+	o = valid()
+	o.Kubeconfig = "/k"
+	if err := o.Validate(); err != nil || o.Mode != ModeVerify {
+		t.Fatalf("existing clusters default to verify: %+v %v", o, err)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	cases := map[string]func(*Options){
+		"unknown suite":   func(o *Options) { o.Suites = []string{"nope"} },
+		"planned suite":   func(o *Options) { o.Suites = []string{"sysctl"} },
+		"duplicate suite": func(o *Options) { o.Suites = []string{"cluster", "cluster"} },
+		"bad focus":       func(o *Options) { o.Focus = []string{"("} },
+		"bad mode":        func(o *Options) { o.Mode = "yolo" },
+		"no timeout":      func(o *Options) { o.Timeout = 0 },
+		"context alone":   func(o *Options) { o.Context = "c" },
+		"no report dir":   func(o *Options) { o.ReportDir = "" },
+	}
+	for name, mutate := range cases {
+		o := valid()
+		mutate(&o)
+		err := o.Validate()
+		var ue UsageError
+		if err == nil || !errors.As(err, &ue) {
+			t.Errorf("%s: want a usage error, got %v", name, err)
+		}
+	}
+}
+
+func TestSuiteArgs(t *testing.T) {
+	o := valid()
+	o.Focus, o.Skip, o.LabelFilter = []string{"DNS"}, []string{"slow"}, "!disruptive"
+	args := strings.Join(o.SuiteArgs("cluster", 10*time.Minute), " ")
+	for _, want := range []string{"-ginkgo.focus=DNS", "-ginkgo.skip=slow", "-ginkgo.label-filter=!disruptive", "-ginkgo.junit-report=reports/junit-cluster.xml", "-ginkgo.json-report=reports/cluster.json", "-ginkgo.timeout=10m0s"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %s: %s", want, args)
+		}
+	}
+	env := strings.Join(o.Env("kindname"), "\n")
+	if !strings.Contains(env, "NODECONFORM_CLUSTER=kindname") || !strings.Contains(env, "NODECONFORM_MODE=") {
+		t.Errorf("env: %s", env)
+	}
+}
