@@ -24,13 +24,13 @@ var NamespaceKinds = []string{"mnt", "pid", "net", "uts", "ipc", "cgroup"}
 
 // Process identifies a process and its namespaces.
 type Process struct {
-	PID     int        `json:"pid"`
-	PPID    int        `json:"ppid"`
-	Comm    string     `json:"comm"`
-	Cmdline []string   `json:"cmdline,omitempty"`
+	PID     int      `json:"pid"`
+	PPID    int      `json:"ppid"`
+	Comm    string   `json:"comm"`
+	Cmdline []string `json:"cmdline,omitempty"`
 	// RSSKiB is the resident set size (VmRSS) in KiB.
-	RSSKiB  int64      `json:"rssKiB,omitempty"`
-	NS      Namespaces `json:"ns,omitempty"`
+	RSSKiB int64      `json:"rssKiB,omitempty"`
+	NS     Namespaces `json:"ns,omitempty"`
 }
 
 // ReadNamespaces reads /proc/<pid>/ns/* under root ("/proc" normally).
