@@ -3,91 +3,16 @@ package encapsulation
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/nodeconform/nodeconform/fixtures"
-)
-
-// OpenShift's machine configuration API.
-var (
-	MachineConfigGVR     = schema.GroupVersionResource{Group: "machineconfiguration.openshift.io", Version: "v1", Resource: "machineconfigs"}
-	MachineConfigPoolGVR = schema.GroupVersionResource{Group: "machineconfiguration.openshift.io", Version: "v1", Resource: "machineconfigpools"}
+	"github.com/nodeconform/nodeconform/framework/openshift"
 )
 
 // MachineConfigFixtures are the seeds' MachineConfigs enabling kubens.service.
 var MachineConfigFixtures = []string{"encapsulation/99-kubens-master.yaml", "encapsulation/99-kubens-worker.yaml"}
-
-// HasMachineConfigAPI reports whether the cluster serves MachineConfigs
-// (OpenShift); kind and other clusters get the systemd path instead.
-func HasMachineConfigAPI(dc discovery.DiscoveryInterface) (bool, error) {
-	res, err := dc.ServerResourcesForGroupVersion(MachineConfigGVR.GroupVersion().String())
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, r := range res.APIResources {
-		if r.Name == MachineConfigGVR.Resource {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// PoolStatus is what decides whether a MachineConfigPool finished rolling out.
-type PoolStatus struct {
-	Name                string
-	Updated             bool
-	Updating            bool
-	Degraded            bool
-	MachineCount        int64
-	UpdatedMachineCount int64
-	ReadyMachineCount   int64
-}
-
-// PoolStatusOf reads a MachineConfigPool object.
-func PoolStatusOf(u *unstructured.Unstructured) PoolStatus {
-	s := PoolStatus{Name: u.GetName()}
-	s.MachineCount, _, _ = unstructured.NestedInt64(u.Object, "status", "machineCount")
-	s.UpdatedMachineCount, _, _ = unstructured.NestedInt64(u.Object, "status", "updatedMachineCount")
-	s.ReadyMachineCount, _, _ = unstructured.NestedInt64(u.Object, "status", "readyMachineCount")
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		m, ok := c.(map[string]any)
-		if !ok {
-			continue
-		}
-		on := m["status"] == "True"
-		switch m["type"] {
-		case "Updated":
-			s.Updated = on
-		case "Updating":
-			s.Updating = on
-		case "Degraded":
-			s.Degraded = on
-		}
-	}
-	return s
-}
-
-// Done reports whether the pool has rolled out everywhere, and an error
-// when it is degraded (waiting longer would not help).
-func (s PoolStatus) Done() (bool, error) {
-	if s.Degraded {
-		return false, fmt.Errorf("MachineConfigPool %s is Degraded", s.Name)
-	}
-	return s.Updated && !s.Updating && s.UpdatedMachineCount == s.MachineCount && s.ReadyMachineCount == s.MachineCount, nil
-}
 
 // ApplyMachineConfigs creates (or updates) the kubens MachineConfigs and
 // waits until every MachineConfigPool is Updated.
@@ -97,16 +22,11 @@ func ApplyMachineConfigs(ctx context.Context, dc dynamic.Interface, timeout, pol
 		if _, err := ParseMachineConfig(data); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(data, &obj); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		if _, err := dc.Resource(MachineConfigGVR).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "nodeconform", Force: true}); err != nil {
-			return fmt.Errorf("apply MachineConfig %s: %w", u.GetName(), err)
+		if _, err := openshift.ApplyYAML(ctx, dc, openshift.MachineConfigGVR, data); err != nil {
+			return err
 		}
 	}
-	return WaitPoolsUpdated(ctx, dc, timeout, poll)
+	return openshift.WaitPoolsUpdated(ctx, dc, timeout, poll)
 }
 
 // DeleteMachineConfigs removes the kubens MachineConfigs and waits for the
@@ -117,48 +37,9 @@ func DeleteMachineConfigs(ctx context.Context, dc dynamic.Interface, timeout, po
 		if err != nil {
 			return err
 		}
-		err = dc.Resource(MachineConfigGVR).Delete(ctx, mc.Metadata.Name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete MachineConfig %s: %w", mc.Metadata.Name, err)
-		}
-	}
-	return WaitPoolsUpdated(ctx, dc, timeout, poll)
-}
-
-// WaitPoolsUpdated waits until every MachineConfigPool has rolled out
-// (the MCO reboots nodes one by one: the default is 30 minutes).
-func WaitPoolsUpdated(ctx context.Context, dc dynamic.Interface, timeout, poll time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	// The MCO needs a moment to notice a new MachineConfig; a pool that is
-	// still Updated right after the change has not started yet.
-	time.Sleep(poll)
-	var last []string
-	for time.Now().Before(deadline) {
-		list, err := dc.Resource(MachineConfigPoolGVR).List(ctx, metav1.ListOptions{})
-		if err != nil {
+		if err := openshift.DeleteIgnoringAbsent(ctx, dc, openshift.MachineConfigGVR, mc.Metadata.Name); err != nil {
 			return err
 		}
-		last = last[:0]
-		all := true
-		for i := range list.Items {
-			s := PoolStatusOf(&list.Items[i])
-			done, err := s.Done()
-			if err != nil {
-				return err
-			}
-			if !done {
-				all = false
-				last = append(last, fmt.Sprintf("%s %d/%d updated", s.Name, s.UpdatedMachineCount, s.MachineCount))
-			}
-		}
-		if all {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
 	}
-	return fmt.Errorf("MachineConfigPools not Updated within %s: %s", timeout, strings.Join(last, ", "))
+	return openshift.WaitPoolsUpdated(ctx, dc, timeout, poll)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	enc "github.com/nodeconform/nodeconform/framework/encapsulation"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/openshift"
 	"github.com/nodeconform/nodeconform/framework/procfs"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -35,7 +36,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		matrixNode *enc.Node
 		// openshift: encapsulation goes through MachineConfigs, and
 		// RHCOS ships kubensenter.
-		openshift   bool
+		onOpenShift bool
 		kubensenter = enc.KubensenterPath
 	)
 
@@ -62,9 +63,9 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		if matrixNode == nil {
 			matrixNode = nodes[0]
 		}
-		openshift, err = enc.HasMachineConfigAPI(e.Clientset.Discovery())
+		onOpenShift, err = openshift.HasMachineConfigAPI(e.Clientset.Discovery())
 		Expect(err).NotTo(HaveOccurred())
-		if openshift {
+		if onOpenShift {
 			kubensenter = "/usr/bin/kubensenter"
 			return
 		}
@@ -130,7 +131,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 			e.RequireApply("applying kubens.service")
 			// Revert is registered first so it runs last, after the
 			// pods made while encapsulated are gone.
-			if openshift {
+			if onOpenShift {
 				dc, err := dynamic.NewForConfig(e.REST)
 				Expect(err).NotTo(HaveOccurred())
 				mcp, poll := e.Config.Timeouts.MachineConfigPool.Duration, 10*time.Second
@@ -186,7 +187,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	Context("with only kubelet encapsulated (a misconfiguration)", Ordered, Label("negative"), func() {
 		BeforeAll(func(ctx SpecContext) {
 			e.RequireApply("a half-applied encapsulation")
-			if openshift {
+			if onOpenShift {
 				Skip("MachineConfigs apply encapsulation whole: a half-applied state cannot be made through them")
 			}
 			DeferCleanup(func(ctx SpecContext) {
@@ -207,7 +208,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	It("reverts to the original state", func(ctx SpecContext) {
 		// The Context's cleanup has reverted every node by now.
 		checkAll(ctx, false)
-		if openshift {
+		if onOpenShift {
 			return // the MachineConfigs are gone and the pools rolled back
 		}
 		var states []enc.RevertState

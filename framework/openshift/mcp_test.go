@@ -1,4 +1,4 @@
-package encapsulation
+package openshift
 
 import (
 	"testing"

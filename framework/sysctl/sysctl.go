@@ -1,0 +1,150 @@
+// Package sysctl holds the rules that decide what should happen to a pod
+// that sets sysctls (SPEC §2, seed 003): which sysctls are safe in a
+// Kubernetes release, which an allowlist admits, and the expected outcome
+// of each sysctl × node × namespace policy, compared with what happened.
+package sysctl
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Safe is one sysctl the kubelet allows by default, from the release that
+// made it safe (pkg/kubelet/sysctl/safe_sysctls.go).
+type Safe struct {
+	Name  string
+	Since int // Kubernetes minor version
+	// Value is a valid, non-default value to request in tests.
+	Value string
+}
+
+// SafeSysctls lists the safe set up to v1.34.
+var SafeSysctls = []Safe{
+	{"kernel.shm_rmid_forced", 0, "1"},
+	{"net.ipv4.ip_local_port_range", 0, "1100 60999"},
+	{"net.ipv4.tcp_syncookies", 0, "0"},
+	{"net.ipv4.ping_group_range", 0, "0 2147483647"},
+	{"net.ipv4.ip_unprivileged_port_start", 22, "100"},
+	{"net.ipv4.ip_local_reserved_ports", 27, "30000-30010"},
+	{"net.ipv4.tcp_keepalive_time", 29, "600"},
+	{"net.ipv4.tcp_fin_timeout", 29, "30"},
+	{"net.ipv4.tcp_keepalive_intvl", 29, "30"},
+	{"net.ipv4.tcp_keepalive_probes", 29, "5"},
+	{"net.ipv4.tcp_rmem", 32, "4096 87380 6291000"},
+	{"net.ipv4.tcp_wmem", 32, "4096 16384 4194000"},
+}
+
+// SafeFor returns the safe sysctls of a Kubernetes minor version.
+func SafeFor(minor int) []Safe {
+	var out []Safe
+	for _, s := range SafeSysctls {
+		if s.Since <= minor {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// IsSafe reports whether name is in the safe set of minor.
+func IsSafe(name string, minor int) bool {
+	for _, s := range SafeFor(minor) {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// UnsafeNamespacedGroups are the only unsafe sysctls the kubelet accepts in
+// --allowed-unsafe-sysctls; anything else would not be namespaced.
+var UnsafeNamespacedGroups = []string{"kernel.shm*", "kernel.msg*", "kernel.sem", "fs.mqueue.*", "net.*"}
+
+// Allowed reports whether an allowlist (kubelet allowedUnsafeSysctls)
+// admits name; a trailing * matches a prefix.
+func Allowed(allowlist []string, name string) bool {
+	for _, p := range allowlist {
+		if strings.HasSuffix(p, "*") {
+			if strings.HasPrefix(name, strings.TrimSuffix(p, "*")) {
+				return true
+			}
+		} else if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Outcome of creating a pod with a sysctl.
+type Outcome string
+
+// Outcomes, from the first gate that stops the pod.
+const (
+	// Runs: the pod runs and the value is set inside it.
+	Runs Outcome = "runs"
+	// RejectedAtAdmission: Pod Security admission refuses the pod.
+	RejectedAtAdmission Outcome = "rejected-at-admission"
+	// Forbidden: the kubelet rejects it (SysctlForbidden).
+	Forbidden Outcome = "kubelet-forbidden"
+)
+
+// Expect returns what should happen to a pod setting name on a node with
+// allowlist, in a namespace enforcing podSecurity.
+func Expect(name string, minor int, allowlist []string, podSecurity string) Outcome {
+	safe := IsSafe(name, minor)
+	if !safe && (podSecurity == "baseline" || podSecurity == "restricted") {
+		return RejectedAtAdmission
+	}
+	if safe || Allowed(allowlist, name) {
+		return Runs
+	}
+	return Forbidden
+}
+
+// Cell is one entry of the outcome matrix.
+type Cell struct {
+	Sysctl      string  `json:"sysctl"`
+	Node        string  `json:"node"`
+	PodSecurity string  `json:"podSecurity"`
+	Expected    Outcome `json:"expected"`
+	Observed    Outcome `json:"observed"`
+	Detail      string  `json:"detail,omitempty"`
+}
+
+// Mismatches returns a message for every cell whose observed outcome is
+// not the expected one, naming node and sysctl.
+func Mismatches(cells []Cell) []string {
+	var out []string
+	for _, c := range cells {
+		if c.Observed != c.Expected {
+			out = append(out, fmt.Sprintf("node %s, sysctl %s, namespace %s: expected %s, observed %s (%s)", c.Node, c.Sysctl, c.PodSecurity, c.Expected, c.Observed, c.Detail))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Table renders the matrix for the report.
+func Table(cells []Cell) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-32s %-28s %-11s %-22s %-22s\n", "SYSCTL", "NODE", "NAMESPACE", "EXPECTED", "OBSERVED")
+	for _, c := range cells {
+		mark := ""
+		if c.Expected != c.Observed {
+			mark = "  <-- MISMATCH"
+		}
+		fmt.Fprintf(&b, "%-32s %-28s %-11s %-22s %-22s%s\n", c.Sysctl, c.Node, c.PodSecurity, c.Expected, c.Observed, mark)
+	}
+	return b.String()
+}
+
+// NormalizeValue makes kernel output comparable with a requested value:
+// multi-value sysctls print tab-separated fields.
+func NormalizeValue(v string) string {
+	return strings.Join(strings.Fields(v), " ")
+}
+
+// ProcPath is the /proc/sys file of a sysctl name.
+func ProcPath(name string) string {
+	return "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+}

@@ -1,0 +1,69 @@
+package sysctl
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSafeFor(t *testing.T) {
+	if len(SafeFor(34)) != 12 || len(SafeFor(21)) != 4 {
+		t.Fatalf("34: %d, 21: %d", len(SafeFor(34)), len(SafeFor(21)))
+	}
+	if !IsSafe("net.ipv4.tcp_rmem", 34) || IsSafe("net.ipv4.tcp_rmem", 31) || IsSafe("kernel.msgmax", 34) {
+		t.Fatal("IsSafe")
+	}
+}
+
+func TestAllowed(t *testing.T) {
+	if !Allowed(UnsafeNamespacedGroups, "kernel.msgmax") || !Allowed(UnsafeNamespacedGroups, "kernel.sem") ||
+		!Allowed(UnsafeNamespacedGroups, "net.core.somaxconn") || !Allowed(UnsafeNamespacedGroups, "fs.mqueue.msg_max") {
+		t.Fatal("namespaced groups must be allowed")
+	}
+	if Allowed(UnsafeNamespacedGroups, "kernel.semx") || Allowed(UnsafeNamespacedGroups, "vm.swappiness") || Allowed(nil, "kernel.msgmax") {
+		t.Fatal("outside the allowlist must not be allowed")
+	}
+}
+
+func TestExpect(t *testing.T) {
+	allow := UnsafeNamespacedGroups
+	cases := []struct {
+		name, policy string
+		allow        []string
+		want         Outcome
+	}{
+		{"net.ipv4.ip_local_port_range", "baseline", nil, Runs},
+		{"net.ipv4.ip_local_port_range", "privileged", nil, Runs},
+		{"kernel.msgmax", "baseline", allow, RejectedAtAdmission},
+		{"kernel.msgmax", "privileged", allow, Runs},
+		{"kernel.msgmax", "privileged", nil, Forbidden},
+		{"kernel.msgmax", "", nil, Forbidden},
+	}
+	for _, c := range cases {
+		if got := Expect(c.name, 34, c.allow, c.policy); got != c.want {
+			t.Errorf("%s/%s/%v: %s, want %s", c.name, c.policy, c.allow, got, c.want)
+		}
+	}
+}
+
+// The matrix proves its negatives: a node that wrongly allowlists, or a
+// kubelet that rejects a safe sysctl, is reported with node and sysctl.
+func TestMismatches(t *testing.T) {
+	cells := []Cell{
+		{Sysctl: "kernel.msgmax", Node: "worker2", PodSecurity: "privileged", Expected: Forbidden, Observed: Runs},
+		{Sysctl: "net.ipv4.tcp_syncookies", Node: "worker1", PodSecurity: "privileged", Expected: Runs, Observed: Forbidden},
+		{Sysctl: "kernel.msgmax", Node: "worker1", PodSecurity: "privileged", Expected: Runs, Observed: Runs},
+	}
+	m := Mismatches(cells)
+	if len(m) != 2 || !strings.Contains(m[0], "worker1") || !strings.Contains(m[0], "net.ipv4.tcp_syncookies") || !strings.Contains(m[1], "worker2") {
+		t.Fatalf("%v", m)
+	}
+	if !strings.Contains(Table(cells), "MISMATCH") {
+		t.Fatal("table must mark mismatches")
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	if NormalizeValue("1100\t60999\n") != "1100 60999" || ProcPath("kernel.sem") != "/proc/sys/kernel/sem" {
+		t.Fatal("helpers")
+	}
+}

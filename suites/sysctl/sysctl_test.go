@@ -1,0 +1,377 @@
+package sysctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodeconform/nodeconform/fixtures"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/openshift"
+	"github.com/nodeconform/nodeconform/framework/procfs"
+	sc "github.com/nodeconform/nodeconform/framework/sysctl"
+	"github.com/nodeconform/nodeconform/framework/workload"
+)
+
+// nodeInfo is what the suite learns of each node before deciding outcomes.
+type nodeInfo struct {
+	Name      string   `json:"name"`
+	Allowlist []string `json:"allowedUnsafeSysctls"`
+}
+
+var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
+	var (
+		e     *e2e.Env
+		nodes []nodeInfo
+		minor int
+	)
+
+	BeforeAll(func(ctx SpecContext) {
+		e = *env
+		Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
+		v, err := e.Clientset.Discovery().ServerVersion()
+		Expect(err).NotTo(HaveOccurred())
+		minor, err = strconv.Atoi(strings.TrimRight(v.Minor, "+"))
+		Expect(err).NotTo(HaveOccurred(), "server minor version %q", v.Minor)
+		onOpenShift, err := openshift.HasMachineConfigAPI(e.Clientset.Discovery())
+		Expect(err).NotTo(HaveOccurred())
+		if onOpenShift && e.Mode == "apply" {
+			allowOnOpenShift(ctx, e)
+		}
+		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		for _, n := range list.Items {
+			allow, err := kubeletAllowlist(ctx, e, n.Name)
+			Expect(err).NotTo(HaveOccurred())
+			nodes = append(nodes, nodeInfo{Name: n.Name, Allowlist: allow})
+		}
+	})
+
+	It("reads each node's effective kubelet allowlist, within the namespaced groups", func(ctx SpecContext) {
+		evidence.Record("allowlists", nodes)
+		for _, n := range nodes {
+			for _, entry := range n.Allowlist {
+				Expect(withinGroups(entry)).To(BeTrue(), "node %s allowlists %q, outside the namespaced groups %v", n.Name, entry, sc.UnsafeNamespacedGroups)
+			}
+		}
+	})
+
+	It("matches the expected outcome of each sysctl on each node under each Pod Security level", func(ctx SpecContext) {
+		nsBy := map[string]string{
+			"baseline":   e.Namespace(ctx, "sysctl-baseline", "baseline"),
+			"privileged": e.Namespace(ctx, "sysctl-privileged", "privileged"),
+		}
+		tests := []corev1.Sysctl{{Name: "net.ipv4.ip_local_port_range", Value: "1100 60999"}, {Name: "kernel.msgmax", Value: "65536"}}
+		var cells []sc.Cell
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		i := 0
+		for _, s := range tests {
+			for _, n := range nodes {
+				for _, level := range []string{"baseline", "privileged"} {
+					i++
+					wg.Add(1)
+					go func(i int, s corev1.Sysctl, n nodeInfo, level string) {
+						defer GinkgoRecover()
+						defer wg.Done()
+						c := sc.Cell{Sysctl: s.Name, Node: n.Name, PodSecurity: level, Expected: sc.Expect(s.Name, minor, n.Allowlist, level)}
+						c.Observed, c.Detail = observe(ctx, e, nsBy[level], fmt.Sprintf("cell-%d", i), n.Name, s)
+						mu.Lock()
+						cells = append(cells, c)
+						mu.Unlock()
+					}(i, s, n, level)
+				}
+			}
+		}
+		wg.Wait()
+		sort.Slice(cells, func(i, j int) bool {
+			a, b := cells[i], cells[j]
+			return a.Sysctl+a.Node+a.PodSecurity < b.Sysctl+b.Node+b.PodSecurity
+		})
+		table := sc.Table(cells)
+		GinkgoWriter.Println(table)
+		evidence.Record("matrix", cells)
+		Expect(sc.Mismatches(cells)).To(BeEmpty(), "outcome matrix:\n%s", table)
+		// The matrix is only meaningful if it contains every outcome.
+		seen := map[sc.Outcome]bool{}
+		for _, c := range cells {
+			seen[c.Observed] = true
+		}
+		for _, o := range []sc.Outcome{sc.Runs, sc.RejectedAtAdmission, sc.Forbidden} {
+			if !seen[o] {
+				GinkgoWriter.Printf("note: no cell had outcome %s on this cluster\n", o)
+			}
+		}
+	})
+
+	It("accepts every safe sysctl of the release on every node, set in the pod and not on the node", func(ctx SpecContext) {
+		ns := e.Namespace(ctx, "sysctl-safe", "baseline")
+		var sysctls []corev1.Sysctl
+		for _, s := range sc.SafeFor(minor) {
+			sysctls = append(sysctls, corev1.Sysctl{Name: s.Name, Value: s.Value})
+		}
+		for _, n := range nodes {
+			checkRuns(ctx, e, ns, "safe-"+n.Name, n.Name, sysctls)
+		}
+	})
+
+	It("applies a multi-value unsafe sysctl (kernel.sem, the seed's value) on a node that allowlists it", func(ctx SpecContext) {
+		node := nodeAllowing(nodes, "kernel.sem")
+		if node == "" {
+			Skip("no node allowlists kernel.sem")
+		}
+		ns := e.Namespace(ctx, "sysctl-unsafe", "privileged")
+		checkRuns(ctx, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}})
+	})
+
+	It("does not start a pod whose sysctl the kernel does not have, naming the missing /proc/sys file", func(ctx SpecContext) {
+		const missing = "net.ipv4.nodeconform_missing"
+		node := nodeAllowing(nodes, missing)
+		if node == "" {
+			Skip("no node allowlists net.*: the kubelet would forbid the sysctl before the kernel is asked")
+		}
+		ns := e.Namespace(ctx, "sysctl-missing", "privileged")
+		pod := podWithSysctls(ns, "missing", e.ProbeImage, node, []corev1.Sysctl{{Name: missing, Value: "1"}})
+		_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var msg string
+		e.Eventually(ctx, func(ctx context.Context) string {
+			ev, err := e.Clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+			if err != nil {
+				return err.Error()
+			}
+			for _, x := range ev.Items {
+				if strings.Contains(x.Message, sc.ProcPath(missing)) {
+					msg = x.Reason + ": " + x.Message
+				}
+			}
+			return msg
+		}, e.Config.Timeouts.PodReady.Duration).Should(ContainSubstring("no such file or directory"))
+		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		evidence.Record("missingSysctl", map[string]string{"event": msg, "phase": string(got.Status.Phase)})
+		Expect(got.Status.Phase).To(Equal(corev1.PodPending), "the pod must never run")
+	})
+
+	It("carries sysctls from Deployment, StatefulSet and DaemonSet templates to their pods", func(ctx SpecContext) {
+		ns := e.Namespace(ctx, "sysctl-workloads", "baseline")
+		want := corev1.Sysctl{Name: "net.ipv4.ip_local_port_range", Value: "1100 60999"}
+		tmpl := podWithSysctls(ns, "", e.ProbeImage, "", []corev1.Sysctl{want})
+		labels := map[string]string{"app": "sysctl-workload", workload.ManagedLabel: "true"}
+		tmpl.Labels = labels
+		spec := corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+		one := int32(1)
+		sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "sysctl-workload"}}
+		apps := e.Clientset.AppsV1()
+		_, err := apps.Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "deploy"}, Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: sel, Template: withKind(spec, "deployment")}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = apps.StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "sts"}, Spec: appsv1.StatefulSetSpec{Replicas: &one, ServiceName: "sts", Selector: sel, Template: withKind(spec, "statefulset")}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = apps.DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ds"}, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: withKind(spec, "daemonset")}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		wantPods := 2 + len(nodes)
+		var pods []corev1.Pod
+		e.Eventually(ctx, func(ctx context.Context) (int, error) {
+			list, err := e.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return 0, err
+			}
+			pods = pods[:0]
+			for _, p := range list.Items {
+				if isReady(&p) {
+					pods = append(pods, p)
+				}
+			}
+			return len(pods), nil
+		}, e.Config.Timeouts.PodReady.Duration).Should(Equal(wantPods), "Ready pods of the three workloads")
+		seen := map[string]string{}
+		kinds := map[string]bool{}
+		for _, p := range pods {
+			got := readInPod(ctx, e, ns, p.Name, want.Name)
+			seen[p.Name] = got
+			kinds[p.Labels["nodeconform.io/kind"]] = true
+			Expect(got).To(Equal(sc.NormalizeValue(want.Value)), "%s in pod %s", want.Name, p.Name)
+		}
+		evidence.Record("workloadPods", seen)
+		Expect(kinds).To(HaveLen(3))
+	})
+
+	It("rejects the seed's manifest with the typo `valule` under strict field validation, naming the field", func(ctx SpecContext) {
+		ns := e.Namespace(ctx, "sysctl-typo", "privileged")
+		var obj map[string]any
+		Expect(yaml.Unmarshal(fixtures.MustRead("sysctl/seed-typo-pod.yaml"), &obj)).To(Succeed())
+		u := &unstructured.Unstructured{Object: obj}
+		dc, err := dynamic.NewForConfig(e.REST)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = dc.Resource(schema.GroupVersionResource{Version: "v1", Resource: "pods"}).Namespace(ns).Create(ctx, u,
+			metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict, DryRun: []string{metav1.DryRunAll}})
+		evidence.Record("strictValidation", fmt.Sprint(err))
+		Expect(err).To(HaveOccurred(), "the API server accepted an unknown field")
+		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring(`unknown field "spec.securityContext.sysctls[0].valule"`))
+	})
+})
+
+// withinGroups reports whether an allowlist entry stays inside the
+// namespaced unsafe groups (e.g. kernel.msgmax inside kernel.msg*).
+func withinGroups(entry string) bool {
+	probe := strings.TrimSuffix(entry, "*")
+	for _, g := range sc.UnsafeNamespacedGroups {
+		if sc.Allowed([]string{g}, probe) || (strings.HasSuffix(entry, "*") && strings.HasPrefix(probe, strings.TrimSuffix(g, "*")) && strings.HasSuffix(g, "*")) {
+			return true
+		}
+	}
+	return false
+}
+
+func nodeAllowing(nodes []nodeInfo, name string) string {
+	for _, n := range nodes {
+		if sc.Allowed(n.Allowlist, name) {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+// kubeletAllowlist reads allowedUnsafeSysctls from the kubelet's running
+// configuration (node proxy /configz), not from any file or assumption.
+func kubeletAllowlist(ctx context.Context, e *e2e.Env, node string) ([]string, error) {
+	raw, err := e.Clientset.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + node + "/proxy/configz").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("configz of node %s: %w", node, err)
+	}
+	var cz struct {
+		KubeletConfig struct {
+			AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls"`
+		} `json:"kubeletconfig"`
+	}
+	if err := json.Unmarshal(raw, &cz); err != nil {
+		return nil, fmt.Errorf("configz of node %s: %w", node, err)
+	}
+	return cz.KubeletConfig.AllowedUnsafeSysctls, nil
+}
+
+func podWithSysctls(ns, name, image, node string, sysctls []corev1.Sysctl) *corev1.Pod {
+	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: image, NodeName: node})
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: sysctls}
+	// Baseline Pod Security accepts the probe as it is; keep it so.
+	pod.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	return pod
+}
+
+func withKind(t corev1.PodTemplateSpec, kind string) corev1.PodTemplateSpec {
+	t = *t.DeepCopy()
+	t.Labels["nodeconform.io/kind"] = kind
+	return t
+}
+
+func isReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func readInPod(ctx context.Context, e *e2e.Env, ns, pod, name string) string {
+	var r procfs.ReadResultJSON
+	Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, []string{"read", sc.ProcPath(name)}, &r)).To(Succeed())
+	return sc.NormalizeValue(r.Content)
+}
+
+func readOnNode(ctx context.Context, e *e2e.Env, node, name string) string {
+	out, err := e.Nodes.MustHost(ctx, node, "cat", sc.ProcPath(name))
+	Expect(err).NotTo(HaveOccurred())
+	return sc.NormalizeValue(out)
+}
+
+// checkRuns runs a pod with sysctls on node and proves each value is set
+// inside the pod while the node's own value did not change.
+func checkRuns(ctx context.Context, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl) {
+	before := map[string]string{}
+	for _, s := range sysctls {
+		before[s.Name] = readOnNode(ctx, e, node, s.Name)
+	}
+	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, podWithSysctls(ns, name, e.ProbeImage, node, sysctls), e.Config.Timeouts.PodReady.Duration)
+	Expect(err).NotTo(HaveOccurred())
+	type row struct{ Requested, InPod, NodeBefore, NodeAfter string }
+	rows := map[string]row{}
+	for _, s := range sysctls {
+		r := row{Requested: sc.NormalizeValue(s.Value), InPod: readInPod(ctx, e, ns, name, s.Name), NodeBefore: before[s.Name], NodeAfter: readOnNode(ctx, e, node, s.Name)}
+		rows[s.Name] = r
+		Expect(r.InPod).To(Equal(r.Requested), "%s inside pod %s on %s", s.Name, name, node)
+		Expect(r.NodeAfter).To(Equal(r.NodeBefore), "%s on node %s changed: not namespaced?", s.Name, node)
+	}
+	evidence.Record("sysctls/"+node, rows)
+}
+
+// observe creates one pod and classifies what happened to it.
+func observe(ctx context.Context, e *e2e.Env, ns, name, node string, s corev1.Sysctl) (sc.Outcome, string) {
+	pod := podWithSysctls(ns, name, e.ProbeImage, node, []corev1.Sysctl{s})
+	_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "PodSecurity") {
+			return sc.RejectedAtAdmission, err.Error()
+		}
+		return "create-error", err.Error()
+	}
+	deadline := time.Now().Add(e.Config.Timeouts.PodReady.Duration)
+	for time.Now().Before(deadline) {
+		p, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			if p.Status.Reason == "SysctlForbidden" {
+				if !strings.Contains(p.Status.Message, "forbidden sysctl") || !strings.Contains(p.Status.Message, "not allowlisted") {
+					return "forbidden-unexpected-message", p.Status.Message
+				}
+				return sc.Forbidden, p.Status.Message
+			}
+			if isReady(p) {
+				got := readInPod(ctx, e, ns, name, s.Name)
+				if got != sc.NormalizeValue(s.Value) {
+					return "runs-wrong-value", fmt.Sprintf("%s=%q in the pod, requested %q", s.Name, got, s.Value)
+				}
+				return sc.Runs, fmt.Sprintf("%s=%s in the pod", s.Name, got)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return "pending", workload.Describe(ctx, e.Clientset, ns, name)
+}
+
+// allowOnOpenShift applies the seed's OpenShift configuration: label the
+// worker MachineConfigPool custom-kubelet=sysctl and create the
+// KubeletConfig allowlisting kernel.msgmax and kernel.msgmnb, then wait for
+// the pools; all of it is undone after the suite. Written for OpenShift,
+// not run on kind.
+func allowOnOpenShift(ctx context.Context, e *e2e.Env) {
+	dc, err := dynamic.NewForConfig(e.REST)
+	Expect(err).NotTo(HaveOccurred())
+	timeout, poll := e.Config.Timeouts.MachineConfigPool.Duration, 10*time.Second
+	DeferCleanup(func(ctx SpecContext) {
+		Expect(openshift.DeleteIgnoringAbsent(ctx, dc, openshift.KubeletConfigGVR, "custom-kubelet")).To(Succeed())
+		Expect(openshift.LabelPool(ctx, dc, "worker", "custom-kubelet", "")).To(Succeed())
+		Expect(openshift.WaitPoolsUpdated(ctx, dc, timeout, poll)).To(Succeed())
+	}, NodeTimeout(timeout+time.Minute))
+	Expect(openshift.LabelPool(ctx, dc, "worker", "custom-kubelet", "sysctl")).To(Succeed())
+	_, err = openshift.ApplyYAML(ctx, dc, openshift.KubeletConfigGVR, fixtures.MustRead("sysctl/kubeletconfig-custom-kubelet.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(openshift.WaitPoolsUpdated(ctx, dc, timeout, poll)).To(Succeed())
+}
