@@ -44,6 +44,7 @@ type Config struct {
 		ProbeReady         Duration `json:"probeReady"`
 		NodeRestart        Duration `json:"nodeRestart"`
 		MachineConfigPool  Duration `json:"machineConfigPool"`
+		ClusterLock        Duration `json:"clusterLock"`
 		NetworkCheck       Duration `json:"networkCheck"`
 		NetworkCheckWindow Duration `json:"networkCheckWindow"`
 		NamespaceDeletion  Duration `json:"namespaceDeletion"`

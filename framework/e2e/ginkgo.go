@@ -24,8 +24,19 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		f(&o)
 	}
 	env := new(*Env)
+	var lock *clusterLock
 	ginkgo.SynchronizedBeforeSuite(func(ctx context.Context) []byte {
-		data, err := Up(ctx, SettingsFromEnv(), nil, o.nodeAccess)
+		s := SettingsFromEnv()
+		id := "kind/" + s.ClusterName
+		if s.Kubeconfig != "" {
+			id = s.Kubeconfig + "/" + s.Context
+		} else if s.ClusterName == "" {
+			id = "kind/" + TreeConfig().Cluster.Name
+		}
+		var err error
+		lock, err = lockCluster(ctx, id, TreeConfig().Timeouts.ClusterLock.Duration)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "lock the cluster for this suite")
+		data, err := Up(ctx, s, nil, o.nodeAccess)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "cluster setup")
 		return data
 	}, func(data []byte) {
@@ -34,6 +45,7 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		*env = e
 	})
 	ginkgo.SynchronizedAfterSuite(func() {}, func(ctx context.Context) {
+		defer lock.release()
 		if *env != nil {
 			gomega.Expect(RemoveLeftovers(ctx, *env)).To(gomega.Succeed())
 		}

@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// clusterLock serialises suites that target the same cluster from
+// different processes (`go test ./suites/...` runs packages in parallel):
+// a suite that restarts kubelet must not run beside one that execs into pods.
+type clusterLock struct{ f *os.File }
+
+// lockCluster takes an exclusive lock named after the cluster, waiting at
+// most timeout. The lock also goes away when the process dies.
+func lockCluster(ctx context.Context, id string, timeout time.Duration) (*clusterLock, error) {
+	dir := filepath.Join(os.TempDir(), "nodeconform-locks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(id))
+	path := filepath.Join(dir, hex.EncodeToString(sum[:8])+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			_ = f.Truncate(0)
+			fmt.Fprintf(f, "pid %d\n", os.Getpid())
+			return &clusterLock{f: f}, nil
+		}
+		if time.Now().After(deadline) {
+			holder, _ := os.ReadFile(path)
+			f.Close()
+			return nil, fmt.Errorf("another nodeconform run holds cluster %s (%s, %s) for more than %s", id, path, holder, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (l *clusterLock) release() {
+	if l != nil && l.f != nil {
+		_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+		l.f.Close()
+	}
+}
