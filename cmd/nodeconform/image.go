@@ -6,8 +6,10 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/kind/pkg/log"
 
+	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
+	"github.com/nodeconform/nodeconform/framework/probe"
 )
 
 func newImageCmd(logger log.Logger) *cobra.Command {
@@ -36,6 +38,25 @@ func newImageCmd(logger log.Logger) *cobra.Command {
 	f.StringVar(&o.Mirror, "debian-mirror", "", "Debian archive to debootstrap from (default: the one this host's apt uses)")
 	f.StringVar(&o.SourceDir, "source-dir", o.SourceDir, "nodeconform source tree (for the in-cluster binaries)")
 	f.BoolVar(&o.Force, "force", false, "rebuild the final image even when it is up to date")
-	cmd.AddCommand(build)
+	var probeOpts probe.BuildOptions
+	probeCmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Build the probe image (FROM scratch) and print its reference and docker-save archive, to push for existing clusters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := hostprep.EnsureDocker(cmd.Context(), hostprep.DefaultOptions(logger)); err != nil {
+				return usageError{err}
+			}
+			img, err := probe.BuildImage(cmd.Context(), probeOpts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", img.Ref, img.Archive)
+			return nil
+		},
+	}
+	probeCmd.Flags().StringVar(&probeOpts.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree")
+	probeCmd.Flags().StringVar(&probeOpts.CacheDir, "cache-dir", o.CacheDir, "build cache")
+	cmd.AddCommand(build, probeCmd)
 	return cmd
 }
