@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 )
 
 func main() {
@@ -40,6 +42,12 @@ func main() {
 		err = host(os.Args[2:])
 	case "read":
 		err = readFile(os.Args[2:])
+	case "burn":
+		burn()
+	case "alloc":
+		err = alloc(os.Args[2:])
+	case "cgroup-of":
+		err = cgroupOf(os.Args[2:])
 	case "sleep":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -48,7 +56,7 @@ func main() {
 		usage()
 	}
 	if err != nil {
-		emit(map[string]string{"error": err.Error()})
+		emit(probeapi.Error{Error: err.Error()})
 		os.Exit(1)
 	}
 }
@@ -63,6 +71,9 @@ func usage() {
   mount-tmpfs PATH            mount a small tmpfs at PATH
   host -- CMD [ARGS]          run CMD in the node's namespaces (hostPID, privileged)
   read PATH                   print a file
+  burn                        spin one CPU (throttling load)
+  alloc [--mib N]             allocate and hold N MiB (OOM load)
+  cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)
   sleep                       wait for SIGTERM`)
 	os.Exit(2)
 }
@@ -93,15 +104,6 @@ func serve(args []string) error {
 	return nil
 }
 
-// GetResult is what `get` prints.
-type GetResult struct {
-	URL      string `json:"url"`
-	Status   int    `json:"status"`
-	Hostname string `json:"hostname"`
-	Remote   string `json:"remote"`
-	Millis   int64  `json:"millis"`
-}
-
 func get(args []string) error {
 	if len(args) < 1 {
 		usage()
@@ -117,19 +119,13 @@ func get(args []string) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	res := GetResult{URL: args[0], Status: resp.StatusCode, Millis: time.Since(start).Milliseconds()}
+	res := probeapi.Get{URL: args[0], Status: resp.StatusCode, Millis: time.Since(start).Milliseconds()}
 	var who map[string]string
 	if json.Unmarshal(body, &who) == nil {
 		res.Hostname, res.Remote = who["hostname"], who["remote"]
 	}
 	emit(res)
 	return nil
-}
-
-// LookupResult is what `lookup` prints.
-type LookupResult struct {
-	Name      string   `json:"name"`
-	Addresses []string `json:"addresses"`
 }
 
 func lookup(args []string) error {
@@ -145,6 +141,6 @@ func lookup(args []string) error {
 	if err != nil {
 		return err
 	}
-	emit(LookupResult{Name: args[0], Addresses: addrs})
+	emit(probeapi.Lookup{Name: args[0], Addresses: addrs})
 	return nil
 }

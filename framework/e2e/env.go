@@ -202,15 +202,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, nodeAccess bool) ([]
 		sh.ProbeImage = img.Ref
 	}
 	if nodeAccess {
-		rc, err := cluster.LoadKubeconfig(sh.Kubeconfig, sh.Context)
-		if err != nil {
-			return nil, err
-		}
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return nil, err
-		}
-		kl, err := klient.New(rc)
+		_, cs, kl, err := clients(sh.Kubeconfig, sh.Context)
 		if err != nil {
 			return nil, err
 		}
@@ -278,15 +270,7 @@ func Connect(data []byte) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, err := cluster.LoadKubeconfig(sh.Kubeconfig, sh.Context)
-	if err != nil {
-		return nil, err
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, err
-	}
-	kl, err := klient.New(rc)
+	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context)
 	if err != nil {
 		return nil, err
 	}
@@ -298,4 +282,22 @@ func Connect(data []byte) (*Env, error) {
 		}
 	}
 	return e, nil
+}
+
+// clients builds the REST config, clientset and e2e-framework client of a
+// kubeconfig context.
+func clients(kubeconfig, context string) (*rest.Config, kubernetes.Interface, klient.Client, error) {
+	rc, err := cluster.LoadKubeconfig(kubeconfig, context)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kl, err := klient.New(rc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rc, cs, kl, nil
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient"
 
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -165,12 +166,7 @@ func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) 
 }
 
 // HostResult is the outcome of a command run in the node's namespaces.
-type HostResult struct {
-	Command  []string `json:"command"`
-	ExitCode int      `json:"exitCode"`
-	Stdout   string   `json:"stdout"`
-	Stderr   string   `json:"stderr"`
-}
+type HostResult = probeapi.Host
 
 // Host runs a command in the node's namespaces (PID 1's).
 func (p *Probes) Host(ctx context.Context, node string, cmd ...string) (HostResult, error) {
@@ -200,18 +196,14 @@ func (p *Probes) Processes(ctx context.Context, node string, pids []string, comm
 	for _, c := range comms {
 		args = append(args, "--comm", c)
 	}
-	var r struct {
-		Processes []procfs.Process `json:"processes"`
-	}
+	var r probeapi.NS
 	err := p.Exec(ctx, node, args, &r)
 	return r.Processes, err
 }
 
 // Mounts returns the parsed mount table of a process on node.
 func (p *Probes) Mounts(ctx context.Context, node string, pid int) ([]procfs.Mount, error) {
-	var r struct {
-		Mounts []procfs.Mount `json:"mounts"`
-	}
+	var r probeapi.Mounts
 	err := p.Exec(ctx, node, []string{"mounts", "--pid", fmt.Sprint(pid)}, &r)
 	return r.Mounts, err
 }

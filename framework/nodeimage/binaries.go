@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/nodeconform/nodeconform/framework/digest"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
@@ -252,5 +253,5 @@ func (b *builder) buildCNI(ctx context.Context) (string, error) {
 	if _, err := run(ctx, "go", []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/nodeconform-cni"}, withDir(b.SourceDir), withEnv("CGO_ENABLED=0")); err != nil {
 		return "", fmt.Errorf("build nodeconform-cni (run from the nodeconform source tree or pass --source-dir): %w", err)
 	}
-	return fileSum(out)
+	return digest.File(out)
 }

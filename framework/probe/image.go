@@ -4,15 +4,13 @@ package probe
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"github.com/nodeconform/nodeconform/framework/digest"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
@@ -43,7 +41,7 @@ func BuildImage(ctx context.Context, o BuildOptions) (Image, error) {
 	if out, err := command(ctx, o.SourceDir, nil, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/nodeconform-probe"); err != nil {
 		return Image{}, fmt.Errorf("build nodeconform-probe: %w\n%s", err, out)
 	}
-	sum, err := fileSum(bin)
+	sum, err := digest.File(bin)
 	if err != nil {
 		return Image{}, err
 	}
@@ -85,17 +83,4 @@ func command(ctx context.Context, dir string, env []string, name string, args ..
 	c.Env = append(os.Environ(), append([]string{"CGO_ENABLED=0"}, env...)...)
 	out, err := c.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
-}
-
-func fileSum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

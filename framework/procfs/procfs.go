@@ -226,12 +226,6 @@ func RuntimeBindMount(mounts []Mount, path string) (string, bool) {
 	return m.Root, false
 }
 
-// ReadResultJSON is the probe's answer to `read PATH`.
-type ReadResultJSON struct {
-	Path    string `json:"path"`
-	Content string `json:"content"`
-}
-
 // ParseVmRSS returns VmRSS in KiB from the text of /proc/<pid>/status (0
 // for kernel threads, which have none).
 func ParseVmRSS(status []byte) int64 {

@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/e2e-framework/klient"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
+
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 )
 
 // ManagedLabel marks every object nodeconform creates, so leftovers of an
@@ -169,9 +171,7 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 	cmd := append([]string{"/nodeconform-probe"}, args...)
 	err := kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
 	if err != nil {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e probeapi.Error
 		if json.Unmarshal(stdout.Bytes(), &e) == nil && e.Error != "" {
 			return fmt.Errorf("%s in %s/%s: %s", strings.Join(args, " "), ns, pod, e.Error)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -96,10 +97,7 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 			e := *env
 			svc := createService(ctx, e, ns)
 			name := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, ns)
-			var res struct {
-				Name      string   `json:"name"`
-				Addresses []string `json:"addresses"`
-			}
+			var res probeapi.Lookup
 			e.Eventually(ctx, func(ctx context.Context) error {
 				return workload.ExecJSON(ctx, e.Klient, ns, client.Name, []string{"lookup", name, "--timeout", e.Config.Timeouts.NetworkCheck.Duration.String()}, &res)
 			}, e.Config.Timeouts.NetworkCheckWindow.Duration).Should(Succeed(), "DNS lookup of %s from pod %s", name, client.Name)
@@ -109,17 +107,10 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 	})
 })
 
-type getResult struct {
-	URL      string `json:"url"`
-	Status   int    `json:"status"`
-	Hostname string `json:"hostname"`
-	Remote   string `json:"remote"`
-}
-
 // httpGet asks the client pod to fetch url, retrying within the configured
 // window: routes and kube-proxy rules converge asynchronously.
-func httpGet(ctx context.Context, e *e2e.Env, ns, url string) getResult {
-	var res getResult
+func httpGet(ctx context.Context, e *e2e.Env, ns, url string) probeapi.Get {
+	var res probeapi.Get
 	e.Eventually(ctx, func(ctx context.Context) error {
 		return workload.ExecJSON(ctx, e.Klient, ns, "client", []string{"get", url, "--timeout", e.Config.Timeouts.NetworkCheck.Duration.String()}, &res)
 	}, e.Config.Timeouts.NetworkCheckWindow.Duration).Should(Succeed(), "GET %s from pod client", url)

@@ -17,6 +17,7 @@ import (
 	enc "github.com/nodeconform/nodeconform/framework/encapsulation"
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/openshift"
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -309,9 +310,7 @@ func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter st
 		}
 	}
 	for c := range mounts {
-		var r struct {
-			Mounts []procfs.Mount `json:"mounts"`
-		}
+		var r probeapi.Mounts
 		Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod.Name, containerName(c), []string{"mounts", "--pid", "self"}, &r)).To(Succeed())
 		for k := range observed {
 			observed[k][c] = procfs.HasMountAt(r.Mounts, "/prop/"+k)

@@ -13,6 +13,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/netfilter"
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -87,7 +88,7 @@ var _ = Describe("Linux primitives behind pods", Label("primitives"), func() {
 	It("gives the pod's hostname to its uts namespace", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "primitives", "")
 		pod := run(ctx, e, workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "uts", Image: e.ProbeImage}))
-		var r procfs.ReadResultJSON
+		var r probeapi.Read
 		Expect(workload.ExecJSON(ctx, e.Klient, ns, pod.Name, []string{"read", "/proc/sys/kernel/hostname"}, &r)).To(Succeed())
 		evidence.Record("hostname", r.Content)
 		Expect(strings.TrimSpace(r.Content)).To(Equal(pod.Name))
@@ -96,9 +97,7 @@ var _ = Describe("Linux primitives behind pods", Label("primitives"), func() {
 	It("bind-mounts /etc/resolv.conf from the runtime's sandbox directory", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "primitives", "")
 		pod := run(ctx, e, workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "resolv", Image: e.ProbeImage}))
-		var r struct {
-			Mounts []procfs.Mount `json:"mounts"`
-		}
+		var r probeapi.Mounts
 		Expect(workload.ExecJSON(ctx, e.Klient, ns, pod.Name, []string{"mounts", "--pid", "self"}, &r)).To(Succeed())
 		src, ok := procfs.RuntimeBindMount(r.Mounts, "/etc/resolv.conf")
 		evidence.Record("resolvConfSource", src)
@@ -111,7 +110,7 @@ var _ = Describe("Linux primitives behind pods", Label("primitives"), func() {
 		pod.Spec.Volumes = []corev1.Volume{{Name: "etc", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}
 		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "etc", MountPath: "/host/etc", ReadOnly: true}}
 		run(ctx, e, pod)
-		var r procfs.ReadResultJSON
+		var r probeapi.Read
 		Expect(workload.ExecJSON(ctx, e.Klient, ns, pod.Name, []string{"read", "/host/etc/machine-id"}, &r)).To(Succeed())
 		onNode, err := e.Nodes.MustHost(ctx, pod.Spec.NodeName, "cat", "/etc/machine-id")
 		Expect(err).NotTo(HaveOccurred())
@@ -150,9 +149,7 @@ func selfNS(ctx context.Context, e *e2e.Env, ns, pod, container string) procfs.P
 }
 
 func processIn(ctx context.Context, e *e2e.Env, ns, pod, container, pid string) procfs.Process {
-	var r struct {
-		Processes []procfs.Process `json:"processes"`
-	}
+	var r probeapi.NS
 	Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod, container, []string{"ns", "--pid", pid}, &r)).To(Succeed())
 	Expect(r.Processes).To(HaveLen(1))
 	return r.Processes[0]

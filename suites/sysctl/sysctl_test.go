@@ -25,7 +25,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/openshift"
-	"github.com/nodeconform/nodeconform/framework/procfs"
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	sc "github.com/nodeconform/nodeconform/framework/sysctl"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -292,7 +292,7 @@ func isReady(p *corev1.Pod) bool {
 }
 
 func readInPod(ctx context.Context, e *e2e.Env, ns, pod, name string) string {
-	var r procfs.ReadResultJSON
+	var r probeapi.Read
 	Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, []string{"read", sc.ProcPath(name)}, &r)).To(Succeed())
 	return sc.NormalizeValue(r.Content)
 }

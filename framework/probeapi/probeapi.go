@@ -1,0 +1,57 @@
+// Package probeapi is the JSON contract between nodeconform-probe and the
+// framework: each probe subcommand prints one of these objects. It has no
+// dependencies, so the probe binary stays small.
+package probeapi
+
+import "github.com/nodeconform/nodeconform/framework/procfs"
+
+// Error is printed (with exit code 1) when a subcommand fails.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Get is the answer of `get URL`.
+type Get struct {
+	URL      string `json:"url"`
+	Status   int    `json:"status"`
+	Hostname string `json:"hostname"`
+	Remote   string `json:"remote"`
+	Millis   int64  `json:"millis"`
+}
+
+// Lookup is the answer of `lookup NAME`.
+type Lookup struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses"`
+}
+
+// NS is the answer of `ns`.
+type NS struct {
+	Processes []procfs.Process `json:"processes"`
+}
+
+// Mounts is the answer of `mounts`.
+type Mounts struct {
+	PID    int            `json:"pid"`
+	Mounts []procfs.Mount `json:"mounts"`
+}
+
+// Host is the answer of `host -- CMD`: a non-zero exit is data, not an error.
+type Host struct {
+	Command  []string `json:"command"`
+	ExitCode int      `json:"exitCode"`
+	Stdout   string   `json:"stdout"`
+	Stderr   string   `json:"stderr"`
+}
+
+// Read is the answer of `read PATH`.
+type Read struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+}
+
+// CgroupOf is the answer of `cgroup-of --container ID`.
+type CgroupOf struct {
+	PID    int    `json:"pid"`
+	Cgroup string `json:"cgroup"`
+}
