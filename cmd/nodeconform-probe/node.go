@@ -7,20 +7,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
 )
 
 // procRoot is where processes are read: in a hostPID pod, the node's.
 const procRoot = "/proc"
-
-// NSResult is what `ns` prints.
-type NSResult struct {
-	Processes []procfs.Process `json:"processes"`
-}
 
 // ns prints identity and namespaces of the processes named by --pid
 // (a number or "self") and --comm (every process of that name).
@@ -30,7 +27,7 @@ func ns(args []string) error {
 	fs.Var(&pids, "pid", "process id or self (repeatable)")
 	fs.Var(&comms, "comm", "process name (repeatable)")
 	_ = fs.Parse(args)
-	var res NSResult
+	var res probeapi.NS
 	for _, p := range pids {
 		pid := os.Getpid()
 		if p != "self" {
@@ -59,12 +56,6 @@ func ns(args []string) error {
 	return nil
 }
 
-// MountsResult is what `mounts` prints.
-type MountsResult struct {
-	PID    int            `json:"pid"`
-	Mounts []procfs.Mount `json:"mounts"`
-}
-
 func mounts(args []string) error {
 	fs := flag.NewFlagSet("mounts", flag.ExitOnError)
 	pid := fs.String("pid", "self", "process whose mount table is read")
@@ -82,7 +73,7 @@ func mounts(args []string) error {
 		return err
 	}
 	n, _ := strconv.Atoi(p)
-	emit(MountsResult{PID: n, Mounts: m})
+	emit(probeapi.Mounts{PID: n, Mounts: m})
 	return nil
 }
 
@@ -100,14 +91,6 @@ func mountTmpfs(args []string) error {
 	}
 	emit(map[string]string{"mounted": args[0]})
 	return nil
-}
-
-// HostResult is what `host` prints.
-type HostResult struct {
-	Command  []string `json:"command"`
-	ExitCode int      `json:"exitCode"`
-	Stdout   string   `json:"stdout"`
-	Stderr   string   `json:"stderr"`
 }
 
 // host runs a command of the node in all of the node's namespaces (PID 1's),
@@ -128,7 +111,7 @@ func host(args []string) error {
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	res := HostResult{Command: args}
+	res := probeapi.Host{Command: args}
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
@@ -141,12 +124,6 @@ func host(args []string) error {
 	return nil
 }
 
-// ReadResult is what `read` prints.
-type ReadResult struct {
-	Path    string `json:"path"`
-	Content string `json:"content"`
-}
-
 func readFile(args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: read PATH")
@@ -155,7 +132,7 @@ func readFile(args []string) error {
 	if err != nil {
 		return err
 	}
-	emit(ReadResult{Path: args[0], Content: string(data)})
+	emit(probeapi.Read{Path: args[0], Content: string(data)})
 	return nil
 }
 
@@ -163,3 +140,59 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// burn spins one CPU until killed: the load for CFS throttling specs.
+func burn() {
+	runtime.GOMAXPROCS(1)
+	x := 0
+	for {
+		x++
+	}
+}
+
+// alloc touches N MiB and holds it, so a container over its memory limit
+// is OOM-killed.
+func alloc(args []string) error {
+	fs := flag.NewFlagSet("alloc", flag.ExitOnError)
+	mib := fs.Int("mib", 64, "MiB to allocate and touch")
+	_ = fs.Parse(args)
+	var chunks [][]byte
+	for i := 0; i < *mib; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		chunks = append(chunks, b)
+	}
+	emit(map[string]int{"allocatedMiB": len(chunks)})
+	select {}
+}
+
+// cgroupOf finds a process whose cgroup path names the container ID and
+// prints its /proc/<pid>/cgroup: the kernel's own answer to where the
+// container's cgroups are.
+func cgroupOf(args []string) error {
+	fs := flag.NewFlagSet("cgroup-of", flag.ExitOnError)
+	id := fs.String("container", "", "container ID")
+	_ = fs.Parse(args)
+	if *id == "" {
+		return errors.New("--container is required")
+	}
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(procRoot + "/" + e.Name() + "/cgroup")
+		if err != nil || !strings.Contains(string(data), *id) {
+			continue
+		}
+		emit(probeapi.CgroupOf{PID: pid, Cgroup: string(data)})
+		return nil
+	}
+	return fmt.Errorf("no process in a cgroup of container %s", *id)
+}

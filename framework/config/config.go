@@ -52,6 +52,16 @@ type Config struct {
 	Intervals struct {
 		Poll Duration `json:"poll"`
 	} `json:"intervals"`
+	Cgroups struct {
+		// ThrottleWindow is how long CPU usage is measured.
+		ThrottleWindow Duration `json:"throttleWindow"`
+		// LimitedCPUMin/Max bound the CPU fraction of a busy loop under
+		// limits.cpu 100m.
+		LimitedCPUMin float64 `json:"limitedCPUMin"`
+		LimitedCPUMax float64 `json:"limitedCPUMax"`
+		// UnlimitedCPUMin is the least a busy loop without a limit must use.
+		UnlimitedCPUMin float64 `json:"unlimitedCPUMin"`
+	} `json:"cgroups"`
 	Cluster struct {
 		Name       string `json:"name"`
 		MinNodes   int    `json:"minNodes"`

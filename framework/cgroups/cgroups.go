@@ -1,0 +1,339 @@
+// Package cgroups finds a container's and a pod's cgroups from what the
+// kernel reports for the container's process, reads the limit files of
+// cgroup v1 and v2, and holds the kubelet's formulas that turn requests
+// and limits into those files, so specs compare exact values.
+package cgroups
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Version of the cgroup hierarchy on a node.
+type Version int
+
+// The two hierarchies.
+const (
+	V1 Version = 1
+	V2 Version = 2
+)
+
+// Membership is a process's /proc/<pid>/cgroup: controller (or "" for the
+// v2 unified hierarchy) to path.
+type Membership map[string]string
+
+// ParseProcCgroup parses /proc/<pid>/cgroup ("ID:controllers:path" lines).
+func ParseProcCgroup(text string) (Membership, error) {
+	m := Membership{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("malformed cgroup line %q", line)
+		}
+		if parts[1] == "" {
+			m[""] = parts[2]
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			m[c] = parts[2]
+		}
+	}
+	return m, sc.Err()
+}
+
+// Dir returns the directory under /sys/fs/cgroup holding controller's files
+// for a cgroup path: v1 has one mount per controller, v2 one tree.
+func Dir(v Version, controller, cgPath string) string {
+	if v == V2 {
+		return path.Join("/sys/fs/cgroup", cgPath)
+	}
+	return path.Join("/sys/fs/cgroup", controller, cgPath)
+}
+
+// PathOf returns the path of a process in the hierarchy holding controller.
+func (m Membership) PathOf(v Version, controller string) (string, error) {
+	if v == V2 {
+		p, ok := m[""]
+		if !ok {
+			return "", fmt.Errorf("no cgroup v2 entry")
+		}
+		return p, nil
+	}
+	p, ok := m[controller]
+	if !ok {
+		return "", fmt.Errorf("no %s controller in the process's cgroups", controller)
+	}
+	return p, nil
+}
+
+// QoS of a pod as the kubelet places it.
+type QoS string
+
+// The QoS classes.
+const (
+	Guaranteed QoS = "Guaranteed"
+	Burstable  QoS = "Burstable"
+	BestEffort QoS = "BestEffort"
+)
+
+// QoSOfPodCgroup tells the QoS parent of a pod cgroup path from its name,
+// for both drivers: systemd (kubepods-burstable-pod<uid>.slice) and
+// cgroupfs (kubepods/burstable/pod<uid>).
+func QoSOfPodCgroup(podPath string) (QoS, error) {
+	base := path.Base(podPath)
+	parent := path.Base(path.Dir(podPath))
+	switch {
+	case strings.Contains(base, "kubepods-burstable-pod") || (parent == "burstable" && strings.HasPrefix(base, "pod")):
+		return Burstable, nil
+	case strings.Contains(base, "kubepods-besteffort-pod") || (parent == "besteffort" && strings.HasPrefix(base, "pod")):
+		return BestEffort, nil
+	case strings.Contains(base, "kubepods-pod") || (parent == "kubepods" && strings.HasPrefix(base, "pod")):
+		return Guaranteed, nil
+	}
+	return "", fmt.Errorf("%s is not a pod cgroup", podPath)
+}
+
+// PodUIDInPath reports whether a pod cgroup path belongs to uid (systemd
+// slices write the UID's dashes as underscores).
+func PodUIDInPath(podPath, uid string) bool {
+	base := path.Base(podPath)
+	return strings.Contains(base, "pod"+uid) || strings.Contains(base, "pod"+strings.ReplaceAll(uid, "-", "_"))
+}
+
+// Kubelet's conversions (pkg/kubelet/cm/helpers_linux.go).
+const (
+	MinShares      = 2
+	MaxShares      = 262144
+	SharesPerCPU   = 1024
+	MilliCPUToCPU  = 1000
+	QuotaPeriod    = 100000 // µs, the kubelet's default cpuCFSQuotaPeriod
+	MinQuotaPeriod = 1000
+)
+
+// SharesFromMilliCPU is the kubelet's MilliCPUToShares.
+func SharesFromMilliCPU(milli int64) int64 {
+	if milli == 0 {
+		return MinShares
+	}
+	s := milli * SharesPerCPU / MilliCPUToCPU
+	if s < MinShares {
+		return MinShares
+	}
+	if s > MaxShares {
+		return MaxShares
+	}
+	return s
+}
+
+// QuotaFromMilliCPU is the kubelet's MilliCPUToQuota: -1 means no limit.
+func QuotaFromMilliCPU(milli, period int64) int64 {
+	if milli == 0 {
+		return -1
+	}
+	q := milli * period / MilliCPUToCPU
+	if q < MinQuotaPeriod {
+		q = MinQuotaPeriod
+	}
+	return q
+}
+
+// WeightFromShares is the cgroup v2 conversion runc and the kubelet use.
+func WeightFromShares(shares int64) int64 {
+	if shares == 0 {
+		return 0
+	}
+	return 1 + ((shares-2)*9999)/262142
+}
+
+// Limits are what a cgroup's files say, in the kubelet's units.
+type Limits struct {
+	// CPUQuota in µs per CPUPeriod; -1 for no limit.
+	CPUQuota  int64 `json:"cpuQuota"`
+	CPUPeriod int64 `json:"cpuPeriod"`
+	// CPUShares (v1) or the shares equivalent of cpu.weight (v2 keeps the weight).
+	CPUShares int64 `json:"cpuShares,omitempty"`
+	CPUWeight int64 `json:"cpuWeight,omitempty"`
+	// MemoryLimit in bytes; -1 for no limit.
+	MemoryLimit int64 `json:"memoryLimit"`
+	// Files read, with their raw content.
+	Files map[string]string `json:"files"`
+}
+
+// noLimitV1 is what memory.limit_in_bytes says without a limit (page-rounded
+// LONG_MAX); anything above 2^62 is treated as unlimited.
+const unlimitedAbove = int64(1) << 62
+
+// ParseV1 interprets v1 file contents (cpu.cfs_quota_us, cpu.cfs_period_us,
+// cpu.shares, memory.limit_in_bytes).
+func ParseV1(files map[string]string) (Limits, error) {
+	l := Limits{Files: files}
+	var err error
+	if l.CPUQuota, err = intFile(files, "cpu.cfs_quota_us"); err != nil {
+		return l, err
+	}
+	if l.CPUPeriod, err = intFile(files, "cpu.cfs_period_us"); err != nil {
+		return l, err
+	}
+	if l.CPUShares, err = intFile(files, "cpu.shares"); err != nil {
+		return l, err
+	}
+	mem, err := uintFile(files, "memory.limit_in_bytes")
+	if err != nil {
+		return l, err
+	}
+	l.MemoryLimit = int64(mem)
+	if mem > uint64(unlimitedAbove) {
+		l.MemoryLimit = -1
+	}
+	return l, nil
+}
+
+// ParseV2 interprets v2 file contents (cpu.max, cpu.weight, memory.max).
+func ParseV2(files map[string]string) (Limits, error) {
+	l := Limits{Files: files}
+	f := strings.Fields(files["cpu.max"])
+	if len(f) != 2 {
+		return l, fmt.Errorf("cpu.max %q: want \"QUOTA PERIOD\"", files["cpu.max"])
+	}
+	if f[0] == "max" {
+		l.CPUQuota = -1
+	} else if q, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+		l.CPUQuota = q
+	} else {
+		return l, fmt.Errorf("cpu.max quota %q: %w", f[0], err)
+	}
+	var err error
+	if l.CPUPeriod, err = strconv.ParseInt(f[1], 10, 64); err != nil {
+		return l, fmt.Errorf("cpu.max period %q: %w", f[1], err)
+	}
+	if l.CPUWeight, err = intFile(files, "cpu.weight"); err != nil {
+		return l, err
+	}
+	m := strings.TrimSpace(files["memory.max"])
+	if m == "max" {
+		l.MemoryLimit = -1
+	} else if l.MemoryLimit, err = strconv.ParseInt(m, 10, 64); err != nil {
+		return l, fmt.Errorf("memory.max %q: %w", m, err)
+	}
+	return l, nil
+}
+
+// Files lists the limit files of a version, by controller.
+func Files(v Version) map[string][]string {
+	if v == V2 {
+		return map[string][]string{"": {"cpu.max", "cpu.weight", "memory.max"}}
+	}
+	return map[string][]string{"cpu": {"cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"}, "memory": {"memory.limit_in_bytes"}}
+}
+
+// Expected is what the kubelet should write for requests and limits
+// (millicores, bytes; 0 for unset).
+type Expected struct {
+	CPURequestMilli, CPULimitMilli int64
+	MemoryLimit                    int64
+}
+
+// Check compares limits read from cgroup files with the expectation and
+// returns one message per mismatch.
+func Check(v Version, e Expected, l Limits) []string {
+	var out []string
+	wantQuota := QuotaFromMilliCPU(e.CPULimitMilli, l.CPUPeriod)
+	if l.CPUQuota != wantQuota {
+		out = append(out, fmt.Sprintf("cpu quota %d µs per %d µs, want %d (limit %dm)", l.CPUQuota, l.CPUPeriod, wantQuota, e.CPULimitMilli))
+	}
+	shares := SharesFromMilliCPU(e.CPURequestMilli)
+	if v == V1 && l.CPUShares != shares {
+		out = append(out, fmt.Sprintf("cpu.shares %d, want %d (request %dm)", l.CPUShares, shares, e.CPURequestMilli))
+	}
+	if v == V2 && l.CPUWeight != WeightFromShares(shares) {
+		out = append(out, fmt.Sprintf("cpu.weight %d, want %d (request %dm)", l.CPUWeight, WeightFromShares(shares), e.CPURequestMilli))
+	}
+	wantMem := int64(-1)
+	if e.MemoryLimit > 0 {
+		wantMem = e.MemoryLimit
+	}
+	if l.MemoryLimit != wantMem {
+		out = append(out, fmt.Sprintf("memory limit %d, want %d", l.MemoryLimit, wantMem))
+	}
+	return out
+}
+
+// CPUUsage is cumulative CPU time in nanoseconds with throttling counters.
+type CPUUsage struct {
+	UsageNanos    int64 `json:"usageNanos"`
+	NrThrottled   int64 `json:"nrThrottled"`
+	ThrottledNano int64 `json:"throttledNanos"`
+}
+
+// ParseCPUStatV1 reads cpuacct.usage and cpu.stat (nr_throttled, throttled_time).
+func ParseCPUStatV1(usage, stat string) (CPUUsage, error) {
+	u, err := strconv.ParseInt(strings.TrimSpace(usage), 10, 64)
+	if err != nil {
+		return CPUUsage{}, fmt.Errorf("cpuacct.usage %q: %w", usage, err)
+	}
+	kv := keyValues(stat)
+	return CPUUsage{UsageNanos: u, NrThrottled: kv["nr_throttled"], ThrottledNano: kv["throttled_time"]}, nil
+}
+
+// ParseCPUStatV2 reads cpu.stat (usage_usec, nr_throttled, throttled_usec).
+func ParseCPUStatV2(stat string) (CPUUsage, error) {
+	kv := keyValues(stat)
+	if _, ok := kv["usage_usec"]; !ok {
+		return CPUUsage{}, fmt.Errorf("cpu.stat without usage_usec: %q", stat)
+	}
+	return CPUUsage{UsageNanos: kv["usage_usec"] * 1000, NrThrottled: kv["nr_throttled"], ThrottledNano: kv["throttled_usec"] * 1000}, nil
+}
+
+// CPUFraction is the share of one CPU used between two readings.
+func CPUFraction(a, b CPUUsage, wallNanos int64) float64 {
+	if wallNanos <= 0 {
+		return math.NaN()
+	}
+	return float64(b.UsageNanos-a.UsageNanos) / float64(wallNanos)
+}
+
+func keyValues(text string) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 {
+			if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				out[f[0]] = v
+			}
+		}
+	}
+	return out
+}
+
+func intFile(files map[string]string, name string) (int64, error) {
+	raw, ok := files[name]
+	if !ok {
+		return 0, fmt.Errorf("%s not read", name)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", name, raw, err)
+	}
+	return v, nil
+}
+
+func uintFile(files map[string]string, name string) (uint64, error) {
+	raw, ok := files[name]
+	if !ok {
+		return 0, fmt.Errorf("%s not read", name)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", name, raw, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,118 @@
+package cgroups
+
+import (
+	"strings"
+	"testing"
+)
+
+// /proc/<pid>/cgroup of a Burstable container on a kind node (cgroup v1,
+// systemd driver), as read on these machines.
+const procV1 = `9:name=systemd:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod0b8c_1d2e.slice/cri-containerd-abc.scope
+8:pids:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod0b8c_1d2e.slice/cri-containerd-abc.scope
+4:memory:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod0b8c_1d2e.slice/cri-containerd-abc.scope
+2:cpuacct:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod0b8c_1d2e.slice/cri-containerd-abc.scope
+1:cpu:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod0b8c_1d2e.slice/cri-containerd-abc.scope
+0::/
+`
+
+// The same on a cgroup v2 node (a common real-cluster layout).
+const procV2 = "0::/kubepods.slice/kubepods-pod0b8c_1d2e.slice/cri-containerd-abc.scope\n"
+
+func TestParseProcCgroup(t *testing.T) {
+	m, err := ParseProcCgroup(procV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.PathOf(V1, "cpu")
+	if err != nil || !strings.HasSuffix(p, "cri-containerd-abc.scope") {
+		t.Fatalf("%q %v", p, err)
+	}
+	if Dir(V1, "cpu", p) != "/sys/fs/cgroup/cpu"+p {
+		t.Fatal(Dir(V1, "cpu", p))
+	}
+	pod := p[:strings.LastIndex(p, "/")]
+	if q, err := QoSOfPodCgroup(pod); err != nil || q != Burstable {
+		t.Fatalf("%s %v", q, err)
+	}
+	if !PodUIDInPath(pod, "0b8c-1d2e") || PodUIDInPath(pod, "ffff") {
+		t.Fatal("uid match")
+	}
+	m2, _ := ParseProcCgroup(procV2)
+	p2, err := m2.PathOf(V2, "cpu")
+	if err != nil || Dir(V2, "cpu", p2) != "/sys/fs/cgroup/kubepods.slice/kubepods-pod0b8c_1d2e.slice/cri-containerd-abc.scope" {
+		t.Fatalf("%q %v", p2, err)
+	}
+	if q, _ := QoSOfPodCgroup("/kubepods.slice/kubepods-pod0b8c_1d2e.slice"); q != Guaranteed {
+		t.Fatal("guaranteed")
+	}
+	if q, _ := QoSOfPodCgroup("/kubepods/besteffort/pod0b8c-1d2e"); q != BestEffort {
+		t.Fatal("cgroupfs besteffort")
+	}
+	if _, err := QoSOfPodCgroup("/system.slice/containerd.service"); err == nil {
+		t.Fatal("not a pod cgroup")
+	}
+	if _, err := ParseProcCgroup("garbage"); err == nil {
+		t.Fatal("malformed")
+	}
+}
+
+func TestFormulas(t *testing.T) {
+	if SharesFromMilliCPU(0) != 2 || SharesFromMilliCPU(1) != 2 || SharesFromMilliCPU(100) != 102 || SharesFromMilliCPU(1000) != 1024 {
+		t.Fatal("shares")
+	}
+	if QuotaFromMilliCPU(100, 100000) != 10000 || QuotaFromMilliCPU(0, 100000) != -1 || QuotaFromMilliCPU(1, 100000) != 1000 {
+		t.Fatal("quota")
+	}
+	if WeightFromShares(2) != 1 || WeightFromShares(1024) != 39 || WeightFromShares(262144) != 10000 {
+		t.Fatalf("weight %d %d", WeightFromShares(1024), WeightFromShares(262144))
+	}
+}
+
+func TestCheckV1AndV2(t *testing.T) {
+	e := Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20}
+	v1, err := ParseV1(map[string]string{"cpu.cfs_quota_us": "20000\n", "cpu.cfs_period_us": "100000\n", "cpu.shares": "102\n", "memory.limit_in_bytes": "67108864\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := Check(V1, e, v1); len(m) != 0 {
+		t.Fatal(m)
+	}
+	v2, err := ParseV2(map[string]string{"cpu.max": "20000 100000\n", "cpu.weight": "4\n", "memory.max": "67108864\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := Check(V2, e, v2); len(m) != 0 {
+		t.Fatal(m)
+	}
+	// CFS quota disabled (cpuCFSQuota: false): the limit is not enforced.
+	off, _ := ParseV1(map[string]string{"cpu.cfs_quota_us": "-1", "cpu.cfs_period_us": "100000", "cpu.shares": "102", "memory.limit_in_bytes": "9223372036854771712"})
+	m := Check(V1, e, off)
+	if len(m) != 2 || !strings.Contains(m[0], "cpu quota -1") || !strings.Contains(m[1], "memory limit -1") {
+		t.Fatalf("%v", m)
+	}
+	unl, _ := ParseV2(map[string]string{"cpu.max": "max 100000", "cpu.weight": "1", "memory.max": "max"})
+	if unl.CPUQuota != -1 || unl.MemoryLimit != -1 {
+		t.Fatalf("%+v", unl)
+	}
+	if _, err := ParseV2(map[string]string{"cpu.max": "bogus"}); err == nil {
+		t.Fatal("malformed cpu.max")
+	}
+}
+
+func TestCPUStats(t *testing.T) {
+	a, err := ParseCPUStatV1("1000000000\n", "nr_periods 10\nnr_throttled 2\nthrottled_time 500\n")
+	if err != nil || a.NrThrottled != 2 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	b, _ := ParseCPUStatV1("1500000000\n", "nr_periods 60\nnr_throttled 50\nthrottled_time 900\n")
+	if f := CPUFraction(a, b, 5e9); f < 0.099 || f > 0.101 {
+		t.Fatalf("fraction %f", f)
+	}
+	c, err := ParseCPUStatV2("usage_usec 2000\nuser_usec 1000\nsystem_usec 1000\nnr_periods 3\nnr_throttled 1\nthrottled_usec 40\n")
+	if err != nil || c.UsageNanos != 2000000 || c.NrThrottled != 1 || c.ThrottledNano != 40000 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := ParseCPUStatV2("nr_periods 1\n"); err == nil {
+		t.Fatal("missing usage")
+	}
+}
