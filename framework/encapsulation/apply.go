@@ -8,8 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeconform/nodeconform/fixtures"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
@@ -47,7 +45,6 @@ type Node struct {
 	Name    string
 	Runtime RuntimeService
 	Probes  *nodeaccess.Probes
-	Client  kubernetes.Interface
 	// RestartTimeout bounds the wait for kubelet and the runtime to come back.
 	RestartTimeout time.Duration
 }
@@ -102,10 +99,6 @@ type Options struct {
 // Apply installs kubens.service and drop-ins that start kubelet and the
 // runtime through kubensenter, restarts both and waits until they are back.
 func (n *Node) Apply(ctx context.Context, o Options) error {
-	before, err := n.Observe(ctx)
-	if err != nil {
-		return err
-	}
 	if err := n.write(ctx, UnitPath, fixtures.MustRead("encapsulation/kubens.service"), "0644"); err != nil {
 		return err
 	}
@@ -132,16 +125,12 @@ func (n *Node) Apply(ctx context.Context, o Options) error {
 	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", "systemctl daemon-reload && systemctl enable --now kubens.service"); err != nil {
 		return err
 	}
-	return n.restart(ctx, before, units)
+	return n.restart(ctx, units)
 }
 
 // Revert removes everything Apply wrote, stops kubens.service and restarts
 // kubelet and the runtime in the host namespace.
 func (n *Node) Revert(ctx context.Context) error {
-	before, err := n.Observe(ctx)
-	if err != nil {
-		return err
-	}
 	// Drop-ins go (and systemd forgets their Requires=) before kubens.service
 	// stops, so the stop does not take kubelet and the runtime down with it.
 	script := fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; systemctl daemon-reload; "+
@@ -151,7 +140,7 @@ func (n *Node) Revert(ctx context.Context) error {
 	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script); err != nil {
 		return err
 	}
-	return n.restart(ctx, before, []string{n.Runtime.Unit, "kubelet.service"})
+	return n.restart(ctx, []string{n.Runtime.Unit, "kubelet.service"})
 }
 
 // State reads what is left of encapsulation on the node.
@@ -184,64 +173,9 @@ func (n *Node) State(ctx context.Context) (RevertState, error) {
 	return s, nil
 }
 
-// restart restarts units without waiting in the exec session (restarting
-// kubelet or the runtime can cut it) and waits until kubelet and the
-// runtime run under new PIDs, the node is Ready and the probe answers.
-func (n *Node) restart(ctx context.Context, before NodeNamespaces, units []string) error {
-	if len(units) == 0 {
-		return nil
-	}
-	// The exec session that asks for the restart runs through the runtime
-	// and kubelet being restarted: schedule the restart a moment later as a
-	// transient systemd timer so the session ends first.
-	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=2", "--unit=nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano()), "systemctl", "restart"}, units...)
-	if _, err := n.Probes.MustHost(ctx, n.Name, args...); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(n.RestartTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		time.Sleep(time.Second)
-		o, err := n.Observe(ctx)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		restarted := true
-		for _, u := range units {
-			if u == "kubelet.service" && (o.KubeletPID == 0 || o.KubeletPID == before.KubeletPID) {
-				restarted = false
-			}
-			if u == n.Runtime.Unit && (o.RuntimePID == 0 || o.RuntimePID == before.RuntimePID) {
-				restarted = false
-			}
-		}
-		if !restarted {
-			last = fmt.Sprintf("kubelet pid %d (was %d), %s pid %d (was %d)", o.KubeletPID, before.KubeletPID, n.Runtime.Comm, o.RuntimePID, before.RuntimePID)
-			continue
-		}
-		ready, err := n.ready(ctx)
-		if err != nil || !ready {
-			last = fmt.Sprintf("node not Ready (%v)", err)
-			continue
-		}
-		return nil
-	}
-	return fmt.Errorf("node %s: %v not back within %s: %s", n.Name, units, n.RestartTimeout, last)
-}
-
-func (n *Node) ready(ctx context.Context) (bool, error) {
-	node, err := n.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-	if err != nil {
-		return false, err
-	}
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			// A heartbeat after the restart proves the new kubelet reports.
-			return c.Status == corev1.ConditionTrue && time.Since(c.LastHeartbeatTime.Time) < 30*time.Second, nil
-		}
-	}
-	return false, nil
+// restart restarts units and waits until kubelet and the runtime are back.
+func (n *Node) restart(ctx context.Context, units []string) error {
+	return n.Probes.Restart(ctx, n.Name, units, []string{"kubelet", n.Runtime.Comm}, n.RestartTimeout)
 }
 
 // MountVisible reports whether path is a mount point for process pid on the node.

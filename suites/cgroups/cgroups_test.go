@@ -182,6 +182,44 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		Expect(strings.TrimSpace(v)).To(Equal(fmt.Sprint(4 << 20)))
 	})
 
+	// The throttling check must fail on the misconfiguration it exists
+	// for: a kubelet with cpuCFSQuota false writes no quota, and the busy
+	// loop is no longer held to its limit.
+	Context("with the kubelet's CFS quota disabled (a misconfiguration)", Ordered, Label("negative", "disruptive"), func() {
+		BeforeAll(func(ctx SpecContext) {
+			e.RequireApply("disabling the kubelet's CFS quota")
+			if e.Provider != "kind" {
+				Skip("changes a kubelet flag through /etc/default/kubelet: only done on nodeconform's kind nodes")
+			}
+			const file, saved = "/etc/default/kubelet", "/etc/default/kubelet.nodeconform-orig"
+			restartTimeout := e.Config.Timeouts.NodeRestart.Duration
+			DeferCleanup(func(ctx SpecContext) {
+				_, err := e.Nodes.MustHost(ctx, node, "sh", "-c", fmt.Sprintf("test -f %[2]s && mv %[2]s %[1]s || true", file, saved))
+				Expect(err).NotTo(HaveOccurred())
+				Expect(e.Nodes.Restart(ctx, node, []string{"kubelet.service"}, []string{"kubelet"}, restartTimeout)).To(Succeed())
+			}, NodeTimeout(restartTimeout+time.Minute))
+			_, err := e.Nodes.MustHost(ctx, node, "sh", "-c", fmt.Sprintf(
+				`set -e; cp %[1]s %[2]s; grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s; sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 --cpu-cfs-quota=false|' %[1]s`, file, saved))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(e.Nodes.Restart(ctx, node, []string{"kubelet.service"}, []string{"kubelet"}, restartTimeout)).To(Succeed())
+		}, NodeTimeout(e2e.TreeConfig().Timeouts.NodeRestart.Duration+time.Minute))
+
+		It("is reported: no quota in the cgroup files and the busy loop escapes its 100m limit", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "cgroups-nocfs", "")
+			p := run(ctx, e, probePod(ns, "limited", e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
+			l := readLimits(ctx, e, node, p, version)
+			problems := cg.Check(version, cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}, l)
+			a := cpuUsage(ctx, e, node, p, version)
+			start := time.Now()
+			time.Sleep(e.Config.Cgroups.ThrottleWindow.Duration)
+			b := cpuUsage(ctx, e, node, p, version)
+			f := cg.CPUFraction(a, b, time.Since(start).Nanoseconds())
+			evidence.Record("cfsQuotaDisabled", map[string]any{"limitProblems": problems, "fraction": f, "files": l.Files})
+			Expect(problems).To(ContainElement(ContainSubstring("cpu quota -1")), "the limit check must report the missing quota")
+			Expect(f).To(BeNumerically(">", e.Config.Cgroups.LimitedCPUMax), "the throttling check must fail: the loop used %.3f of a CPU", f)
+		})
+	})
+
 	It("runs nodes with swap off, or with the kubelet's swap behaviour when swap is on", func(ctx SpecContext) {
 		swaps, err := e.Nodes.MustHost(ctx, node, "cat", "/proc/swaps")
 		Expect(err).NotTo(HaveOccurred())

@@ -50,7 +50,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 			n := &list.Items[i]
 			rt, err := enc.RuntimeOf(n)
 			Expect(err).NotTo(HaveOccurred())
-			node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, Client: e.Clientset, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration}
+			node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration}
 			r, err := e.Nodes.Host(ctx, n.Name, "test", "-d", "/run/systemd/system")
 			Expect(err).NotTo(HaveOccurred())
 			if r.ExitCode != 0 {
