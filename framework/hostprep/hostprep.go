@@ -212,8 +212,9 @@ func startDockerd(ctx context.Context, o Options) error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start dockerd: %w", err)
 		}
+		pid := cmd.Process.Pid
 		_ = cmd.Process.Release()
-		o.Logger.V(0).Infof("started dockerd (pid %d, log %s)", cmd.Process.Pid, o.DockerdLog)
+		o.Logger.V(0).Infof("started dockerd (pid %d, log %s)", pid, o.DockerdLog)
 	}
 	deadline := time.Now().Add(o.StartTimeout)
 	for time.Now().Before(deadline) {
