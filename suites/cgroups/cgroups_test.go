@@ -69,6 +69,32 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 			"cpuCFSQuota": kc.CPUCFSQuota, "podPidsLimit": kc.PodPidsLimit})
 	})
 
+	It("detects each node's cgroup version and the kubelet's cgroup driver", func(ctx SpecContext) {
+		nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		seen := map[string]map[string]any{}
+		for _, n := range nodes.Items {
+			r, err := e.Nodes.Host(ctx, n.Name, "stat", "-f", "-c", "%T", "/sys/fs/cgroup")
+			Expect(err).NotTo(HaveOccurred())
+			fsType := strings.TrimSpace(r.Stdout)
+			v := cg.V1
+			if fsType == "cgroup2fs" {
+				v = cg.V2
+			}
+			raw, err := e.Clientset.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + n.Name + "/proxy/configz").DoRaw(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			var cz struct {
+				KubeletConfig kubeletConfig `json:"kubeletconfig"`
+			}
+			Expect(json.Unmarshal(raw, &cz)).To(Succeed())
+			seen[n.Name] = map[string]any{"cgroupVersion": v, "sysFsCgroupType": fsType, "cgroupDriver": cz.KubeletConfig.CgroupDriver}
+			Expect(cz.KubeletConfig.CgroupDriver).To(BeElementOf("systemd", "cgroupfs"), "node %s", n.Name)
+			// v1 (and hybrid) nodes mount a tmpfs of controllers there, v2 nodes cgroup2.
+			Expect(fsType).To(BeElementOf("tmpfs", "cgroup2fs"), "node %s: /sys/fs/cgroup is %s", n.Name, fsType)
+		}
+		evidence.Record("nodes", seen)
+	})
+
 	It("places Guaranteed, Burstable and BestEffort pods under the matching QoS cgroup", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-qos", "")
 		pods := map[cg.QoS]*corev1.Pod{
