@@ -198,11 +198,20 @@ func Summary(w io.Writer, specs []Spec) {
 			fmt.Fprintln(w, r)
 		}
 	}
+	total := Counts{}
 	for _, s := range specs {
-		if s.State == Failed {
+		switch s.State {
+		case Passed:
+			total.Passed++
+		case Failed:
+			total.Failed++
 			fmt.Fprintf(w, "FAILED %s: %s\n         %s\n", s.Suite, s.Name, firstLine(s.Failure))
+		default:
+			total.Skipped++
 		}
 	}
+	// A plain closing line CI systems and people can read at a glance.
+	fmt.Fprintf(w, "nodeconform: %d passed, %d failed, %d skipped\n", total.Passed, total.Failed, total.Skipped)
 }
 
 func firstLine(s string) string {

@@ -40,7 +40,7 @@ func TestFromGinkgo(t *testing.T) {
 	var buf bytes.Buffer
 	Summary(&buf, specs)
 	out := buf.String()
-	for _, want := range []string{"cluster", "needs 2 Ready worker nodes", "FAILED cluster: Cluster resolves DNS"} {
+	for _, want := range []string{"cluster", "needs 2 Ready worker nodes", "FAILED cluster: Cluster resolves DNS", "nodeconform: 1 passed, 1 failed, 1 skipped\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
