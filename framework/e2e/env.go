@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
+	"github.com/nodeconform/nodeconform/framework/readonly"
 	"github.com/nodeconform/nodeconform/kindconfigs"
 )
 
@@ -202,7 +204,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, nodeAccess bool) ([]
 		sh.ProbeImage = img.Ref
 	}
 	if nodeAccess {
-		_, cs, kl, err := clients(sh.Kubeconfig, sh.Context)
+		_, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +272,7 @@ func Connect(data []byte) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context)
+	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
 	if err != nil {
 		return nil, err
 	}
@@ -280,16 +282,21 @@ func Connect(data []byte) (*Env, error) {
 		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
 			return nil, err
 		}
+		e.Nodes.ReadOnly = sh.Mode == "verify"
 	}
 	return e, nil
 }
 
 // clients builds the REST config, clientset and e2e-framework client of a
-// kubeconfig context.
-func clients(kubeconfig, context string) (*rest.Config, kubernetes.Interface, klient.Client, error) {
+// kubeconfig context; read-only ones (verify mode) refuse every write
+// outside the run's own namespaces.
+func clients(kubeconfig, context string, readOnly bool) (*rest.Config, kubernetes.Interface, klient.Client, error) {
 	rc, err := cluster.LoadKubeconfig(kubeconfig, context)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if readOnly {
+		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return readonly.Transport{Next: rt} })
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
+	"github.com/nodeconform/nodeconform/framework/readonly"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -43,8 +44,11 @@ type Probes struct {
 	Pods map[string]string
 	// ReadyAfter is how long the DaemonSet took to be ready on every node.
 	ReadyAfter time.Duration
-	cs         kubernetes.Interface
-	kl         klient.Client
+	// ReadOnly (verify mode) refuses node commands that could change the
+	// node; see framework/readonly.
+	ReadOnly bool
+	cs       kubernetes.Interface
+	kl       klient.Client
 }
 
 // Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
@@ -171,6 +175,11 @@ type HostResult = probeapi.Host
 // Host runs a command in the node's namespaces (PID 1's).
 func (p *Probes) Host(ctx context.Context, node string, cmd ...string) (HostResult, error) {
 	var r HostResult
+	if p.ReadOnly {
+		if err := readonly.CheckCommand(cmd); err != nil {
+			return r, fmt.Errorf("node %s: %w", node, err)
+		}
+	}
 	err := p.Exec(ctx, node, append([]string{"host", "--"}, cmd...), &r)
 	return r, err
 }

@@ -207,6 +207,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	})
 
 	It("reverts to the original state", func(ctx SpecContext) {
+		e.RequireApply("checking a revert (nothing was applied)")
 		// The Context's cleanup has reverted every node by now.
 		checkAll(ctx, false)
 		if onOpenShift {
