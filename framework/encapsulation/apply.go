@@ -173,9 +173,19 @@ func (n *Node) State(ctx context.Context) (RevertState, error) {
 	return s, nil
 }
 
-// restart restarts units and waits until kubelet and the runtime are back.
+// restart restarts units and waits until the processes of exactly those
+// units run under new PIDs (a unit not restarted keeps its PID).
 func (n *Node) restart(ctx context.Context, units []string) error {
-	return n.Probes.Restart(ctx, n.Name, units, []string{"kubelet", n.Runtime.Comm}, n.RestartTimeout)
+	var comms []string
+	for _, u := range units {
+		switch u {
+		case "kubelet.service":
+			comms = append(comms, "kubelet")
+		case n.Runtime.Unit:
+			comms = append(comms, n.Runtime.Comm)
+		}
+	}
+	return n.Probes.Restart(ctx, n.Name, units, comms, n.RestartTimeout)
 }
 
 // MountVisible reports whether path is a mount point for process pid on the node.
