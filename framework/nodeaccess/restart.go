@@ -25,6 +25,7 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 	if err != nil {
 		return err
 	}
+	since := time.Now()
 	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=2",
 		"--unit=nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano()), "systemctl", "restart"}, units...)
 	if _, err := p.MustHost(ctx, node, args...); err != nil {
@@ -53,7 +54,7 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 			last = strings.Join(stale, ", ")
 			continue
 		}
-		ready, err := p.nodeReady(ctx, node)
+		ready, err := p.nodeReady(ctx, node, since)
 		if err != nil || !ready {
 			last = fmt.Sprintf("node not Ready (%v)", err)
 			continue
@@ -78,16 +79,26 @@ func (p *Probes) pids(ctx context.Context, node string, comms []string) (map[str
 	return out, nil
 }
 
-func (p *Probes) nodeReady(ctx context.Context, node string) (bool, error) {
+func (p *Probes) nodeReady(ctx context.Context, node string, since time.Time) (bool, error) {
 	n, err := p.cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		return false, err
 	}
+	ready := false
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			// A heartbeat after the restart proves the new kubelet reports.
-			return c.Status == corev1.ConditionTrue && time.Since(c.LastHeartbeatTime.Time) < 30*time.Second, nil
+			ready = c.Status == corev1.ConditionTrue
 		}
 	}
-	return false, nil
+	if !ready {
+		return false, nil
+	}
+	// The new kubelet proves itself by renewing the node's lease (every
+	// 10 s); the Ready condition's heartbeat is only rewritten on changes
+	// or every few minutes, so it cannot tell.
+	lease, err := p.cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	return lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(since), nil
 }
