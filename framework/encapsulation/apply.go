@@ -11,7 +11,6 @@ import (
 
 	"github.com/nodeconform/nodeconform/fixtures"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
-	"github.com/nodeconform/nodeconform/framework/procfs"
 )
 
 // Paths nodeconform writes on systemd nodes.
@@ -186,13 +185,4 @@ func (n *Node) restart(ctx context.Context, units []string) error {
 		}
 	}
 	return n.Probes.Restart(ctx, n.Name, units, comms, n.RestartTimeout)
-}
-
-// MountVisible reports whether path is a mount point for process pid on the node.
-func (n *Node) MountVisible(ctx context.Context, pid int, path string) (bool, error) {
-	m, err := n.Probes.Mounts(ctx, n.Name, pid)
-	if err != nil {
-		return false, err
-	}
-	return procfs.HasMountAt(m, path), nil
 }
