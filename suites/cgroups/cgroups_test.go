@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	cg "github.com/nodeconform/nodeconform/framework/cgroups"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -58,13 +58,7 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		if r.ExitCode == 0 {
 			version = cg.V2
 		}
-		raw, err := e.Clientset.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + node + "/proxy/configz").DoRaw(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		var cz struct {
-			KubeletConfig kubeletConfig `json:"kubeletconfig"`
-		}
-		Expect(json.Unmarshal(raw, &cz)).To(Succeed())
-		kc = cz.KubeletConfig
+		Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, node, &kc)).To(Succeed())
 		evidence.Record("node", map[string]any{"name": node, "cgroupVersion": version, "cgroupDriver": kc.CgroupDriver,
 			"cpuCFSQuota": kc.CPUCFSQuota, "podPidsLimit": kc.PodPidsLimit})
 	})
@@ -81,14 +75,10 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 			if fsType == "cgroup2fs" {
 				v = cg.V2
 			}
-			raw, err := e.Clientset.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + n.Name + "/proxy/configz").DoRaw(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			var cz struct {
-				KubeletConfig kubeletConfig `json:"kubeletconfig"`
-			}
-			Expect(json.Unmarshal(raw, &cz)).To(Succeed())
-			seen[n.Name] = map[string]any{"cgroupVersion": v, "sysFsCgroupType": fsType, "cgroupDriver": cz.KubeletConfig.CgroupDriver}
-			Expect(cz.KubeletConfig.CgroupDriver).To(BeElementOf("systemd", "cgroupfs"), "node %s", n.Name)
+			var nkc kubeletConfig
+			Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, n.Name, &nkc)).To(Succeed())
+			seen[n.Name] = map[string]any{"cgroupVersion": v, "sysFsCgroupType": fsType, "cgroupDriver": nkc.CgroupDriver}
+			Expect(nkc.CgroupDriver).To(BeElementOf("systemd", "cgroupfs"), "node %s", n.Name)
 			// v1 (and hybrid) nodes mount a tmpfs of controllers there, v2 nodes cgroup2.
 			Expect(fsType).To(BeElementOf("tmpfs", "cgroup2fs"), "node %s: /sys/fs/cgroup is %s", n.Name, fsType)
 		}

@@ -2,7 +2,6 @@ package sysctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"github.com/nodeconform/nodeconform/fixtures"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/openshift"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	sc "github.com/nodeconform/nodeconform/framework/sysctl"
@@ -253,19 +253,11 @@ func nodeAllowing(nodes []nodeInfo, name string) string {
 // kubeletAllowlist reads allowedUnsafeSysctls from the kubelet's running
 // configuration (node proxy /configz), not from any file or assumption.
 func kubeletAllowlist(ctx context.Context, e *e2e.Env, node string) ([]string, error) {
-	raw, err := e.Clientset.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + node + "/proxy/configz").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("configz of node %s: %w", node, err)
+	var kc struct {
+		AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls"`
 	}
-	var cz struct {
-		KubeletConfig struct {
-			AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls"`
-		} `json:"kubeletconfig"`
-	}
-	if err := json.Unmarshal(raw, &cz); err != nil {
-		return nil, fmt.Errorf("configz of node %s: %w", node, err)
-	}
-	return cz.KubeletConfig.AllowedUnsafeSysctls, nil
+	err := nodeaccess.KubeletConfig(ctx, e.Clientset, node, &kc)
+	return kc.AllowedUnsafeSysctls, err
 }
 
 func podWithSysctls(ns, name, image, node string, sysctls []corev1.Sysctl) *corev1.Pod {
