@@ -48,6 +48,8 @@ type Config struct {
 		NetworkCheck       Duration `json:"networkCheck"`
 		NetworkCheckWindow Duration `json:"networkCheckWindow"`
 		NamespaceDeletion  Duration `json:"namespaceDeletion"`
+		KataConfig         Duration `json:"kataConfig"`
+		SandboxEvent       Duration `json:"sandboxEvent"`
 	} `json:"timeouts"`
 	Intervals struct {
 		Poll Duration `json:"poll"`
@@ -62,6 +64,16 @@ type Config struct {
 		// UnlimitedCPUMin is the least a busy loop without a limit must use.
 		UnlimitedCPUMin float64 `json:"unlimitedCPUMin"`
 	} `json:"cgroups"`
+	RuntimeClass struct {
+		// Name and Handler of the sandboxed RuntimeClass under test.
+		Name    string `json:"name"`
+		Handler string `json:"handler"`
+		// Overhead is the expected overhead.podFixed, as resource quantities.
+		Overhead map[string]string `json:"overhead"`
+		// RequireVM fails the VM isolation spec when the handler runs pods
+		// on the node's kernel, instead of reporting it as skipped.
+		RequireVM bool `json:"requireVM"`
+	} `json:"runtimeClass"`
 	Cluster struct {
 		Name       string `json:"name"`
 		MinNodes   int    `json:"minNodes"`

@@ -61,9 +61,20 @@ type SuiteOption func(*suiteOptions)
 // WithNodeAccess deploys the probe DaemonSet once per run (Env.Nodes).
 func WithNodeAccess() SuiteOption { return func(o *suiteOptions) { o.nodeAccess = true } }
 
-// RemoveLeftovers deletes every namespace this run created.
+// RemoveLeftovers deletes every namespace and RuntimeClass this run
+// created (an interrupted spec may not have reached its own cleanup).
 func RemoveLeftovers(ctx context.Context, e *Env) error {
-	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID})
+	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID}
+	rcs, err := e.Clientset.NodeV1().RuntimeClasses().List(ctx, sel)
+	if err != nil {
+		return err
+	}
+	for _, rc := range rcs.Items {
+		if err := e.Clientset.NodeV1().RuntimeClasses().Delete(ctx, rc.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, sel)
 	if err != nil {
 		return err
 	}
@@ -110,6 +121,14 @@ func TreeConfig() *config.Config {
 		return config.Default()
 	}
 	return c
+}
+
+// SkipInVerify skips the running spec in verify mode for a reason other
+// than a node change (a cluster-scoped object, filling a node's capacity).
+func (e *Env) SkipInVerify(reason string) {
+	if e.Mode == "verify" {
+		ginkgo.Skip("verify mode (read-only): " + reason)
+	}
 }
 
 // RequireApply skips the running spec in verify mode: it would change node

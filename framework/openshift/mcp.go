@@ -28,7 +28,13 @@ var (
 // HasMachineConfigAPI reports whether the cluster serves MachineConfigs
 // (OpenShift); kind and other clusters get the systemd path instead.
 func HasMachineConfigAPI(dc discovery.DiscoveryInterface) (bool, error) {
-	res, err := dc.ServerResourcesForGroupVersion(MachineConfigGVR.GroupVersion().String())
+	return hasResource(dc, MachineConfigGVR)
+}
+
+// hasResource reports whether the API server serves gvr; a group it does
+// not know is an answer (false), not an error.
+func hasResource(dc discovery.DiscoveryInterface, gvr schema.GroupVersionResource) (bool, error) {
+	res, err := dc.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -36,7 +42,7 @@ func HasMachineConfigAPI(dc discovery.DiscoveryInterface) (bool, error) {
 		return false, err
 	}
 	for _, r := range res.APIResources {
-		if r.Name == MachineConfigGVR.Resource {
+		if r.Name == gvr.Resource {
 			return true, nil
 		}
 	}

@@ -34,3 +34,27 @@ func TestPoolDone(t *testing.T) {
 		t.Fatal("degraded pool must be an error")
 	}
 }
+
+func TestKataConfigStatus(t *testing.T) {
+	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{
+		"conditions": []any{map[string]any{"type": "InProgress", "status": "False"}},
+		"kataNodes":  map[string]any{"nodeCount": int64(2), "readyNodeCount": int64(2)},
+	}}}
+	if done, err := KataConfigStatusOf(u).Done(); !done || err != nil {
+		t.Fatalf("installed on 2/2: done=%v err=%v", done, err)
+	}
+	unstructured.SetNestedField(u.Object, int64(1), "status", "kataNodes", "readyNodeCount")
+	if done, _ := KataConfigStatusOf(u).Done(); done {
+		t.Fatal("1/2 ready is not done")
+	}
+	unstructured.SetNestedSlice(u.Object, []any{map[string]any{"name": "worker-0"}}, "status", "kataNodes", "failedToInstall")
+	if _, err := KataConfigStatusOf(u).Done(); err == nil {
+		t.Fatal("a failed node is an error")
+	}
+	// No node selected (checkNodeEligibility and no eligible node) never completes.
+	empty := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{
+		"conditions": []any{map[string]any{"type": "InProgress", "status": "False"}}}}}
+	if done, _ := KataConfigStatusOf(empty).Done(); done {
+		t.Fatal("zero nodes is not installed")
+	}
+}

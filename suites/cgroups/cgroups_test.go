@@ -17,7 +17,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
-	"github.com/nodeconform/nodeconform/framework/probeapi"
+	"github.com/nodeconform/nodeconform/framework/podcgroup"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -39,6 +39,7 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		node    string
 		version cg.Version
 		kc      kubeletConfig
+		rd      *podcgroup.Reader
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -52,12 +53,9 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 				node = n.Name
 			}
 		}
-		r, err := e.Nodes.Host(ctx, node, "test", "-f", "/sys/fs/cgroup/cgroup.controllers")
+		rd, err = podcgroup.NewReader(ctx, e.Nodes, node)
 		Expect(err).NotTo(HaveOccurred())
-		version = cg.V1
-		if r.ExitCode == 0 {
-			version = cg.V2
-		}
+		version = rd.Version
 		Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, node, &kc)).To(Succeed())
 		evidence.Record("node", map[string]any{"name": node, "cgroupVersion": version, "cgroupDriver": kc.CgroupDriver,
 			"cpuCFSQuota": kc.CPUCFSQuota, "podPidsLimit": kc.PodPidsLimit})
@@ -96,7 +94,7 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		for qos, p := range pods {
 			got := run(ctx, e, p)
 			Expect(string(got.Status.QOSClass)).To(Equal(string(qos)))
-			podPath := path.Dir(containerPath(ctx, e, node, got, version, "cpu"))
+			podPath := path.Dir(containerPath(ctx, rd, got, "cpu"))
 			seen[string(qos)] = podPath
 			placed, err := cg.QoSOfPodCgroup(podPath)
 			Expect(err).NotTo(HaveOccurred())
@@ -113,7 +111,7 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		if kc.CPUCFSQuota != nil && !*kc.CPUCFSQuota {
 			want.CPULimitMilli = 0 // the kubelet writes no quota
 		}
-		l := readLimits(ctx, e, node, p, version)
+		l := readLimits(ctx, rd, p)
 		evidence.Record("cgroupFiles", l.Files)
 		Expect(cg.Check(version, want, l)).To(BeEmpty(), "cgroup files of pod %s on %s", p.Name, node)
 	})
@@ -123,10 +121,10 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		limited := run(ctx, e, probePod(ns, "limited", e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
 		free := run(ctx, e, probePod(ns, "free", e.ProbeImage, node, res("10m", "16Mi"), nil, []string{"burn"}))
 		window := e.Config.Cgroups.ThrottleWindow.Duration
-		a1, b1 := cpuUsage(ctx, e, node, limited, version), cpuUsage(ctx, e, node, free, version)
+		a1, b1 := cpuUsage(ctx, rd, limited), cpuUsage(ctx, rd, free)
 		start := time.Now()
 		time.Sleep(window)
-		a2, b2 := cpuUsage(ctx, e, node, limited, version), cpuUsage(ctx, e, node, free, version)
+		a2, b2 := cpuUsage(ctx, rd, limited), cpuUsage(ctx, rd, free)
 		wall := time.Since(start).Nanoseconds()
 		fl, ff := cg.CPUFraction(a1, a2, wall), cg.CPUFraction(b1, b2, wall)
 		evidence.Record("throttling", map[string]any{"window": window.String(), "limitedFraction": fl, "unlimitedFraction": ff,
@@ -164,7 +162,7 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		}
 		ns := e.Namespace(ctx, "cgroups-pids", "")
 		p := run(ctx, e, probePod(ns, "pids", e.ProbeImage, node, nil, nil, nil))
-		podPath := path.Dir(containerPath(ctx, e, node, p, version, "pids"))
+		podPath := path.Dir(containerPath(ctx, rd, p, "pids"))
 		file := path.Join(cg.Dir(version, "pids", podPath), "pids.max")
 		got, err := e.Nodes.MustHost(ctx, node, "cat", file)
 		Expect(err).NotTo(HaveOccurred())
@@ -188,7 +186,7 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		lim := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("100m"), "hugepages-2Mi": resource.MustParse("4Mi")}
 		p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Limits: lim, Requests: lim}
 		got := run(ctx, e, p)
-		podPath := path.Dir(containerPath(ctx, e, node, got, version, "hugetlb"))
+		podPath := path.Dir(containerPath(ctx, rd, got, "hugetlb"))
 		name := "hugetlb.2MB.limit_in_bytes"
 		if version == cg.V2 {
 			name = "hugetlb.2MB.max"
@@ -223,12 +221,12 @@ var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
 		It("is reported: no quota in the cgroup files and the busy loop escapes its 100m limit", func(ctx SpecContext) {
 			ns := e.Namespace(ctx, "cgroups-nocfs", "")
 			p := run(ctx, e, probePod(ns, "limited", e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
-			l := readLimits(ctx, e, node, p, version)
+			l := readLimits(ctx, rd, p)
 			problems := cg.Check(version, cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}, l)
-			a := cpuUsage(ctx, e, node, p, version)
+			a := cpuUsage(ctx, rd, p)
 			start := time.Now()
 			time.Sleep(e.Config.Cgroups.ThrottleWindow.Duration)
-			b := cpuUsage(ctx, e, node, p, version)
+			b := cpuUsage(ctx, rd, p)
 			f := cg.CPUFraction(a, b, time.Since(start).Nanoseconds())
 			evidence.Record("cfsQuotaDisabled", map[string]any{"limitProblems": problems, "fraction": f, "files": l.Files})
 			Expect(problems).To(ContainElement(ContainSubstring("cpu quota -1")), "the limit check must report the missing quota")
@@ -266,75 +264,20 @@ func run(ctx context.Context, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
 	return got
 }
 
-// containerPath asks the node which cgroup the pod's container is in, from
-// a process of that container: never a guessed path.
-func containerPath(ctx context.Context, e *e2e.Env, node string, p *corev1.Pod, v cg.Version, controller string) string {
-	Expect(p.Status.ContainerStatuses).NotTo(BeEmpty())
-	id := p.Status.ContainerStatuses[0].ContainerID
-	if i := strings.Index(id, "://"); i >= 0 {
-		id = id[i+3:]
-	}
-	var r probeapi.CgroupOf
-	Expect(e.Nodes.Exec(ctx, node, []string{"cgroup-of", "--container", id}, &r)).To(Succeed())
-	m, err := cg.ParseProcCgroup(r.Cgroup)
-	Expect(err).NotTo(HaveOccurred())
-	cp, err := m.PathOf(v, controller)
+func containerPath(ctx context.Context, rd *podcgroup.Reader, p *corev1.Pod, controller string) string {
+	cp, err := rd.ContainerPath(ctx, p, controller)
 	Expect(err).NotTo(HaveOccurred())
 	return cp
 }
 
-func readFiles(ctx context.Context, e *e2e.Env, node, dir string, names []string) map[string]string {
-	out := map[string]string{}
-	for _, n := range names {
-		v, err := e.Nodes.MustHost(ctx, node, "cat", path.Join(dir, n))
-		Expect(err).NotTo(HaveOccurred())
-		out[path.Join(dir, n)] = v
-	}
-	return out
-}
-
-func readLimits(ctx context.Context, e *e2e.Env, node string, p *corev1.Pod, v cg.Version) cg.Limits {
-	byName := map[string]string{}
-	all := map[string]string{}
-	for ctrl, names := range cg.Files(v) {
-		c := ctrl
-		if c == "" {
-			c = "cpu"
-		}
-		dir := cg.Dir(v, ctrl, containerPath(ctx, e, node, p, v, c))
-		for f, val := range readFiles(ctx, e, node, dir, names) {
-			all[f] = strings.TrimSpace(val)
-			byName[path.Base(f)] = val
-		}
-	}
-	var l cg.Limits
-	var err error
-	if v == cg.V2 {
-		l, err = cg.ParseV2(byName)
-	} else {
-		l, err = cg.ParseV1(byName)
-	}
+func readLimits(ctx context.Context, rd *podcgroup.Reader, p *corev1.Pod) cg.Limits {
+	l, err := rd.ContainerLimits(ctx, p)
 	Expect(err).NotTo(HaveOccurred())
-	l.Files = all
 	return l
 }
 
-func cpuUsage(ctx context.Context, e *e2e.Env, node string, p *corev1.Pod, v cg.Version) cg.CPUUsage {
-	if v == cg.V2 {
-		dir := cg.Dir(v, "", containerPath(ctx, e, node, p, v, "cpu"))
-		stat, err := e.Nodes.MustHost(ctx, node, "cat", path.Join(dir, "cpu.stat"))
-		Expect(err).NotTo(HaveOccurred())
-		u, err := cg.ParseCPUStatV2(stat)
-		Expect(err).NotTo(HaveOccurred())
-		return u
-	}
-	acct := cg.Dir(v, "cpuacct", containerPath(ctx, e, node, p, v, "cpuacct"))
-	cpu := cg.Dir(v, "cpu", containerPath(ctx, e, node, p, v, "cpu"))
-	usage, err := e.Nodes.MustHost(ctx, node, "cat", path.Join(acct, "cpuacct.usage"))
-	Expect(err).NotTo(HaveOccurred())
-	stat, err := e.Nodes.MustHost(ctx, node, "cat", path.Join(cpu, "cpu.stat"))
-	Expect(err).NotTo(HaveOccurred())
-	u, err := cg.ParseCPUStatV1(usage, stat)
+func cpuUsage(ctx context.Context, rd *podcgroup.Reader, p *corev1.Pod) cg.CPUUsage {
+	u, err := rd.CPUUsage(ctx, p)
 	Expect(err).NotTo(HaveOccurred())
 	return u
 }
