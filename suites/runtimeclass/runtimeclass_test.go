@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
+	"github.com/nodeconform/nodeconform/fixtures"
 	cg "github.com/nodeconform/nodeconform/framework/cgroups"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
@@ -25,7 +26,6 @@ import (
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	rcx "github.com/nodeconform/nodeconform/framework/runtimeclass"
 	"github.com/nodeconform/nodeconform/framework/workload"
-	"github.com/nodeconform/nodeconform/fixtures"
 )
 
 const hostnameLabel = "kubernetes.io/hostname"
