@@ -82,6 +82,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of an existing cluster (default KUBECONFIG; none: nodeconform's kind cluster)")
 	f.StringVar(&o.Context, "context", "", "kubeconfig context")
 	f.StringVar(&o.Mode, "mode", "", "apply (change node configuration, revert after) or verify (read-only); default apply on kind, verify on existing clusters")
+	f.IntVar(&o.Procs, "procs", 0, fmt.Sprintf("Ginkgo processes per suite: specs run in parallel, Serial and Ordered containers on one process (default %d here)", runner.DefaultProcs()))
 	f.BoolVar(&o.Quiet, "quiet", false, "only the summary on stdout; suite output goes to <report-dir>/<suite>.log")
 	f.StringVar(&o.KindConfig, "kind-config", "", "kind config file or name in kindconfigs/ (default: default)")
 	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")

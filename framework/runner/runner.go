@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/kind/pkg/log"
@@ -57,6 +59,9 @@ type Options struct {
 	// suites; SuitesDir holds prebuilt <suite>.test binaries otherwise.
 	SourceDir string
 	SuitesDir string
+	// Procs is how many Ginkgo processes run a suite's specs in parallel
+	// (Serial and Ordered containers still run on one process).
+	Procs int
 }
 
 // UsageError is bad input: exit code 2.
@@ -108,7 +113,19 @@ func (o *Options) Validate() error {
 	if o.ReportDir == "" {
 		return UsageError{errors.New("--report-dir must not be empty")}
 	}
+	if o.Procs == 0 {
+		o.Procs = DefaultProcs()
+	}
+	if o.Procs < 1 {
+		return UsageError{fmt.Errorf("--procs must be at least 1, got %d", o.Procs)}
+	}
 	return nil
+}
+
+// DefaultProcs is one Ginkgo process per CPU, at least 2 and at most 4:
+// specs mostly wait on the cluster, and more processes only add API load.
+func DefaultProcs() int {
+	return min(max(runtime.NumCPU(), 2), 4)
 }
 
 func contains(list []string, s string) bool {
@@ -120,29 +137,32 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// SuiteArgs are the arguments a suite binary gets.
-func (o *Options) SuiteArgs(suite string, remaining time.Duration) []string {
+// SuiteArgs are the arguments of the Ginkgo CLI running one compiled
+// suite: Ginkgo spreads the specs over o.Procs processes and merges their
+// reports into one JUnit and one JSON file per suite.
+func (o *Options) SuiteArgs(suite, bin string, remaining time.Duration) []string {
 	args := []string{
-		"-test.timeout=" + (remaining + time.Minute).String(),
-		"-ginkgo.timeout=" + remaining.String(),
-		"-ginkgo.junit-report=" + filepath.Join(o.ReportDir, "junit-"+suite+".xml"),
-		"-ginkgo.json-report=" + filepath.Join(o.ReportDir, suite+".json"),
+		"run",
+		fmt.Sprintf("--procs=%d", o.Procs),
+		"--timeout=" + remaining.String(),
+		"--junit-report=" + filepath.Join(o.ReportDir, "junit-"+suite+".xml"),
+		"--json-report=" + filepath.Join(o.ReportDir, suite+".json"),
 	}
 	for _, f := range o.Focus {
-		args = append(args, "-ginkgo.focus="+f)
+		args = append(args, "--focus="+f)
 	}
 	for _, s := range o.Skip {
-		args = append(args, "-ginkgo.skip="+s)
+		args = append(args, "--skip="+s)
 	}
 	if o.LabelFilter != "" {
-		args = append(args, "-ginkgo.label-filter="+o.LabelFilter)
+		args = append(args, "--label-filter="+o.LabelFilter)
 	}
 	if o.Quiet {
-		args = append(args, "-ginkgo.no-color", "-ginkgo.succinct")
+		args = append(args, "--no-color", "--succinct")
 	} else {
-		args = append(args, "-test.v", "-ginkgo.v")
+		args = append(args, "-v")
 	}
-	return args
+	return append(args, bin)
 }
 
 // Env is the environment a suite binary gets: the cluster this run
@@ -222,6 +242,10 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 	}
 
+	ginkgo, err := GinkgoCLI(ctx, o)
+	if err != nil {
+		return res, err
+	}
 	var junits []string
 	for _, suite := range o.Suites {
 		remaining := time.Until(deadline)
@@ -235,7 +259,7 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		jsonPath := filepath.Join(o.ReportDir, suite+".json")
 		_ = os.Remove(jsonPath)
 		logger.V(0).Infof("=== suite %s", suite)
-		runErr := o.runSuite(ctx, bin, suite, clusterName, remaining, out)
+		runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
 		reports, err := report.LoadGinkgoJSON(jsonPath)
 		if err != nil {
 			// No report: the suite binary itself failed (setup crash,
@@ -264,33 +288,53 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 // SuiteBinary compiles a suite from source when the source tree is there
 // (Go's cache makes an unchanged suite instant), else uses a prebuilt one.
 func SuiteBinary(ctx context.Context, o Options, suite string) (string, error) {
-	bin := filepath.Join(o.SuitesDir, suite+".test")
-	pkg := filepath.Join(o.SourceDir, "suites", suite)
-	if _, err := os.Stat(pkg); err == nil {
-		c := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./suites/"+suite)
+	return compiled(ctx, o, suite+".test", filepath.Join(o.SourceDir, "suites", suite), "test", "-c", "-o", "{bin}", "./suites/"+suite)
+}
+
+// GinkgoCLI builds the Ginkgo CLI at the version go.mod pins (its tool
+// directive), or uses a prebuilt one next to the suites.
+func GinkgoCLI(ctx context.Context, o Options) (string, error) {
+	return compiled(ctx, o, "ginkgo", filepath.Join(o.SourceDir, "go.mod"), "build", "-o", "{bin}", "github.com/onsi/ginkgo/v2/ginkgo")
+}
+
+// compiled runs `go <args>` in the source tree ({bin} is the output path)
+// when source exists, else returns the prebuilt binary name in SuitesDir.
+func compiled(ctx context.Context, o Options, name, source string, args ...string) (string, error) {
+	bin, err := filepath.Abs(filepath.Join(o.SuitesDir, name))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(source); err == nil {
+		for i, a := range args {
+			if a == "{bin}" {
+				args[i] = bin
+			}
+		}
+		c := exec.CommandContext(ctx, "go", args...)
 		c.Dir = o.SourceDir
 		if out, err := c.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("compile suite %s: %w\n%s", suite, err, out)
+			return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 		return bin, nil
 	}
 	if _, err := os.Stat(bin); err != nil {
-		return "", UsageError{fmt.Errorf("suite %s: no source at %s and no binary at %s", suite, pkg, bin)}
+		return "", UsageError{fmt.Errorf("%s: no source at %s and no binary at %s", name, source, bin)}
 	}
 	return bin, nil
 }
 
-func (o *Options) runSuite(ctx context.Context, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
-	c := exec.CommandContext(ctx, bin, o.SuiteArgs(suite, remaining)...)
+func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
+	c := exec.Command(ginkgo, o.SuiteArgs(suite, bin, remaining)...)
 	c.Env = o.Env(clusterName)
 	c.Dir = filepath.Join(o.SourceDir, "suites", suite)
 	if _, err := os.Stat(c.Dir); err != nil {
 		c.Dir = o.ReportDir
 	}
-	// On Ctrl-C or timeout, interrupt (not kill) the suite so Ginkgo runs
-	// its cleanup: reverting nodes and deleting namespaces.
-	c.Cancel = func() error { return c.Process.Signal(os.Interrupt) }
-	c.WaitDelay = 5 * time.Minute
+	// The CLI and its suite processes get their own process group. On
+	// Ctrl-C or timeout the whole group is interrupted (not killed), as a
+	// terminal would, so every process runs Ginkgo's cleanup: reverting
+	// nodes and deleting namespaces.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if o.Quiet {
 		logf, err := os.Create(filepath.Join(o.ReportDir, suite+".log"))
 		if err != nil {
@@ -301,5 +345,26 @@ func (o *Options) runSuite(ctx context.Context, bin, suite, clusterName string, 
 	} else {
 		c.Stdout, c.Stderr = out, out
 	}
-	return c.Run()
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("start ginkgo for suite %s: %w", suite, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-c.Process.Pid, syscall.SIGINT)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(cleanupGrace):
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		return <-done
+	}
 }
+
+// cleanupGrace bounds Ginkgo's cleanup after an interrupt: reverting a
+// node restarts kubelet and the runtime, which takes minutes at worst.
+const cleanupGrace = 5 * time.Minute

@@ -36,6 +36,7 @@ func TestValidateRejects(t *testing.T) {
 		"no timeout":      func(o *Options) { o.Timeout = 0 },
 		"context alone":   func(o *Options) { o.Context = "c" },
 		"no report dir":   func(o *Options) { o.ReportDir = "" },
+		"negative procs":  func(o *Options) { o.Procs = -1 },
 	}
 	for name, mutate := range cases {
 		o := valid()
@@ -51,11 +52,25 @@ func TestValidateRejects(t *testing.T) {
 func TestSuiteArgs(t *testing.T) {
 	o := valid()
 	o.Focus, o.Skip, o.LabelFilter = []string{"DNS"}, []string{"slow"}, "!disruptive"
-	args := strings.Join(o.SuiteArgs("cluster", 10*time.Minute), " ")
-	for _, want := range []string{"-ginkgo.focus=DNS", "-ginkgo.skip=slow", "-ginkgo.label-filter=!disruptive", "-ginkgo.junit-report=reports/junit-cluster.xml", "-ginkgo.json-report=reports/cluster.json", "-ginkgo.timeout=10m0s"} {
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.Procs < 2 {
+		t.Errorf("default procs %d: specs would not run in parallel", o.Procs)
+	}
+	list := o.SuiteArgs("cluster", "/b/cluster.test", 10*time.Minute)
+	if list[0] != "run" || list[len(list)-1] != "/b/cluster.test" {
+		t.Errorf("want `run [flags] BINARY`, got %v", list)
+	}
+	args := strings.Join(list, " ")
+	for _, want := range []string{"--procs=", "--focus=DNS", "--skip=slow", "--label-filter=!disruptive", "--junit-report=reports/junit-cluster.xml", "--json-report=reports/cluster.json", "--timeout=10m0s", " -v "} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %s: %s", want, args)
 		}
+	}
+	o.Quiet = true
+	if args := strings.Join(o.SuiteArgs("cluster", "/b/cluster.test", time.Minute), " "); !strings.Contains(args, "--succinct") || strings.Contains(args, " -v ") {
+		t.Errorf("quiet args: %s", args)
 	}
 	env := strings.Join(o.Env("kindname"), "\n")
 	if !strings.Contains(env, "NODECONFORM_CLUSTER=kindname") || !strings.Contains(env, "NODECONFORM_MODE=") {

@@ -33,7 +33,7 @@ type kubeletConfig struct {
 	} `json:"memorySwap"`
 }
 
-var _ = Describe("cgroup enforcement", Ordered, Label("cgroups"), func() {
+var _ = Describe("cgroup enforcement", Ordered, Serial, Label("cgroups"), func() {
 	var (
 		e       *e2e.Env
 		node    string
