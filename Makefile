@@ -9,7 +9,7 @@ SUITES ?=
 SUITE_TIMEOUT ?= 80m
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e test bench-cluster bench-probe clean distclean
+.PHONY: all build unit images cluster e2e verify-readonly test bench-cluster bench-probe clean distclean
 
 all: build
 
@@ -21,10 +21,12 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./cmd/... ./framework/... ./kindconfigs/...
 
-# The air-gapped node image (cached: a no-op when nothing changed).
+# The air-gapped node image and the NFD image (cached: a no-op when
+# nothing changed).
 images: build
 	$(BIN) setup
 	$(BIN) image build
+	$(BIN) image nfd
 
 # The default kind cluster: created, or reused when it exists.
 cluster: images
@@ -35,8 +37,15 @@ cluster: images
 e2e: images
 	$(BIN) run --report-dir $(REPORT_DIR) --timeout $(SUITE_TIMEOUT) $(if $(SUITES),--suite $(SUITES))
 
-# What CI runs: unit tests, then every suite on a real kind cluster.
-test: unit e2e
+# Every suite in verify mode on the kind cluster, with every cluster-scoped
+# object and each node's files, daemon PIDs and mounts compared before and
+# after: proof that a read-only run changes nothing.
+verify-readonly: cluster
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 45m -run TestVerifyModeChangesNothing -v ./framework/runner/
+
+# What CI runs: unit tests, the read-only proof, then every suite on a
+# real kind cluster (the cluster is created once and reused).
+test: unit verify-readonly e2e
 
 # Prints node image build (cold and warm), image size, cluster creation
 # and deletion times.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
 )
@@ -57,6 +58,25 @@ func newImageCmd(logger log.Logger) *cobra.Command {
 	}
 	probeCmd.Flags().StringVar(&probeOpts.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree")
 	probeCmd.Flags().StringVar(&probeOpts.CacheDir, "cache-dir", o.CacheDir, "build cache")
-	cmd.AddCommand(build, probeCmd)
+	var nfdOpts nfd.BuildOptions
+	nfdCmd := &cobra.Command{
+		Use:   "nfd",
+		Short: "Build Node Feature Discovery (nfd-master, nfd-worker) from the Go module proxy into an image; print its reference and archive",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := hostprep.EnsureDocker(cmd.Context(), hostprep.DefaultOptions(logger)); err != nil {
+				return usageError{err}
+			}
+			logger.V(0).Infof("building NFD %s (first build: a few minutes)", nfd.NFD)
+			img, err := nfd.BuildImage(cmd.Context(), nfdOpts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", img.Ref, img.Archive)
+			return nil
+		},
+	}
+	nfdCmd.Flags().StringVar(&nfdOpts.CacheDir, "cache-dir", o.CacheDir, "build cache")
+	cmd.AddCommand(build, probeCmd, nfdCmd)
 	return cmd
 }

@@ -70,10 +70,24 @@ type Config struct {
 		Handler string `json:"handler"`
 		// Overhead is the expected overhead.podFixed, as resource quantities.
 		Overhead map[string]string `json:"overhead"`
+		// Required fails a read-only run on a cluster without the
+		// RuntimeClass instead of skipping the suite.
+		Required bool `json:"required"`
 		// RequireVM fails the VM isolation spec when the handler runs pods
 		// on the node's kernel, instead of reporting it as skipped.
 		RequireVM bool `json:"requireVM"`
 	} `json:"runtimeClass"`
+	NFD struct {
+		// SleepInterval is nfd-worker's core.sleepInterval in the NFD
+		// nodeconform deploys (NFD's own default is 60 s).
+		SleepInterval Duration `json:"sleepInterval"`
+		// LabelWithin bounds how long a label may take to appear or go
+		// after a rule or a node's features change.
+		LabelWithin Duration `json:"labelWithin"`
+		// Deploy is how long nfd-master and every nfd-worker may take to
+		// be ready.
+		Deploy Duration `json:"deploy"`
+	} `json:"nfd"`
 	Cluster struct {
 		Name       string `json:"name"`
 		MinNodes   int    `json:"minNodes"`

@@ -22,6 +22,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
@@ -121,6 +122,9 @@ type Env struct {
 	Kubeconfig string
 	Context    string
 	ProbeImage string
+	// NFDImage is nodeconform's NFD build, loaded on kind nodes; "" on
+	// existing clusters (the suite uses the cluster's own NFD).
+	NFDImage string
 	// RunID labels everything this run creates (RunLabel).
 	RunID string
 	// Mode is "apply" or "verify" (read-only: no node changes).
@@ -142,6 +146,7 @@ type shared struct {
 	Kubeconfig string `json:"kubeconfig"`
 	Context    string `json:"context"`
 	ProbeImage string `json:"probeImage"`
+	NFDImage   string `json:"nfdImage,omitempty"`
 	ConfigFile string `json:"configFile"`
 	RunID      string `json:"runID"`
 	Mode       string `json:"mode"`
@@ -156,7 +161,11 @@ const RunLabel = "nodeconform.io/run"
 
 // Up prepares the cluster once per run (Ginkgo process 1) and returns the
 // bytes every process passes to Connect.
-func Up(ctx context.Context, s Settings, logger log.Logger, nodeAccess bool) ([]byte, error) {
+func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption) ([]byte, error) {
+	var o suiteOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	cfg, err := config.Load(s.ConfigFile)
 	if err != nil {
 		return nil, err
@@ -203,7 +212,21 @@ func Up(ctx context.Context, s Settings, logger log.Logger, nodeAccess bool) ([]
 		logger.V(1).Infof("probe image %s loaded in %s", img.Ref, time.Since(start).Round(time.Millisecond))
 		sh.ProbeImage = img.Ref
 	}
-	if nodeAccess {
+	if o.nfdImage && sh.Provider == "kind" {
+		cache := s.CacheDir
+		if cache == "" {
+			cache = nodeimage.DefaultOptions(logger).CacheDir
+		}
+		img, err := nfd.BuildImage(ctx, nfd.BuildOptions{SourceDir: s.SourceDir, CacheDir: cache})
+		if err != nil {
+			return nil, err
+		}
+		if err := p.LoadImageArchive(ctx, img.Archive); err != nil {
+			return nil, err
+		}
+		sh.NFDImage = img.Ref
+	}
+	if o.nodeAccess {
 		_, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
 		if err != nil {
 			return nil, err
@@ -277,7 +300,7 @@ func Connect(data []byte) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
-		Context: sh.Context, ProbeImage: sh.ProbeImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl}
+		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl}
 	if sh.ProbeNS != "" {
 		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
 			return nil, err

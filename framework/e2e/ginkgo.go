@@ -19,10 +19,6 @@ import (
 // processes are done any namespace left by an interrupted spec is removed.
 // It returns a pointer filled in before the first spec runs.
 func RegisterSuite(opts ...SuiteOption) **Env {
-	var o suiteOptions
-	for _, f := range opts {
-		f(&o)
-	}
 	env := new(*Env)
 	var lock *clusterLock
 	ginkgo.SynchronizedBeforeSuite(func(ctx context.Context) []byte {
@@ -36,7 +32,7 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		var err error
 		lock, err = lockCluster(ctx, id, TreeConfig().Timeouts.ClusterLock.Duration)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "lock the cluster for this suite")
-		data, err := Up(ctx, s, nil, o.nodeAccess)
+		data, err := Up(ctx, s, nil, opts...)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "cluster setup")
 		return data
 	}, func(data []byte) {
@@ -53,13 +49,17 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 	return env
 }
 
-type suiteOptions struct{ nodeAccess bool }
+type suiteOptions struct{ nodeAccess, nfdImage bool }
 
 // SuiteOption configures RegisterSuite.
 type SuiteOption func(*suiteOptions)
 
 // WithNodeAccess deploys the probe DaemonSet once per run (Env.Nodes).
 func WithNodeAccess() SuiteOption { return func(o *suiteOptions) { o.nodeAccess = true } }
+
+// WithNFDImage builds the NFD image and loads it into kind clusters
+// (Env.NFDImage), for suites that deploy NFD where the cluster has none.
+func WithNFDImage() SuiteOption { return func(o *suiteOptions) { o.nfdImage = true } }
 
 // RemoveLeftovers deletes every namespace and RuntimeClass this run
 // created (an interrupted spec may not have reached its own cleanup).

@@ -87,3 +87,10 @@ func WaitKataConfig(ctx context.Context, dc dynamic.Interface, name string, time
 		}
 	}
 }
+
+// KataInstalledNodes are the nodes a KataConfig reports the runtime
+// installed on (status.kataNodes.installed).
+func KataInstalledNodes(u *unstructured.Unstructured) []string {
+	nodes, _, _ := unstructured.NestedStringSlice(u.Object, "status", "kataNodes", "installed")
+	return nodes
+}

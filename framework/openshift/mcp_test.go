@@ -58,3 +58,11 @@ func TestKataConfigStatus(t *testing.T) {
 		t.Fatal("zero nodes is not installed")
 	}
 }
+
+func TestKataInstalledNodes(t *testing.T) {
+	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{
+		"kataNodes": map[string]any{"installed": []any{"worker-0", "worker-2"}}}}}
+	if got := KataInstalledNodes(u); len(got) != 2 || got[1] != "worker-2" {
+		t.Fatalf("got %v", got)
+	}
+}

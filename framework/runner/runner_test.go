@@ -29,7 +29,6 @@ func TestValidateDefaults(t *testing.T) {
 func TestValidateRejects(t *testing.T) {
 	cases := map[string]func(*Options){
 		"unknown suite":   func(o *Options) { o.Suites = []string{"nope"} },
-		"planned suite":   func(o *Options) { o.Suites = []string{"nfd"} },
 		"duplicate suite": func(o *Options) { o.Suites = []string{"cluster", "cluster"} },
 		"bad focus":       func(o *Options) { o.Focus = []string{"("} },
 		"bad mode":        func(o *Options) { o.Mode = "yolo" },

@@ -24,3 +24,10 @@ const NodeImageRepository = "nodeconform/node"
 
 // ProbeImageRepository is the local repository of the probe image.
 const ProbeImageRepository = "nodeconform/probe"
+
+// NFD is the Node Feature Discovery release the nfd suite builds from the
+// Go module proxy and deploys where a cluster has no NFD of its own.
+const NFD = "v0.17.3"
+
+// NFDImageRepository is the local repository of the NFD image.
+const NFDImageRepository = "nodeconform/nfd"

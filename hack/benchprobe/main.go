@@ -26,7 +26,7 @@ func main() {
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	data, err := e2e.Up(ctx, e2e.SettingsFromEnv(), kindcmd.NewLogger(), true)
+	data, err := e2e.Up(ctx, e2e.SettingsFromEnv(), kindcmd.NewLogger(), e2e.WithNodeAccess())
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func run() error {
 	if err := workload.DeleteNamespace(ctx, e.Clientset, ns, 2*time.Minute); err != nil {
 		return err
 	}
-	data, err = e2e.Up(ctx, e2e.SettingsFromEnv(), kindcmd.NewLogger(), true)
+	data, err = e2e.Up(ctx, e2e.SettingsFromEnv(), kindcmd.NewLogger(), e2e.WithNodeAccess())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,118 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	kindcmd "sigs.k8s.io/kind/pkg/cmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodeconform/nodeconform/fixtures"
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/report"
+	"github.com/nodeconform/nodeconform/framework/snapshot"
+)
+
+// TestVerifyModeChangesNothing runs every suite in verify mode on the kind
+// cluster and compares, before and after, every cluster-scoped object and
+// each node's configuration files, daemon PIDs and mounts (read with
+// docker exec, not through the probe under test). The verify-mode guard
+// should make a difference impossible; this proves it on a real run.
+func TestVerifyModeChangesNothing(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run every suite in verify mode on the kind cluster (make verify-readonly)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	cfg := config.Default()
+	name := cfg.Cluster.Name
+	k := cluster.NewKind(name)
+	if ok, err := k.Exists(); err != nil || !ok {
+		t.Fatalf("kind cluster %q does not exist (make cluster first): %v", name, err)
+	}
+	rc, err := cluster.LoadKubeconfig(cluster.DefaultKubeconfigPath(name), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	dyn := dynamic.NewForConfigOrDie(rc)
+	take := func() snapshot.Snapshot {
+		s, err := snapshot.ClusterScoped(ctx, cs.Discovery(), dyn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes.Items {
+			ns, err := snapshot.Node(n.Name, func(cmd ...string) (string, error) {
+				var out bytes.Buffer
+				c := exec.CommandContext(ctx, "docker", append([]string{"exec", n.Name}, cmd...)...)
+				c.Stdout, c.Stderr = &out, &out
+				err := c.Run()
+				return out.String(), err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range ns {
+				s[k] = v
+			}
+		}
+		return s
+	}
+	// A Kata cluster has its RuntimeClass before nodeconform looks at it;
+	// give the kind cluster the seed's, so runtimeclass specs run read-only.
+	var kata nodev1.RuntimeClass
+	if err := yaml.UnmarshalStrict(fixtures.MustRead("runtimeclass/runtimeclass-kata.yaml"), &kata); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.NodeV1().RuntimeClasses().Create(ctx, &kata, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := cs.NodeV1().RuntimeClasses().Delete(context.Background(), kata.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete RuntimeClass %s: %v", kata.Name, err)
+		}
+	}()
+	before := take()
+
+	dir := t.TempDir()
+	o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, "reports"), Timeout: 30 * time.Minute, Quiet: true,
+		SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var summary bytes.Buffer
+	res, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
+	report.Summary(&summary, res.Specs)
+	t.Log("\n" + summary.String())
+	if err != nil {
+		t.Fatalf("verify run: %v", err)
+	}
+	if report.AnyFailed(res.Specs) {
+		t.Errorf("specs failed in verify mode (a guard refusal shows as a failure); reports in %s", o.ReportDir)
+	}
+
+	after := take()
+	t.Logf("compared %d keys (cluster-scoped objects, node files, daemon PIDs, mounts)", len(before))
+	for _, d := range snapshot.Diff(before, after) {
+		t.Errorf("verify mode changed the cluster: %s", d)
+	}
+}

@@ -1,0 +1,151 @@
+// Package snapshot records what a read-only run must leave untouched —
+// every cluster-scoped API object and each node's configuration files,
+// daemons and mounts — so a verify-mode run can be checked after the fact,
+// not only trusted to its guard.
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+)
+
+// Snapshot maps a key ("nodes/worker", "node/worker:/etc/containerd/config.toml")
+// to a digest of what was read.
+type Snapshot map[string]string
+
+// Diff lists keys added, removed or changed from before to after, sorted.
+func Diff(before, after Snapshot) []string {
+	var out []string
+	for k, v := range before {
+		w, ok := after[k]
+		switch {
+		case !ok:
+			out = append(out, "removed "+k)
+		case w != v:
+			out = append(out, "changed "+k)
+		}
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			out = append(out, "added "+k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Digest hashes an object without the fields that move on their own:
+// status, resourceVersion, managedFields. What is left is what a client
+// writes (spec, labels, annotations, data, rules…).
+func Digest(obj map[string]any) (string, error) {
+	u := (&unstructured.Unstructured{Object: obj}).DeepCopy()
+	unstructured.RemoveNestedField(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// ClusterScoped lists every cluster-scoped object the API server serves
+// (all resources that support list), keyed "group/resource/name".
+// Namespaces are included: a read-only run must leave none behind.
+func ClusterScoped(ctx context.Context, dc discovery.DiscoveryInterface, dyn dynamic.Interface) (Snapshot, error) {
+	lists, err := dc.ServerPreferredResources()
+	if err != nil && len(lists) == 0 {
+		return nil, fmt.Errorf("discover API resources: %w", err)
+	}
+	out := Snapshot{}
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range l.APIResources {
+			if r.Namespaced || strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") {
+				continue
+			}
+			// Reviews are virtual: created per request, never stored.
+			if strings.HasSuffix(r.Name, "reviews") {
+				continue
+			}
+			gvr := gv.WithResource(r.Name)
+			items, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", gvr, err)
+			}
+			for _, it := range items.Items {
+				d, err := Digest(it.Object)
+				if err != nil {
+					return nil, err
+				}
+				out[gv.Group+"/"+r.Name+"/"+it.GetName()] = d
+			}
+		}
+	}
+	return out, nil
+}
+
+func hasVerb(verbs []string, v string) bool {
+	for _, x := range verbs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// NodeCommands read a node's configuration: files under the directories
+// that hold kubelet, runtime and systemd configuration, the PIDs of the
+// long-running daemons (a restart changes them), and the mount table of
+// PID 1 without the per-pod mounts that come and go with every pod.
+var NodeCommands = map[string][]string{
+	"files":  {"sh", "-c", "find /etc/systemd /run/systemd/system /etc/containerd /etc/default /etc/kubernetes /etc/sysctl.d /var/lib/kubelet/config.yaml -type f 2>/dev/null | sort | xargs -r sha256sum"},
+	"pids":   {"sh", "-c", "for p in systemd kubelet containerd; do echo $p $(pidof $p); done"},
+	"mounts": {"sh", "-c", "findmnt -rn --task 1 -o TARGET,FSTYPE,SOURCE,PROPAGATION | grep -v -e '^/var/lib/kubelet/pods/' -e '^/run/containerd/' -e '^/run/netns/' -e '^/var/lib/containerd/' | sort"},
+}
+
+// Node snapshots one node, running each of NodeCommands through run
+// (docker exec on kind nodes: the observer is not the probe under test).
+// Each output line is one key, so a diff names the file or mount.
+func Node(node string, run func(cmd ...string) (string, error)) (Snapshot, error) {
+	out := Snapshot{}
+	for what, cmd := range NodeCommands {
+		text, err := run(cmd...)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: read %s: %w", node, what, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				key, val := line, ""
+				if what == "files" {
+					// "<sha256>  <path>": the path is the key.
+					if f := strings.Fields(line); len(f) == 2 {
+						key, val = f[1], f[0]
+					}
+				}
+				if what == "pids" {
+					if f := strings.Fields(line); len(f) >= 1 {
+						key, val = f[0], strings.Join(f[1:], " ")
+					}
+				}
+				out["node/"+node+":"+what+":"+key] = val
+			}
+		}
+	}
+	return out, nil
+}
