@@ -37,9 +37,10 @@ cluster: images
 e2e: images
 	$(BIN) run --report-dir $(REPORT_DIR) --timeout $(SUITE_TIMEOUT) $(if $(SUITES),--suite $(SUITES))
 
-# Every suite in verify mode on the kind cluster, with every cluster-scoped
-# object and each node's files, daemon PIDs and mounts compared before and
-# after: proof that a read-only run changes nothing.
+# Every suite in verify mode on the kind cluster, with every API object
+# outside the run's namespaces and each node's files, daemon PIDs and
+# mounts compared before and after: proof that a read-only run changes
+# nothing.
 verify-readonly: cluster
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 45m -run TestVerifyModeChangesNothing -v ./framework/runner/
 

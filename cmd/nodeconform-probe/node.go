@@ -174,9 +174,17 @@ func alloc(args []string) error {
 func cgroupOf(args []string) error {
 	fs := flag.NewFlagSet("cgroup-of", flag.ExitOnError)
 	id := fs.String("container", "", "container ID")
+	podUID := fs.String("pod-uid", "", "pod UID: any process in the pod's cgroup (pause, a container, a Kata shim or VMM)")
 	_ = fs.Parse(args)
-	if *id == "" {
-		return errors.New("--container is required")
+	var needles []string
+	switch {
+	case *id != "" && *podUID == "":
+		needles = []string{*id}
+	case *podUID != "" && *id == "":
+		// cgroupfs names pod<uid>, systemd pod<uid with underscores>.slice.
+		needles = []string{"pod" + *podUID, "pod" + strings.ReplaceAll(*podUID, "-", "_")}
+	default:
+		return errors.New("exactly one of --container and --pod-uid is required")
 	}
 	entries, err := os.ReadDir(procRoot)
 	if err != nil {
@@ -188,11 +196,15 @@ func cgroupOf(args []string) error {
 			continue
 		}
 		data, err := os.ReadFile(procRoot + "/" + e.Name() + "/cgroup")
-		if err != nil || !strings.Contains(string(data), *id) {
+		if err != nil {
 			continue
 		}
-		emit(probeapi.CgroupOf{PID: pid, Cgroup: string(data)})
-		return nil
+		for _, n := range needles {
+			if strings.Contains(string(data), n) {
+				emit(probeapi.CgroupOf{PID: pid, Cgroup: string(data)})
+				return nil
+			}
+		}
 	}
-	return fmt.Errorf("no process in a cgroup of container %s", *id)
+	return fmt.Errorf("no process in a cgroup of %s", strings.Join(needles, " or "))
 }

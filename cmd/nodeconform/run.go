@@ -88,7 +88,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")
 	f.StringVar(&o.ConfigFile, "config", os.Getenv("NODECONFORM_CONFIG"), "configuration overriding timeouts and expectations")
 	f.StringVar(&o.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree (suites are compiled from it)")
-	f.StringVar(&o.SuitesDir, "suites-dir", defaultSuitesDir(), "where compiled suite binaries are kept")
+	f.StringVar(&o.SuitesDir, "suites-dir", defaultSuitesDir(), "where compiled suite binaries and the Ginkgo CLI are kept (prebuilt ones are used when there is no source tree)")
 	return cmd
 }
 

@@ -102,6 +102,20 @@ func QoSOfPodCgroup(podPath string) (QoS, error) {
 	return "", fmt.Errorf("%s is not a pod cgroup", podPath)
 }
 
+// PodCgroupOf cuts a cgroup path after the segment that names the pod
+// (pod<uid> or …-pod<uid_with_underscores>.slice): from any process in the
+// pod — a container, the pause process, a Kata shim or VMM in a sub-cgroup
+// — to the pod-level cgroup.
+func PodCgroupOf(cgPath, uid string) (string, bool) {
+	parts := strings.Split(cgPath, "/")
+	for i, p := range parts {
+		if strings.Contains(p, "pod"+uid) || strings.Contains(p, "pod"+strings.ReplaceAll(uid, "-", "_")) {
+			return strings.Join(parts[:i+1], "/"), true
+		}
+	}
+	return "", false
+}
+
 // PodUIDInPath reports whether a pod cgroup path belongs to uid (systemd
 // slices write the UID's dashes as underscores).
 func PodUIDInPath(podPath, uid string) bool {

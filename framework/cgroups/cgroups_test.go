@@ -116,3 +116,18 @@ func TestCPUStats(t *testing.T) {
 		t.Fatal("missing usage")
 	}
 }
+
+func TestPodCgroupOf(t *testing.T) {
+	uid := "2db50047-803b-47e1-8321-c9c7b8ddeeca"
+	for _, tc := range []struct{ in, want string }{
+		{"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod2db50047_803b_47e1_8321_c9c7b8ddeeca.slice/cri-containerd-abc.scope",
+			"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod2db50047_803b_47e1_8321_c9c7b8ddeeca.slice"},
+		{"/kubepods/burstable/pod2db50047-803b-47e1-8321-c9c7b8ddeeca/kata_abc", "/kubepods/burstable/pod2db50047-803b-47e1-8321-c9c7b8ddeeca"},
+		{"/kubepods/podother/x", ""},
+	} {
+		got, ok := PodCgroupOf(tc.in, uid)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: got %q %v, want %q", tc.in, got, ok, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -125,6 +126,7 @@ func (k *Kind) Up(ctx context.Context) error {
 	}
 	if exists {
 		k.logger.V(0).Infof("reusing kind cluster %q", k.name)
+		k.warnOutdated(ctx)
 		if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
 			return fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
 		}
@@ -142,6 +144,30 @@ func (k *Kind) Up(ctx context.Context) error {
 	}
 	k.cfg = cfg
 	return WaitNodesReady(ctx, cfg, k.readyWait, k.logger)
+}
+
+// warnOutdated says so when a reused cluster's nodes run another image
+// than the one this run would create them from (the node image changed
+// since): its specs then test the old node.
+func (k *Kind) warnOutdated(ctx context.Context) {
+	if k.image == "" {
+		return
+	}
+	want, err := exec.CommandContext(ctx, "docker", "image", "inspect", "-f", "{{.Id}}", k.image).Output()
+	if err != nil {
+		return
+	}
+	nodes, err := k.provider.ListNodes(k.name)
+	if err != nil {
+		return
+	}
+	for _, n := range nodes {
+		got, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.Image}}", n.String()).Output()
+		if err == nil && strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+			k.logger.Warnf("kind cluster %q: node %s runs an older build of %s; run `nodeconform cluster delete` to test the current one", k.name, n.String(), k.image)
+			return
+		}
+	}
 }
 
 func (k *Kind) create(ctx context.Context) error {

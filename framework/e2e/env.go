@@ -212,7 +212,8 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		logger.V(1).Infof("probe image %s loaded in %s", img.Ref, time.Since(start).Round(time.Millisecond))
 		sh.ProbeImage = img.Ref
 	}
-	if o.nfdImage && sh.Provider == "kind" {
+	// Loading an image writes to the nodes' image store: never in verify mode.
+	if o.nfdImage && sh.Provider == "kind" && sh.Mode == "apply" {
 		cache := s.CacheDir
 		if cache == "" {
 			cache = nodeimage.DefaultOptions(logger).CacheDir

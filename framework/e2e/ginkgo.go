@@ -9,6 +9,8 @@ import (
 	"github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/workload"
@@ -61,17 +63,36 @@ func WithNodeAccess() SuiteOption { return func(o *suiteOptions) { o.nodeAccess 
 // (Env.NFDImage), for suites that deploy NFD where the cluster has none.
 func WithNFDImage() SuiteOption { return func(o *suiteOptions) { o.nfdImage = true } }
 
-// RemoveLeftovers deletes every namespace and RuntimeClass this run
-// created (an interrupted spec may not have reached its own cleanup).
+// runScopedKinds are the cluster-scoped kinds suites create, always with
+// the run's label, so an interrupted run's leftovers can be found.
+var runScopedKinds = []schema.GroupVersionResource{
+	{Group: "node.k8s.io", Version: "v1", Resource: "runtimeclasses"},
+	{Group: "nfd.k8s-sigs.io", Version: "v1alpha1", Resource: "nodefeaturerules"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+	{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
+}
+
+// RemoveLeftovers deletes every namespace and cluster-scoped object this
+// run created (an interrupted spec may not have reached its own cleanup).
 func RemoveLeftovers(ctx context.Context, e *Env) error {
 	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID}
-	rcs, err := e.Clientset.NodeV1().RuntimeClasses().List(ctx, sel)
+	dyn, err := dynamic.NewForConfig(e.REST)
 	if err != nil {
 		return err
 	}
-	for _, rc := range rcs.Items {
-		if err := e.Clientset.NodeV1().RuntimeClasses().Delete(ctx, rc.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return err
+	for _, gvr := range runScopedKinds {
+		list, err := dyn.Resource(gvr).List(ctx, sel)
+		if apierrors.IsNotFound(err) {
+			continue // not served here (e.g. no NFD API)
+		}
+		if err != nil {
+			return fmt.Errorf("list %s of run %s: %w", gvr.Resource, e.RunID, err)
+		}
+		for _, it := range list.Items {
+			if err := dyn.Resource(gvr).Delete(ctx, it.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete %s %s: %w", gvr.Resource, it.GetName(), err)
+			}
 		}
 	}
 	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, sel)

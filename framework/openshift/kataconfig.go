@@ -56,7 +56,10 @@ func (s KataConfigStatus) Done() (bool, error) {
 	if s.Failed > 0 {
 		return false, fmt.Errorf("kata failed to install on %d node(s): %s", s.Failed, s.Message)
 	}
-	return s.InProgress == "False" && s.Nodes > 0 && s.Ready == s.Nodes, nil
+	if s.InProgress == "False" && s.Nodes == 0 {
+		return false, fmt.Errorf("installation finished on no node (with checkNodeEligibility, no node has feature.node.kubernetes.io/runtime.kata=true): %s", s.Message)
+	}
+	return s.InProgress == "False" && s.Ready == s.Nodes, nil
 }
 
 // WaitKataConfig waits until the KataConfig name has installed the runtime

@@ -51,11 +51,11 @@ func TestKataConfigStatus(t *testing.T) {
 	if _, err := KataConfigStatusOf(u).Done(); err == nil {
 		t.Fatal("a failed node is an error")
 	}
-	// No node selected (checkNodeEligibility and no eligible node) never completes.
+	// No node selected (checkNodeEligibility and no eligible node): fail fast.
 	empty := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{
 		"conditions": []any{map[string]any{"type": "InProgress", "status": "False"}}}}}
-	if done, _ := KataConfigStatusOf(empty).Done(); done {
-		t.Fatal("zero nodes is not installed")
+	if done, err := KataConfigStatusOf(empty).Done(); done || err == nil {
+		t.Fatal("finished on zero nodes is an error, not success")
 	}
 }
 

@@ -59,14 +59,28 @@ func (r *Reader) ContainerPath(ctx context.Context, p *corev1.Pod, controller st
 	return m.PathOf(r.Version, controller)
 }
 
-// PodPath is the pod-level cgroup: the parent of a container's cgroup, for
-// both drivers (kubepods-…-pod<uid>.slice, kubepods/…/pod<uid>).
+// PodPath is the pod-level cgroup (kubepods-…-pod<uid>.slice or
+// kubepods/…/pod<uid>), found from any process in a cgroup naming the
+// pod's UID. It does not need a container process on the node, so it also
+// works for VM-backed sandboxes whose containers run in the guest.
 func (r *Reader) PodPath(ctx context.Context, p *corev1.Pod, controller string) (string, error) {
-	c, err := r.ContainerPath(ctx, p, controller)
+	var out probeapi.CgroupOf
+	if err := r.Nodes.Exec(ctx, r.Node, []string{"cgroup-of", "--pod-uid", string(p.UID)}, &out); err != nil {
+		return "", err
+	}
+	m, err := cg.ParseProcCgroup(out.Cgroup)
 	if err != nil {
 		return "", err
 	}
-	return path.Dir(c), nil
+	full, err := m.PathOf(r.Version, controller)
+	if err != nil {
+		return "", err
+	}
+	podPath, ok := cg.PodCgroupOf(full, string(p.UID))
+	if !ok {
+		return "", fmt.Errorf("pod %s/%s: cgroup %s of pid %d names no pod %s", p.Namespace, p.Name, full, out.PID, p.UID)
+	}
+	return podPath, nil
 }
 
 // Cat reads a file on the node, trimmed.

@@ -56,7 +56,8 @@ type Options struct {
 	NodeImage   string
 	ConfigFile  string
 	// SourceDir is the nodeconform source tree, used to compile the
-	// suites; SuitesDir holds prebuilt <suite>.test binaries otherwise.
+	// suites and the Ginkgo CLI; SuitesDir holds prebuilt <suite>.test
+	// binaries and a ginkgo binary otherwise.
 	SourceDir string
 	SuitesDir string
 	// Procs is how many Ginkgo processes run a suite's specs in parallel
@@ -116,9 +117,33 @@ func (o *Options) Validate() error {
 	if o.Procs == 0 {
 		o.Procs = DefaultProcs()
 	}
+	// The Ginkgo CLI and the suites run in other directories: every path
+	// handed to them must not depend on ours.
+	for _, p := range []*string{&o.ReportDir, &o.ConfigFile, &o.Kubeconfig, &o.SuitesDir, &o.SourceDir} {
+		if err := absolute(p); err != nil {
+			return UsageError{err}
+		}
+	}
+	if _, err := os.Stat(o.KindConfig); err == nil {
+		if err := absolute(&o.KindConfig); err != nil {
+			return UsageError{err}
+		}
+	}
 	if o.Procs < 1 {
 		return UsageError{fmt.Errorf("--procs must be at least 1, got %d", o.Procs)}
 	}
+	return nil
+}
+
+func absolute(p *string) error {
+	if *p == "" || filepath.IsAbs(*p) {
+		return nil
+	}
+	a, err := filepath.Abs(*p)
+	if err != nil {
+		return fmt.Errorf("path %q: %w", *p, err)
+	}
+	*p = a
 	return nil
 }
 
@@ -326,10 +351,9 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
 	c := exec.Command(ginkgo, o.SuiteArgs(suite, bin, remaining)...)
 	c.Env = o.Env(clusterName)
-	c.Dir = filepath.Join(o.SourceDir, "suites", suite)
-	if _, err := os.Stat(c.Dir); err != nil {
-		c.Dir = o.ReportDir
-	}
+	// Ginkgo runs a compiled suite in the binary's directory, whatever
+	// the CLI's; Validate made every path absolute.
+	c.Dir = o.ReportDir
 	// The CLI and its suite processes get their own process group. On
 	// Ctrl-C or timeout the whole group is interrupted (not killed), as a
 	// terminal would, so every process runs Ginkgo's cleanup: reverting

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,10 @@ func TestSuiteArgs(t *testing.T) {
 		t.Errorf("want `run [flags] BINARY`, got %v", list)
 	}
 	args := strings.Join(list, " ")
-	for _, want := range []string{"--procs=", "--focus=DNS", "--skip=slow", "--label-filter=!disruptive", "--junit-report=reports/junit-cluster.xml", "--json-report=reports/cluster.json", "--timeout=10m0s", " -v "} {
+	if !filepath.IsAbs(o.ReportDir) {
+		t.Errorf("report dir %q not made absolute: the suites run elsewhere", o.ReportDir)
+	}
+	for _, want := range []string{"--procs=", "--focus=DNS", "--skip=slow", "--label-filter=!disruptive", "--junit-report=" + filepath.Join(o.ReportDir, "junit-cluster.xml"), "--json-report=" + filepath.Join(o.ReportDir, "cluster.json"), "--timeout=10m0s", " -v "} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %s: %s", want, args)
 		}

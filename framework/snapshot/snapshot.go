@@ -1,6 +1,6 @@
 // Package snapshot records what a read-only run must leave untouched —
-// every cluster-scoped API object and each node's configuration files,
-// daemons and mounts — so a verify-mode run can be checked after the fact,
+// every API object outside the run's own namespaces and each node's
+// configuration files, daemons and mounts — so a verify-mode run can be checked after the fact,
 // not only trusted to its guard.
 package snapshot
 
@@ -61,10 +61,17 @@ func Digest(obj map[string]any) (string, error) {
 	return hex.EncodeToString(sum[:8]), nil
 }
 
-// ClusterScoped lists every cluster-scoped object the API server serves
-// (all resources that support list), keyed "group/resource/name".
-// Namespaces are included: a read-only run must leave none behind.
-func ClusterScoped(ctx context.Context, dc discovery.DiscoveryInterface, dyn dynamic.Interface) (Snapshot, error) {
+// volatile are namespaced kinds that change on their own (heartbeats,
+// controller bookkeeping, event streams) and say nothing about
+// configuration.
+var volatile = map[string]bool{"events": true, "leases": true, "endpoints": true, "endpointslices": true}
+
+// API lists every object the API server serves (all resources that
+// support list), keyed "group/resource/namespace/name", except objects in
+// namespaces whose name starts with ownPrefix (the run's own) and the
+// volatile kinds. Namespaces themselves are included: a read-only run must
+// leave none behind.
+func API(ctx context.Context, dc discovery.DiscoveryInterface, dyn dynamic.Interface, ownPrefix string) (Snapshot, error) {
 	lists, err := dc.ServerPreferredResources()
 	if err != nil && len(lists) == 0 {
 		return nil, fmt.Errorf("discover API resources: %w", err)
@@ -76,11 +83,12 @@ func ClusterScoped(ctx context.Context, dc discovery.DiscoveryInterface, dyn dyn
 			return nil, err
 		}
 		for _, r := range l.APIResources {
-			if r.Namespaced || strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") {
+			if strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") || volatile[r.Name] {
 				continue
 			}
-			// Reviews are virtual: created per request, never stored.
-			if strings.HasSuffix(r.Name, "reviews") {
+			// Reviews are virtual: created per request, never stored;
+			// componentstatuses are computed on each read.
+			if strings.HasSuffix(r.Name, "reviews") || r.Name == "componentstatuses" {
 				continue
 			}
 			gvr := gv.WithResource(r.Name)
@@ -89,11 +97,14 @@ func ClusterScoped(ctx context.Context, dc discovery.DiscoveryInterface, dyn dyn
 				return nil, fmt.Errorf("list %s: %w", gvr, err)
 			}
 			for _, it := range items.Items {
+				if ns := it.GetNamespace(); ns != "" && ownPrefix != "" && strings.HasPrefix(ns, ownPrefix) {
+					continue
+				}
 				d, err := Digest(it.Object)
 				if err != nil {
 					return nil, err
 				}
-				out[gv.Group+"/"+r.Name+"/"+it.GetName()] = d
+				out[gv.Group+"/"+r.Name+"/"+it.GetNamespace()+"/"+it.GetName()] = d
 			}
 		}
 	}

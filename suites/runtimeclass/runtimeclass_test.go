@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
@@ -51,7 +52,7 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, Serial, Label("run
 		evidence.Record("runtimeClass", map[string]any{"name": rc.Name, "handler": rc.Handler, "overhead": rcx.PodFixed(rc),
 			"scheduling": rc.Scheduling, "expectedOverhead": want})
 
-		node = firstWorker(ctx, e)
+		node = nodeFor(ctx, e, rc)
 		rd, err = podcgroup.NewReader(ctx, e.Nodes, node)
 		Expect(err).NotTo(HaveOccurred())
 		var kc struct {
@@ -454,17 +455,28 @@ func nodeCPU(ctx context.Context, e *e2e.Env, node string) (alloc, used int64) {
 	return alloc, used
 }
 
-func firstWorker(ctx context.Context, e *e2e.Env) string {
+// nodeFor picks the node the suite's pods run on: one the RuntimeClass's
+// own scheduling admits (the OpenShift operator restricts kata to its
+// nodes, and the kubelet refuses a pinned pod whose merged nodeSelector
+// does not match), preferring untainted workers, by name.
+func nodeFor(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass) string {
 	nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	Expect(err).NotTo(HaveOccurred())
+	var selector map[string]string
+	if rc.Scheduling != nil {
+		selector = rc.Scheduling.NodeSelector
+	}
 	var workers, all []string
 	for _, n := range nodes.Items {
+		if !labels.SelectorFromSet(selector).Matches(labels.Set(n.Labels)) {
+			continue
+		}
 		all = append(all, n.Name)
 		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && len(n.Spec.Taints) == 0 {
 			workers = append(workers, n.Name)
 		}
 	}
-	Expect(all).NotTo(BeEmpty())
+	Expect(all).NotTo(BeEmpty(), "no node matches RuntimeClass %s's nodeSelector %v", rc.Name, selector)
 	sort.Strings(workers)
 	sort.Strings(all)
 	if len(workers) > 0 {
