@@ -3,15 +3,18 @@ package runner
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
@@ -93,7 +96,39 @@ func TestVerifyModeChangesNothing(t *testing.T) {
 	case !apierrors.IsAlreadyExists(err):
 		t.Fatal(err)
 	}
+	// The comparison must be able to fail: a label on a node and a file in
+	// a node's /etc/default show up, and are gone once reverted.
+	base := take()
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) == 0 {
+		t.Fatalf("list nodes: %v", err)
+	}
+	n := nodes.Items[0].Name
+	label := func(value string) {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{"nodeconform.io/selfcheck":%s}}}`, value)
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, n, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const file = "/etc/default/nodeconform-selfcheck"
+	label(`"x"`)
+	if out, err := exec.CommandContext(ctx, "docker", "exec", n, "touch", file).CombinedOutput(); err != nil {
+		t.Fatalf("touch %s on %s: %v %s", file, n, err, out)
+	}
+	changed := strings.Join(snapshot.Diff(base, take()), "\n")
+	label("null")
+	if out, err := exec.CommandContext(ctx, "docker", "exec", n, "rm", "-f", file).CombinedOutput(); err != nil {
+		t.Fatalf("rm %s on %s: %v %s", file, n, err, out)
+	}
+	for _, want := range []string{"changed /nodes//" + n, "added node/" + n + ":files:" + file} {
+		if !strings.Contains(changed, want) {
+			t.Fatalf("the snapshot comparison missed a deliberate change (%s); it saw:\n%s", want, changed)
+		}
+	}
 	before := take()
+	if d := snapshot.Diff(base, before); len(d) != 0 {
+		t.Fatalf("the deliberate change was not reverted: %v", d)
+	}
 
 	dir := t.TempDir()
 	o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, "reports"), Timeout: 30 * time.Minute, Quiet: true,
