@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/nodeconform/nodeconform/framework/digest"
+	"github.com/nodeconform/nodeconform/framework/scratchimage"
 )
 
 // Commands are the NFD programs the image carries. nfd-gc is not among
@@ -85,33 +86,12 @@ func BuildImage(ctx context.Context, o BuildOptions) (Image, error) {
 		Ref:     ImageRepository + ":" + sum,
 		Archive: filepath.Join(o.CacheDir, "nfd-"+sum+".tar"),
 	}
-	if _, err := os.Stat(img.Archive); err == nil {
-		return img, nil
-	}
-	dir, err := os.MkdirTemp(o.CacheDir, "nfd-ctx-")
-	if err != nil {
-		return Image{}, err
-	}
-	defer os.RemoveAll(dir)
+	files := map[string]string{}
 	for _, c := range Commands {
-		data, err := os.ReadFile(filepath.Join(binDir, c))
-		if err != nil {
-			return Image{}, err
-		}
-		if err := os.WriteFile(filepath.Join(dir, c), data, 0o755); err != nil {
-			return Image{}, err
-		}
+		files[c] = filepath.Join(binDir, c)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
-		return Image{}, err
-	}
-	if out, err := command(ctx, dir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", img.Ref, "."); err != nil {
-		return Image{}, fmt.Errorf("docker build %s: %w\n%s", img.Ref, err, out)
-	}
-	if out, err := command(ctx, dir, nil, "docker", "save", "-o", img.Archive+".tmp", img.Ref); err != nil {
-		return Image{}, fmt.Errorf("docker save %s: %w\n%s", img.Ref, err, out)
-	}
-	return img, os.Rename(img.Archive+".tmp", img.Archive)
+	err := scratchimage.Build(ctx, scratchimage.Spec{Ref: img.Ref, Archive: img.Archive, Dockerfile: dockerfile, Files: files, TempDir: o.CacheDir})
+	return img, err
 }
 
 // LDFlags are the linker flags of the NFD build: stripped, version and

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nodeconform/nodeconform/framework/digest"
+	"github.com/nodeconform/nodeconform/framework/scratchimage"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
@@ -49,32 +50,10 @@ func BuildImage(ctx context.Context, o BuildOptions) (Image, error) {
 		Ref:     versions.ProbeImageRepository + ":" + sum[:12],
 		Archive: filepath.Join(o.CacheDir, "probe-"+sum[:12]+".tar"),
 	}
-	if _, err := os.Stat(img.Archive); err == nil {
-		return img, nil
-	}
-	dir, err := os.MkdirTemp(o.CacheDir, "probe-ctx-")
-	if err != nil {
-		return Image{}, err
-	}
-	defer os.RemoveAll(dir)
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return Image{}, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "nodeconform-probe"), data, 0o755); err != nil {
-		return Image{}, err
-	}
 	df := "FROM scratch\nCOPY nodeconform-probe /nodeconform-probe\nENTRYPOINT [\"/nodeconform-probe\"]\nCMD [\"sleep\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		return Image{}, err
-	}
-	if out, err := command(ctx, dir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", img.Ref, "."); err != nil {
-		return Image{}, fmt.Errorf("docker build %s: %w\n%s", img.Ref, err, out)
-	}
-	if out, err := command(ctx, dir, nil, "docker", "save", "-o", img.Archive+".tmp", img.Ref); err != nil {
-		return Image{}, fmt.Errorf("docker save %s: %w\n%s", img.Ref, err, out)
-	}
-	return img, os.Rename(img.Archive+".tmp", img.Archive)
+	err = scratchimage.Build(ctx, scratchimage.Spec{Ref: img.Ref, Archive: img.Archive, Dockerfile: df,
+		Files: map[string]string{"nodeconform-probe": bin}, TempDir: o.CacheDir})
+	return img, err
 }
 
 func command(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {

@@ -149,13 +149,20 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 			fmt.Fprintf(&b, "; %s terminated: %s (exit %d)", s.Name, s.State.Terminated.Reason, s.State.Terminated.ExitCode)
 		}
 	}
-	ev, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
-	if err == nil {
-		for _, e := range ev.Items {
-			fmt.Fprintf(&b, "; event %s %s: %s", e.Type, e.Reason, e.Message)
-		}
+	for _, e := range Events(ctx, cs, ns, name) {
+		fmt.Fprintf(&b, "; event %s %s: %s", e.Type, e.Reason, e.Message)
 	}
 	return b.String()
+}
+
+// Events are the events about an object of a namespace (none when they
+// cannot be listed: callers poll or only describe).
+func Events(ctx context.Context, cs kubernetes.Interface, ns, name string) []corev1.Event {
+	list, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return nil
+	}
+	return list.Items
 }
 
 // ExecJSON runs a probe subcommand in a pod's first container and decodes

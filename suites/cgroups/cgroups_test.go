@@ -141,18 +141,7 @@ var _ = Describe("cgroup enforcement", Ordered, Serial, Label("cgroups"), func()
 		p := probePod(ns, "oom", e.ProbeImage, node, res("10m", "32Mi"), res("100m", "32Mi"), []string{"alloc", "--mib", "128"})
 		_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		var status corev1.ContainerStatus
-		e.Eventually(ctx, func(ctx context.Context) string {
-			got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil || len(got.Status.ContainerStatuses) == 0 {
-				return ""
-			}
-			status = got.Status.ContainerStatuses[0]
-			if t := status.LastTerminationState.Terminated; t != nil && status.RestartCount > 0 {
-				return t.Reason
-			}
-			return ""
-		}, e.Config.Timeouts.PodReady.Duration).Should(Equal("OOMKilled"))
+		status := e.ExpectRestartedAfter(ctx, ns, p.Name, "OOMKilled")
 		evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
 	})
 

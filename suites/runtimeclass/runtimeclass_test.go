@@ -124,7 +124,7 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, Serial, Label("run
 		var ev corev1.Event
 		e.Eventually(ctx, func(ctx context.Context) bool {
 			var ok bool
-			ev, ok = rcx.Insufficient(events(ctx, e, ns, kata.Name), corev1.ResourceCPU)
+			ev, ok = rcx.Insufficient(workload.Events(ctx, e.Clientset, ns, kata.Name), corev1.ResourceCPU)
 			return ok
 		}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue(), "no FailedScheduling event naming Insufficient cpu: %s", workload.Describe(ctx, e.Clientset, ns, kata.Name))
 		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, kata.Name, metav1.GetOptions{})
@@ -204,7 +204,7 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, Serial, Label("run
 		var ev corev1.Event
 		e.Eventually(ctx, func(ctx context.Context) bool {
 			var ok bool
-			ev, ok = rcx.SandboxFailure(events(ctx, e, ns, p.Name), handler)
+			ev, ok = rcx.SandboxFailure(workload.Events(ctx, e.Clientset, ns, p.Name), handler)
 			return ok
 		}, e.Config.Timeouts.SandboxEvent.Duration).Should(BeTrue(), "no FailedCreatePodSandBox event naming %q: %s", handler, workload.Describe(ctx, e.Clientset, ns, p.Name))
 		evidence.Record("sandboxFailure", map[string]any{"reason": ev.Reason, "message": ev.Message, "source": ev.Source.Host})
@@ -249,18 +249,7 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, Serial, Label("run
 		p := kataPod(e, ns, "oom", rc.Name, node, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
 		p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
 		Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
-		var status corev1.ContainerStatus
-		e.Eventually(ctx, func(ctx context.Context) string {
-			got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil || len(got.Status.ContainerStatuses) == 0 {
-				return ""
-			}
-			status = got.Status.ContainerStatuses[0]
-			if t := status.LastTerminationState.Terminated; t != nil && status.RestartCount > 0 {
-				return t.Reason
-			}
-			return ""
-		}, e.Config.Timeouts.PodReady.Duration).Should(Equal("OOMKilled"))
+		status := e.ExpectRestartedAfter(ctx, ns, p.Name, "OOMKilled")
 		evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
 	})
 })
@@ -395,14 +384,6 @@ func run(ctx context.Context, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
 // admission plugins left it, or their refusal.
 func dryRun(ctx context.Context, e *e2e.Env, p *corev1.Pod) (*corev1.Pod, error) {
 	return e.Clientset.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-}
-
-func events(ctx context.Context, e *e2e.Env, ns, name string) []corev1.Event {
-	list, err := e.Clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
-	if err != nil {
-		return nil
-	}
-	return list.Items
 }
 
 func condition(ctx context.Context, e *e2e.Env, ns, name string, t corev1.PodConditionType) string {
