@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nodeconform/nodeconform/framework/report"
 )
 
 // Bad input exits 2 with a message naming it; nothing is created.
@@ -18,6 +20,44 @@ func TestClusterUpBadInputExits2(t *testing.T) {
 	} {
 		if code := execute(args); code != exitUsageEnv {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsageEnv)
+		}
+	}
+}
+
+// diff exits 1 on regressions and lost coverage (unless --allow-skips), on
+// drift only with --fail-on-drift, and 2 on unreadable input.
+func TestDiffExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, r report.Results) string {
+		p := filepath.Join(dir, name)
+		if err := report.Write(p, r); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	st := func(v string) map[string]any {
+		return map[string]any{report.StateEvidence: map[string]map[string]string{"kind-worker": {"cgroupVersion": v}}}
+	}
+	base := write("base.json", report.Results{Specs: []report.Spec{{Suite: "s", Name: "a", State: report.Passed, Evidence: st("v2")}}})
+	same := write("same.json", report.Results{Specs: []report.Spec{{Suite: "s", Name: "a", State: report.Passed, Evidence: st("v2")}}})
+	drift := write("drift.json", report.Results{Specs: []report.Spec{{Suite: "s", Name: "a", State: report.Passed, Evidence: st("v1")}}})
+	skipped := write("skipped.json", report.Results{Specs: []report.Spec{{Suite: "s", Name: "a", State: report.Skipped, Skip: "x"}}})
+	failed := write("failed.json", report.Results{Specs: []report.Spec{{Suite: "s", Name: "a", State: report.Failed, Evidence: st("v2")}}})
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{base, same}, exitOK},
+		{[]string{base, drift}, exitOK},
+		{[]string{"--fail-on-drift", base, drift}, exitFailed},
+		{[]string{"--json", "--fail-on-drift", base, same}, exitOK},
+		{[]string{base, skipped}, exitFailed},
+		{[]string{"--allow-skips", base, skipped}, exitOK},
+		{[]string{"--allow-skips", base, failed}, exitFailed},
+		{[]string{base, filepath.Join(dir, "none.json")}, exitUsageEnv},
+	} {
+		if code := execute(append([]string{"diff"}, tc.args...)); code != tc.want {
+			t.Errorf("diff %v: exit %d, want %d", tc.args, code, tc.want)
 		}
 	}
 }

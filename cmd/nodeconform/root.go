@@ -79,6 +79,7 @@ func newRoot(logger log.Logger) *cobra.Command {
 		newRunCmd(logger),
 		newListCmd(),
 		newDiffCmd(),
+		newProfileCmd(logger),
 	)
 	return root
 }

@@ -87,6 +87,8 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.StringVar(&o.KindConfig, "kind-config", "", "kind config file or name in kindconfigs/ (default: default)")
 	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")
 	f.StringVar(&o.ConfigFile, "config", os.Getenv("NODECONFORM_CONFIG"), "configuration overriding timeouts and expectations")
+	f.StringVar(&o.Profile, "profile", os.Getenv("NODECONFORM_PROFILE"), "node profile (YAML): the cluster's intended node state; its groups select the nodes judged, each against its group")
+	f.StringVar(&o.Nodes, "nodes", "", "label selector narrowing the nodes judged (default: every schedulable node, or every node of the profile's groups)")
 	f.StringVar(&o.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree (suites are compiled from it)")
 	f.StringVar(&o.SuitesDir, "suites-dir", defaultSuitesDir(), "where compiled suite binaries and the Ginkgo CLI are kept (prebuilt ones are used when there is no source tree)")
 	return cmd
@@ -148,10 +150,18 @@ func newListCmd() *cobra.Command {
 
 func newDiffCmd() *cobra.Command {
 	var asJSON bool
+	var o report.DiffOptions
 	cmd := &cobra.Command{
 		Use:   "diff BEFORE/results.json AFTER/results.json",
-		Short: "Show what changed between two runs; exit 1 on regressions (a spec that passed and now fails)",
-		Args:  cobra.ExactArgs(2),
+		Short: "Show what changed between two runs; exit 1 on regressions (a spec that passed and now fails, is interrupted, gone or skipped)",
+		Long: `Compare two runs' results.json: outcomes, evidence, and each spec's per-node
+state (evidence "state": node -> field -> value) node by node and field by field.
+Kinds: regression (passed, now failed, interrupted or absent), lost-coverage
+(passed, now skipped), fixed, state, missing, new, evidence, drift (a node's
+value changed, or a node appeared or went away).
+Exit codes: 0 nothing failing, 1 regressions or lost coverage (unless
+--allow-skips) or drift (with --fail-on-drift), 2 unreadable input.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			before, err := report.Load(args[0])
 			if err != nil {
@@ -162,6 +172,9 @@ func newDiffCmd() *cobra.Command {
 				return usageError{err}
 			}
 			changes := report.Diff(before, after)
+			if changes == nil {
+				changes = []report.Change{}
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -171,12 +184,24 @@ func newDiffCmd() *cobra.Command {
 			} else {
 				report.PrintDiff(cmd.OutOrStdout(), changes)
 			}
-			if n := report.Regressions(changes); n > 0 {
-				return fmt.Errorf("%d regression(s)", n)
+			if failing := report.Failures(changes, o); len(failing) > 0 {
+				n := map[string]int{}
+				for _, c := range failing {
+					n[c.Kind]++
+				}
+				var parts []string
+				for _, k := range []string{report.KindRegression, report.KindLostCoverage, report.KindDrift} {
+					if n[k] > 0 {
+						parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+					}
+				}
+				return fmt.Errorf("diff failed: %s", strings.Join(parts, ", "))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	cmd.Flags().BoolVar(&o.AllowSkips, "allow-skips", false, "a spec that passed before and is skipped now (lost-coverage) is not a regression")
+	cmd.Flags().BoolVar(&o.FailOnDrift, "fail-on-drift", false, "exit 1 when a node's state drifted (kind drift)")
 	return cmd
 }

@@ -351,3 +351,48 @@ func uintFile(files map[string]string, name string) (uint64, error) {
 	}
 	return v, nil
 }
+
+// ExpectedPodParent is the cgroup a pod of class q must sit in under the
+// kubelet's cgroupRoot, cgroup driver and cgroupsPerQOS, as the kubelet
+// names it: the systemd driver turns the components
+// [root..., kubepods, qos] into nested slices ("/kubelet.slice/
+// kubelet-kubepods.slice/kubelet-kubepods-burstable.slice"), cgroupfs
+// joins them as directories ("/kubelet/kubepods/burstable"). Guaranteed
+// pods sit directly in kubepods.
+func ExpectedPodParent(driver, cgroupRoot string, perQOS bool, q QoS) string {
+	var parts []string
+	for _, p := range strings.Split(cgroupRoot, "/") {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if perQOS {
+		parts = append(parts, "kubepods")
+		switch q {
+		case Burstable:
+			parts = append(parts, "burstable")
+		case BestEffort:
+			parts = append(parts, "besteffort")
+		}
+	}
+	if driver != "systemd" {
+		return "/" + strings.Join(parts, "/")
+	}
+	if len(parts) == 0 {
+		return "/"
+	}
+	// systemd writes "-" inside a component as "_" (the kubelet's
+	// escapeSystemdCgroupName), since "-" separates the levels.
+	var b strings.Builder
+	prefix := ""
+	for _, p := range parts {
+		p = strings.ReplaceAll(p, "-", "_")
+		if prefix == "" {
+			prefix = p
+		} else {
+			prefix += "-" + p
+		}
+		b.WriteString("/" + prefix + ".slice")
+	}
+	return b.String()
+}

@@ -131,3 +131,26 @@ func TestPodCgroupOf(t *testing.T) {
 		}
 	}
 }
+
+func TestExpectedPodParent(t *testing.T) {
+	cases := []struct {
+		driver, root string
+		perQOS       bool
+		q            QoS
+		want         string
+	}{
+		{"systemd", "/kubelet", true, Burstable, "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice"},
+		{"systemd", "/kubelet", true, Guaranteed, "/kubelet.slice/kubelet-kubepods.slice"},
+		{"systemd", "/", true, BestEffort, "/kubepods.slice/kubepods-besteffort.slice"},
+		{"systemd", "", true, Guaranteed, "/kubepods.slice"},
+		{"cgroupfs", "/kubelet", true, Burstable, "/kubelet/kubepods/burstable"},
+		{"cgroupfs", "/", true, Guaranteed, "/kubepods"},
+		{"systemd", "/my-root", true, Guaranteed, "/my_root.slice/my_root-kubepods.slice"},
+		{"cgroupfs", "/kubelet", false, Burstable, "/kubelet"},
+	}
+	for _, c := range cases {
+		if got := ExpectedPodParent(c.driver, c.root, c.perQOS, c.q); got != c.want {
+			t.Errorf("%s %q perQOS=%v %s: got %s, want %s", c.driver, c.root, c.perQOS, c.q, got, c.want)
+		}
+	}
+}

@@ -88,6 +88,11 @@ type Config struct {
 		// be ready.
 		Deploy Duration `json:"deploy"`
 	} `json:"nfd"`
+	Nodes struct {
+		// MaxParallel bounds how many nodes a per-node check examines at
+		// once (pods started, files read).
+		MaxParallel int `json:"maxParallel"`
+	} `json:"nodes"`
 	Cluster struct {
 		Name       string `json:"name"`
 		MinNodes   int    `json:"minNodes"`
@@ -118,6 +123,13 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// Override applies overrides (YAML or JSON, the keys of defaults.yaml) to
+// c, key by key; unknown keys are errors.
+func (c *Config) Override(data []byte) error {
+	_, err := parse(data, c)
+	return err
 }
 
 func parse(data []byte, into *Config) (*Config, error) {

@@ -26,6 +26,8 @@ import (
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
+	"github.com/nodeconform/nodeconform/framework/profile"
+	"github.com/nodeconform/nodeconform/framework/workload"
 	"github.com/nodeconform/nodeconform/framework/readonly"
 	"github.com/nodeconform/nodeconform/kindconfigs"
 )
@@ -59,6 +61,12 @@ type Settings struct {
 	// Mode is apply (specs may change node configuration and revert it) or
 	// verify (read-only) (NODECONFORM_MODE, default apply).
 	Mode string
+	// Profile is a node profile file (NODECONFORM_PROFILE): the nodes of
+	// its groups are judged, each against its group.
+	Profile string
+	// Nodes is a label selector narrowing the nodes judged
+	// (NODECONFORM_NODES).
+	Nodes string
 }
 
 // SettingsFromEnv reads Settings from NODECONFORM_* variables.
@@ -75,6 +83,8 @@ func SettingsFromEnv() Settings {
 		CacheDir:    os.Getenv("NODECONFORM_CACHE"),
 		Retain:      os.Getenv("NODECONFORM_RETAIN") == "1",
 		Mode:        os.Getenv("NODECONFORM_MODE"),
+		Profile:     os.Getenv("NODECONFORM_PROFILE"),
+		Nodes:       os.Getenv("NODECONFORM_NODES"),
 	}
 	if s.Mode == "" {
 		s.Mode = "apply"
@@ -134,6 +144,13 @@ type Env struct {
 	Nodes *nodeaccess.Probes
 	// ProbeReadyAfter is how long the probe DaemonSet took to be Ready.
 	ProbeReadyAfter time.Duration
+	// Profile is the run's node profile; nil without --profile.
+	Profile *profile.Profile
+	// Targets are the nodes the run judges, sorted by name.
+	Targets []Target
+	// Unprofiled are nodes of the cluster in no profile group (not
+	// judged).
+	Unprofiled []string
 	REST            *rest.Config
 	Clientset       kubernetes.Interface
 	Klient          klient.Client
@@ -153,6 +170,11 @@ type shared struct {
 	ProbeNS    string `json:"probeNamespace,omitempty"`
 	// ProbeReady is how long the probe DaemonSet took to be Ready everywhere.
 	ProbeReady time.Duration `json:"probeReady,omitempty"`
+	// ProbeProblems maps nodes whose probe never became Ready to why.
+	ProbeProblems map[string]string `json:"probeProblems,omitempty"`
+	ProfileFile   string            `json:"profileFile,omitempty"`
+	Targets       []Target          `json:"targets"`
+	Unprofiled    []string          `json:"unprofiled,omitempty"`
 }
 
 // RunLabel carries the run ID on every namespace a run creates, so cleanup
@@ -166,7 +188,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	for _, f := range opts {
 		f(&o)
 	}
-	cfg, err := config.Load(s.ConfigFile)
+	cfg, prof, err := LoadConfig(s.ConfigFile, s.Profile)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +198,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	if s.Mode != "apply" && s.Mode != "verify" {
 		return nil, fmt.Errorf("NODECONFORM_MODE must be apply or verify, got %q", s.Mode)
 	}
-	sh := shared{ConfigFile: s.ConfigFile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
+	sh := shared{ConfigFile: s.ConfigFile, ProfileFile: s.Profile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
 	var p cluster.Provider
 	if s.Kubeconfig != "" {
 		e, err := cluster.NewExisting(ctx, s.Kubeconfig, s.Context, cfg.Timeouts.APIReachable.Duration)
@@ -227,21 +249,30 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		}
 		sh.NFDImage = img.Ref
 	}
+	_, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
+	if err != nil {
+		return nil, err
+	}
+	if sh.Targets, sh.Unprofiled, err = SelectNodes(ctx, cs, prof, s.Nodes); err != nil {
+		return nil, err
+	}
 	if o.nodeAccess {
-		_, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
-		if err != nil {
-			return nil, err
-		}
 		probes, err := nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
 			Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
-		if probes != nil {
-			sh.ProbeNS = probes.Namespace
-		}
 		if err != nil {
+			// A privileged DaemonSet must never outlive a failed setup.
+			if probes != nil {
+				if derr := workload.DeleteNamespace(context.WithoutCancel(ctx), cs, probes.Namespace, cfg.Timeouts.NamespaceDeletion.Duration); derr != nil {
+					err = fmt.Errorf("%w; and removing probe namespace %s failed: %v", err, probes.Namespace, derr)
+				}
+			}
 			return nil, err
 		}
-		sh.ProbeReady = probes.ReadyAfter
+		sh.ProbeNS, sh.ProbeReady, sh.ProbeProblems = probes.Namespace, probes.ReadyAfter, probes.Problems
 		logger.V(0).Infof("probe ready on %d nodes in %s", len(probes.Pods), probes.ReadyAfter.Round(100*time.Millisecond))
+		for _, n := range sortedKeys(probes.Problems) {
+			logger.Warnf("node %s cannot be examined: %s", n, probes.Problems[n])
+		}
 	}
 	return json.Marshal(sh)
 }
@@ -292,7 +323,7 @@ func Connect(data []byte) (*Env, error) {
 	if err := json.Unmarshal(data, &sh); err != nil {
 		return nil, fmt.Errorf("decode shared setup: %w", err)
 	}
-	cfg, err := config.Load(sh.ConfigFile)
+	cfg, prof, err := LoadConfig(sh.ConfigFile, sh.ProfileFile)
 	if err != nil {
 		return nil, err
 	}
@@ -301,12 +332,14 @@ func Connect(data []byte) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
-		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl}
+		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl,
+		Profile: prof, Targets: sh.Targets, Unprofiled: sh.Unprofiled}
 	if sh.ProbeNS != "" {
 		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
 			return nil, err
 		}
 		e.Nodes.ReadOnly = sh.Mode == "verify"
+		e.Nodes.Problems = sh.ProbeProblems
 	}
 	return e, nil
 }

@@ -11,9 +11,9 @@ import (
 // ExpectRestartedAfter waits (timeouts.podReady) until the pod's first
 // container was restarted after terminating with reason (e.g. OOMKilled)
 // and returns its status.
-func (e *Env) ExpectRestartedAfter(ctx context.Context, ns, pod, reason string) corev1.ContainerStatus {
+func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
 	var status corev1.ContainerStatus
-	e.Eventually(ctx, func(ctx context.Context) string {
+	g.Eventually(ctx, func(ctx context.Context) string {
 		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 		if err != nil || len(got.Status.ContainerStatuses) == 0 {
 			return ""
@@ -23,6 +23,6 @@ func (e *Env) ExpectRestartedAfter(ctx context.Context, ns, pod, reason string) 
 			return t.Reason
 		}
 		return ""
-	}, e.Config.Timeouts.PodReady.Duration).Should(gomega.Equal(reason), "pod %s/%s restarted after %s", ns, pod, reason)
+	}).WithTimeout(e.Config.Timeouts.PodReady.Duration).WithPolling(e.Config.Intervals.Poll.Duration).Should(gomega.Equal(reason), "pod %s/%s restarted after %s", ns, pod, reason)
 	return status
 }

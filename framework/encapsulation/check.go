@@ -163,3 +163,23 @@ func sortedKeys(m Matrix) []string {
 	sort.Strings(k)
 	return k
 }
+
+// Relation names a node's encapsulation state as a profile declares it:
+// "on" (kubelet = runtime ≠ systemd), "off" (all three equal), or the
+// broken states "kubelet-only", "runtime-only" and "split" (kubelet and
+// the runtime each in a namespace of its own).
+func Relation(o NodeNamespaces) string {
+	switch {
+	case o.Systemd == "" || o.Kubelet == "" || o.Runtime == "":
+		return "(not observed)"
+	case o.Kubelet == o.Runtime && o.Kubelet == o.Systemd:
+		return "off"
+	case o.Kubelet == o.Runtime:
+		return "on"
+	case o.Runtime == o.Systemd:
+		return "kubelet-only"
+	case o.Kubelet == o.Systemd:
+		return "runtime-only"
+	}
+	return "split"
+}

@@ -47,6 +47,9 @@ type Probes struct {
 	// ReadOnly (verify mode) refuses node commands that could change the
 	// node; see framework/readonly.
 	ReadOnly bool
+	// Problems maps a node whose probe never became Ready to why (its
+	// pod's state and events): checks on that node fail with it.
+	Problems map[string]string
 	cs       kubernetes.Interface
 	kl       klient.Client
 }
@@ -102,24 +105,41 @@ func (p *Probes) refresh(ctx context.Context) error {
 	return nil
 }
 
+// brokenReasons are event reasons after which a probe pod will not become
+// Ready without someone fixing its node.
+var brokenReasons = map[string]bool{"FailedCreatePodSandBox": true, "FailedMount": true, "ErrImagePull": true,
+	"ImagePullBackOff": true, "BackOff": true, "Failed": true, "FailedKillPod": true}
+
+// waitReady waits until the probe is Ready on every node it was scheduled
+// to, or until every pod that is not Ready is stuck for a reason its
+// node's events name (no sandbox, no image): those nodes go to Problems
+// and the others are usable. Only a probe Ready nowhere is an error.
 func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
-	for time.Now().Before(deadline) {
+	for {
 		ds, err := p.cs.AppsV1().DaemonSets(p.Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{})
 		if err == nil {
 			s := ds.Status
 			last = fmt.Sprintf("%d/%d ready", s.NumberReady, s.DesiredNumberScheduled)
-			if s.DesiredNumberScheduled > 0 && s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
-				if err := p.refresh(ctx); err != nil {
+			if s.DesiredNumberScheduled > 0 && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
+				stuck, pending, err := p.classify(ctx, time.Now().After(deadline))
+				if err != nil {
 					return err
 				}
-				if len(p.Pods) == int(s.DesiredNumberScheduled) {
+				if pending == 0 && len(p.Pods)+len(stuck) >= int(s.DesiredNumberScheduled) {
+					p.Problems = stuck
+					if len(p.Pods) == 0 {
+						return fmt.Errorf("probe DaemonSet in %s ready on no node: %s", p.Namespace, p.describeProblems())
+					}
 					return nil
 				}
 			}
 		} else {
 			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("probe DaemonSet in %s not scheduled within %s (%s): %s", p.Namespace, timeout, last, p.describePods(ctx))
 		}
 		select {
 		case <-ctx.Done():
@@ -127,7 +147,73 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("probe DaemonSet in %s not ready on every node within %s (%s): %s", p.Namespace, timeout, last, p.describePods(ctx))
+}
+
+// classify refreshes the Ready pods and returns, per node, why each probe
+// pod that is not Ready is stuck, and how many are still starting; final
+// (the deadline passed) counts every pod that is not Ready as stuck.
+func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, int, error) {
+	if err := p.refreshReady(ctx); err != nil {
+		return nil, 0, err
+	}
+	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
+	if err != nil {
+		return nil, 0, err
+	}
+	stuck := map[string]string{}
+	pending := 0
+	for _, pod := range pods.Items {
+		node := pod.Spec.NodeName
+		if _, ok := p.Pods[node]; ok || pod.DeletionTimestamp != nil {
+			continue
+		}
+		broken := pod.Status.Phase == corev1.PodFailed
+		for _, e := range workload.Events(ctx, p.cs, p.Namespace, pod.Name) {
+			if e.Type == corev1.EventTypeWarning && brokenReasons[e.Reason] {
+				broken = true
+			}
+		}
+		if broken || final {
+			stuck[node] = "probe pod " + pod.Name + " not Ready: " + workload.Describe(ctx, p.cs, p.Namespace, pod.Name)
+		} else {
+			pending++
+		}
+	}
+	return stuck, pending, nil
+}
+
+// refreshReady keeps only probe pods that are Running and Ready.
+func (p *Probes) refreshReady(ctx context.Context) error {
+	if err := p.refresh(ctx); err != nil {
+		return err
+	}
+	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
+	if err != nil {
+		return err
+	}
+	for _, pod := range pods.Items {
+		if !workload.IsReady(&pod) {
+			delete(p.Pods, pod.Spec.NodeName)
+		}
+	}
+	return nil
+}
+
+func (p *Probes) describeProblems() string {
+	var parts []string
+	for _, n := range sortedKeys(p.Problems) {
+		parts = append(parts, "node "+n+": "+p.Problems[n])
+	}
+	return strings.Join(parts, " | ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (p *Probes) describePods(ctx context.Context) string {

@@ -44,14 +44,45 @@ const (
 	Passed  = "passed"
 	Failed  = "failed"
 	Skipped = "skipped"
+	// Interrupted: the spec was stopped (Ctrl-C, SIGTERM, a timeout or an
+	// Abort) before it could pass or fail; it proved nothing.
+	Interrupted = "interrupted"
 )
+
+// SkipInterrupted is the skip reason of a spec Ginkgo did not start because
+// its suite's run was interrupted.
+const SkipInterrupted = "not run: the run was interrupted"
+
+// skipGeneric is the skip reason of a skipped spec with no message of its own.
+const skipGeneric = "filtered out (focus, skip or label filter) or skipped by an earlier failure"
+
+// runInterrupted reports whether a suite's run was interrupted: Ginkgo says
+// so in SpecialSuiteFailureReasons ("Interrupted by User", "Interrupted by
+// Other Ginkgo Process"), or a spec of it was interrupted or aborted.
+func runInterrupted(r types.Report) bool {
+	for _, reason := range r.SpecialSuiteFailureReasons {
+		if strings.Contains(reason, "Interrupted") {
+			return true
+		}
+	}
+	for _, sr := range r.SpecReports {
+		if sr.State.Is(types.SpecStateInterrupted | types.SpecStateAborted) {
+			return true
+		}
+	}
+	return false
+}
 
 // FromGinkgo converts the spec reports of one suite. Setup and cleanup
 // nodes are kept only when they failed (a failed BeforeSuite explains why
-// no spec ran).
+// no spec ran). Interrupted and aborted specs get State Interrupted with
+// their failure message; in a suite whose run was interrupted, skipped specs
+// without a reason of their own get SkipInterrupted (Ginkgo does not tell
+// them apart from specs a filter left out, which then carry it too).
 func FromGinkgo(suite string, reports []types.Report) []Spec {
 	var out []Spec
 	for _, r := range reports {
+		interrupted := runInterrupted(r)
 		for _, sr := range r.SpecReports {
 			if sr.LeafNodeType != types.NodeTypeIt && !sr.State.Is(types.SpecStateFailureStates) {
 				continue
@@ -67,10 +98,16 @@ func FromGinkgo(suite string, reports []types.Report) []Spec {
 				s.State = Skipped
 				s.Skip = strings.TrimSpace(sr.Failure.Message)
 				if s.Skip == "" {
-					s.Skip = "filtered out (focus, skip or label filter) or skipped by an earlier failure"
+					s.Skip = skipGeneric
+					if interrupted {
+						s.Skip = SkipInterrupted
+					}
 				}
 			default:
 				s.State = Failed
+				if sr.State.Is(types.SpecStateInterrupted | types.SpecStateAborted) {
+					s.State = Interrupted
+				}
 				s.Failure = sr.Failure.Message
 				if sr.Failure.Location.FileName != "" {
 					s.Failure += fmt.Sprintf(" (%s:%d)", sr.Failure.Location.FileName, sr.Failure.Location.LineNumber)
@@ -154,13 +191,30 @@ func MergeJUnit(paths []string, dst string) error {
 }
 
 // Counts tallies outcomes per suite.
-type Counts struct{ Passed, Failed, Skipped int }
+type Counts struct{ Passed, Failed, Skipped, Interrupted int }
 
-// Summary prints a table per suite and the skip reasons.
+func (c *Counts) add(state string) {
+	switch state {
+	case Passed:
+		c.Passed++
+	case Failed:
+		c.Failed++
+	case Interrupted:
+		c.Interrupted++
+	default:
+		c.Skipped++
+	}
+}
+
+// Summary prints a table per suite, the skip reasons, each failed or
+// interrupted spec with FailureBrief of its failure, and a closing line
+// "nodeconform: N passed, N failed, N skipped" (", N interrupted" appended
+// when there are any). The table has an INTERRUPTED column only then too.
 func Summary(w io.Writer, specs []Spec) {
 	bySuite := map[string]*Counts{}
 	var suites []string
 	reasons := map[string]map[string]int{}
+	total := Counts{}
 	for _, s := range specs {
 		c, ok := bySuite[s.Suite]
 		if !ok {
@@ -168,13 +222,9 @@ func Summary(w io.Writer, specs []Spec) {
 			bySuite[s.Suite] = c
 			suites = append(suites, s.Suite)
 		}
-		switch s.State {
-		case Passed:
-			c.Passed++
-		case Failed:
-			c.Failed++
-		default:
-			c.Skipped++
+		c.add(s.State)
+		total.add(s.State)
+		if s.State != Passed && s.State != Failed && s.State != Interrupted {
 			if reasons[s.Suite] == nil {
 				reasons[s.Suite] = map[string]int{}
 			}
@@ -182,10 +232,18 @@ func Summary(w io.Writer, specs []Spec) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SUITE\tPASSED\tFAILED\tSKIPPED")
+	if total.Interrupted > 0 {
+		fmt.Fprintln(tw, "SUITE\tPASSED\tFAILED\tSKIPPED\tINTERRUPTED")
+	} else {
+		fmt.Fprintln(tw, "SUITE\tPASSED\tFAILED\tSKIPPED")
+	}
 	for _, s := range suites {
 		c := bySuite[s]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s, c.Passed, c.Failed, c.Skipped)
+		if total.Interrupted > 0 {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s, c.Passed, c.Failed, c.Skipped, c.Interrupted)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s, c.Passed, c.Failed, c.Skipped)
+		}
 	}
 	tw.Flush()
 	for _, s := range suites {
@@ -198,20 +256,26 @@ func Summary(w io.Writer, specs []Spec) {
 			fmt.Fprintln(w, r)
 		}
 	}
-	total := Counts{}
 	for _, s := range specs {
+		word := "FAILED"
 		switch s.State {
-		case Passed:
-			total.Passed++
 		case Failed:
-			total.Failed++
-			fmt.Fprintf(w, "FAILED %s: %s\n         %s\n", s.Suite, s.Name, firstLine(s.Failure))
+		case Interrupted:
+			word = "INTERRUPTED"
 		default:
-			total.Skipped++
+			continue
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", word, s.Suite, s.Name)
+		for _, l := range FailureBrief(s.Failure) {
+			fmt.Fprintf(w, "         %s\n", l)
 		}
 	}
 	// A plain closing line CI systems and people can read at a glance.
-	fmt.Fprintf(w, "nodeconform: %d passed, %d failed, %d skipped\n", total.Passed, total.Failed, total.Skipped)
+	fmt.Fprintf(w, "nodeconform: %d passed, %d failed, %d skipped", total.Passed, total.Failed, total.Skipped)
+	if total.Interrupted > 0 {
+		fmt.Fprintf(w, ", %d interrupted", total.Interrupted)
+	}
+	fmt.Fprintln(w)
 }
 
 func firstLine(s string) string {
@@ -222,10 +286,10 @@ func firstLine(s string) string {
 	return s
 }
 
-// Failed reports whether any spec failed.
+// AnyFailed reports whether any spec failed or was interrupted.
 func AnyFailed(specs []Spec) bool {
 	for _, s := range specs {
-		if s.State == Failed {
+		if s.State == Failed || s.State == Interrupted {
 			return true
 		}
 	}

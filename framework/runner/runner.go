@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/kind/pkg/log"
 
 	"github.com/nodeconform/nodeconform/framework/cluster"
@@ -63,6 +65,11 @@ type Options struct {
 	// Procs is how many Ginkgo processes run a suite's specs in parallel
 	// (Serial and Ordered containers still run on one process).
 	Procs int
+	// Profile is a node profile file: its groups select the judged nodes
+	// and each node is judged against its group.
+	Profile string
+	// Nodes is a label selector narrowing the judged nodes.
+	Nodes string
 }
 
 // UsageError is bad input: exit code 2.
@@ -119,7 +126,7 @@ func (o *Options) Validate() error {
 	}
 	// The Ginkgo CLI and the suites run in other directories: every path
 	// handed to them must not depend on ours.
-	for _, p := range []*string{&o.ReportDir, &o.ConfigFile, &o.Kubeconfig, &o.SuitesDir, &o.SourceDir} {
+	for _, p := range []*string{&o.ReportDir, &o.ConfigFile, &o.Kubeconfig, &o.SuitesDir, &o.SourceDir, &o.Profile} {
 		if err := absolute(p); err != nil {
 			return UsageError{err}
 		}
@@ -131,6 +138,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Procs < 1 {
 		return UsageError{fmt.Errorf("--procs must be at least 1, got %d", o.Procs)}
+	}
+	if _, _, err := e2e.LoadConfig(o.ConfigFile, o.Profile); err != nil {
+		return UsageError{err}
+	}
+	if _, err := labels.Parse(o.Nodes); err != nil {
+		return UsageError{fmt.Errorf("--nodes %q: %w", o.Nodes, err)}
 	}
 	return nil
 }
@@ -206,6 +219,8 @@ func (o *Options) Env(clusterName string) []string {
 	set("NODECONFORM_KIND_CONFIG", o.KindConfig)
 	set("NODECONFORM_NODE_IMAGE", o.NodeImage)
 	set("NODECONFORM_CLUSTER", clusterName)
+	set("NODECONFORM_PROFILE", o.Profile)
+	set("NODECONFORM_NODES", o.Nodes)
 	return env
 }
 
@@ -267,6 +282,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 	}
 
+	// A profile that does not fit the cluster (a group matching no node,
+	// a node in two groups) or a selector matching nothing is bad input:
+	// say so before any suite creates anything.
+	if err := o.checkSelection(ctx, clusterName, cfg); err != nil {
+		return res, UsageError{err}
+	}
 	ginkgo, err := GinkgoCLI(ctx, o)
 	if err != nil {
 		return res, err
@@ -308,6 +329,31 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		return res, err
 	}
 	return res, ctx.Err()
+}
+
+func (o *Options) checkSelection(ctx context.Context, clusterName string, cfg *config.Config) error {
+	if o.Profile == "" && o.Nodes == "" {
+		return nil
+	}
+	kubeconfig, kctx := o.Kubeconfig, o.Context
+	if kubeconfig == "" {
+		kubeconfig = cluster.DefaultKubeconfigPath(clusterName)
+	}
+	rc, err := cluster.LoadKubeconfig(kubeconfig, kctx)
+	if err != nil {
+		return err
+	}
+	rc.Timeout = cfg.Timeouts.APIReachable.Duration
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	_, prof, err := e2e.LoadConfig(o.ConfigFile, o.Profile)
+	if err != nil {
+		return err
+	}
+	_, _, err = e2e.SelectNodes(ctx, cs, prof, o.Nodes)
+	return err
 }
 
 // SuiteBinary compiles a suite from source when the source tree is there

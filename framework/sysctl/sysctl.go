@@ -117,7 +117,7 @@ func Mismatches(cells []Cell) []string {
 	var out []string
 	for _, c := range cells {
 		if c.Observed != c.Expected {
-			out = append(out, fmt.Sprintf("node %s, sysctl %s, namespace %s: expected %s, observed %s (%s)", c.Node, c.Sysctl, c.PodSecurity, c.Expected, c.Observed, c.Detail))
+			out = append(out, fmt.Sprintf("node %s: sysctl %s, namespace %s: expected %s, observed %s (%s)", c.Node, c.Sysctl, c.PodSecurity, c.Expected, c.Observed, c.Detail))
 		}
 	}
 	sort.Strings(out)

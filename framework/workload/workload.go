@@ -210,3 +210,13 @@ func DeletePods(ctx context.Context, cs kubernetes.Interface, ns string, timeout
 	}
 	return fmt.Errorf("pods of namespace %s still exist after %s", ns, timeout)
 }
+
+// IsReady reports whether a pod's Ready condition is true.
+func IsReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}

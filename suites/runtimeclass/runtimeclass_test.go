@@ -249,7 +249,7 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, Serial, Label("run
 		p := kataPod(e, ns, "oom", rc.Name, node, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
 		p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
 		Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
-		status := e.ExpectRestartedAfter(ctx, ns, p.Name, "OOMKilled")
+		status := e.ExpectRestartedAfter(ctx, Default, ns, p.Name, "OOMKilled")
 		evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
 	})
 })

@@ -23,10 +23,12 @@ import (
 	"github.com/nodeconform/nodeconform/fixtures"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
-	"github.com/nodeconform/nodeconform/framework/nodeaccess"
+	"github.com/nodeconform/nodeconform/framework/nodestate"
 	"github.com/nodeconform/nodeconform/framework/openshift"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
+	"github.com/nodeconform/nodeconform/framework/profile"
 	sc "github.com/nodeconform/nodeconform/framework/sysctl"
+	"github.com/nodeconform/nodeconform/framework/verdict"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -36,11 +38,14 @@ type nodeInfo struct {
 	Allowlist []string `json:"allowedUnsafeSysctls"`
 }
 
-var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
+var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), func() {
 	var (
 		e     *e2e.Env
 		nodes []nodeInfo
 		minor int
+		// unread maps nodes whose allowlist could not be read to why:
+		// their cells fail, the other nodes' still run.
+		unread = map[string]string{}
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -55,22 +60,44 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 		if onOpenShift && e.Mode == "apply" {
 			allowOnOpenShift(ctx, e)
 		}
-		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		for _, n := range list.Items {
-			allow, err := kubeletAllowlist(ctx, e, n.Name)
-			Expect(err).NotTo(HaveOccurred())
-			nodes = append(nodes, nodeInfo{Name: n.Name, Allowlist: allow})
+		for node, why := range e.Unreachable() {
+			unread[node] = why
 		}
+		for _, n := range e.NodeNames() {
+			if _, bad := unread[n]; bad {
+				continue
+			}
+			k, err := nodestate.ReadKubelet(ctx, e.Clientset, n)
+			if err != nil {
+				unread[n] = err.Error()
+				continue
+			}
+			nodes = append(nodes, nodeInfo{Name: n, Allowlist: k.AllowedUnsafeSysctls})
+		}
+	})
+
+	// judge runs a per-node check on the nodes whose allowlist is known;
+	// the others fail with why it is not.
+	judge := func(ctx context.Context, property string, check verdict.Check) {
+		GinkgoHelper()
+		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: e.NodeNames(), Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel}, check))
+	}
+
+	It("has on each node the kubelet allowlist the profile declares", func(ctx SpecContext) {
+		e.ExpectProfile(ctx, "sysctl")
 	})
 
 	It("reads each node's effective kubelet allowlist, within the namespaced groups", func(ctx SpecContext) {
 		evidence.Record("allowlists", nodes)
-		for _, n := range nodes {
-			for _, entry := range n.Allowlist {
-				Expect(withinGroups(entry)).To(BeTrue(), "node %s allowlists %q, outside the namespaced groups %v", n.Name, entry, sc.UnsafeNamespacedGroups)
+		judge(ctx, "kubelet allowlist within the namespaced groups", func(ctx context.Context, g Gomega, node string) any {
+			allow := allowlistOf(nodes, node)
+			for _, entry := range allow {
+				if !profile.WithinNamespacedGroups(entry) {
+					verdict.FailNode(fmt.Sprintf("allowedUnsafeSysctls: %q is outside the namespaced groups %v", entry, sc.UnsafeNamespacedGroups))
+				}
 			}
-		}
+			return allow
+		})
 	})
 
 	It("matches the expected outcome of each sysctl on each node under each Pod Security level", func(ctx SpecContext) {
@@ -101,6 +128,9 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 			}
 		}
 		wg.Wait()
+		for node, why := range unread {
+			cells = append(cells, sc.Cell{Sysctl: "*", Node: node, PodSecurity: "*", Expected: "examined", Observed: "unreachable", Detail: why})
+		}
 		sort.Slice(cells, func(i, j int) bool {
 			a, b := cells[i], cells[j]
 			return a.Sysctl+a.Node+a.PodSecurity < b.Sysctl+b.Node+b.PodSecurity
@@ -108,7 +138,9 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 		table := sc.Table(cells)
 		GinkgoWriter.Println(table)
 		evidence.Record("matrix", cells)
-		Expect(sc.Mismatches(cells)).To(BeEmpty(), "outcome matrix:\n%s", table)
+		if bad := sc.Mismatches(cells); len(bad) > 0 {
+			Fail(fmt.Sprintf("outcome matrix: %d of %d cells differ\n%s\n\n%s", len(bad), len(cells), strings.Join(bad, "\n"), table))
+		}
 		// The matrix is only meaningful if it contains every outcome.
 		seen := map[sc.Outcome]bool{}
 		for _, c := range cells {
@@ -127,9 +159,9 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 		for _, s := range sc.SafeFor(minor) {
 			sysctls = append(sysctls, corev1.Sysctl{Name: s.Name, Value: s.Value})
 		}
-		for _, n := range nodes {
-			checkRuns(ctx, e, ns, "safe-"+n.Name, n.Name, sysctls)
-		}
+		judge(ctx, "every safe sysctl set in the pod, not on the node", func(ctx context.Context, g Gomega, node string) any {
+			return checkRuns(ctx, g, e, ns, "safe-"+node, node, sysctls)
+		})
 	})
 
 	It("applies a multi-value unsafe sysctl (kernel.sem, the seed's value) on a node that allowlists it", func(ctx SpecContext) {
@@ -138,7 +170,7 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 			Skip("no node allowlists kernel.sem")
 		}
 		ns := e.Namespace(ctx, "sysctl-unsafe", "privileged")
-		checkRuns(ctx, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}})
+		evidence.Record("sysctls/"+node, checkRuns(ctx, Default, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}}))
 	})
 
 	It("does not start a pod whose sysctl the kernel does not have, naming the missing /proc/sys file", func(ctx SpecContext) {
@@ -174,6 +206,14 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 		ns := e.Namespace(ctx, "sysctl-workloads", "baseline")
 		want := corev1.Sysctl{Name: "net.ipv4.ip_local_port_range", Value: "1100 60999"}
 		tmpl := podWithSysctls(ns, "", e.ProbeImage, "", []corev1.Sysctl{want})
+		// Only on the judged nodes that can be examined: a DaemonSet pod
+		// on a broken or unselected node would never be Ready.
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		tmpl.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: names}}}}}}}
 		labels := map[string]string{"app": "sysctl-workload", workload.ManagedLabel: "true"}
 		tmpl.Labels = labels
 		spec := corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
@@ -195,7 +235,7 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 			}
 			pods = pods[:0]
 			for _, p := range list.Items {
-				if isReady(&p) {
+				if workload.IsReady(&p) {
 					pods = append(pods, p)
 				}
 			}
@@ -204,7 +244,7 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 		seen := map[string]string{}
 		kinds := map[string]bool{}
 		for _, p := range pods {
-			got := readInPod(ctx, e, ns, p.Name, want.Name)
+			got := readInPod(ctx, Default, e, ns, p.Name, want.Name)
 			seen[p.Name] = got
 			kinds[p.Labels["nodeconform.io/kind"]] = true
 			Expect(got).To(Equal(sc.NormalizeValue(want.Value)), "%s in pod %s", want.Name, p.Name)
@@ -229,16 +269,13 @@ var _ = Describe("Pod sysctls", Ordered, Label("sysctl"), func() {
 	})
 })
 
-// withinGroups reports whether an allowlist entry stays inside the
-// namespaced unsafe groups (e.g. kernel.msgmax inside kernel.msg*).
-func withinGroups(entry string) bool {
-	probe := strings.TrimSuffix(entry, "*")
-	for _, g := range sc.UnsafeNamespacedGroups {
-		if sc.Allowed([]string{g}, probe) || (strings.HasSuffix(entry, "*") && strings.HasPrefix(probe, strings.TrimSuffix(g, "*")) && strings.HasSuffix(g, "*")) {
-			return true
+func allowlistOf(nodes []nodeInfo, name string) []string {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n.Allowlist
 		}
 	}
-	return false
+	return nil
 }
 
 func nodeAllowing(nodes []nodeInfo, name string) string {
@@ -248,16 +285,6 @@ func nodeAllowing(nodes []nodeInfo, name string) string {
 		}
 	}
 	return ""
-}
-
-// kubeletAllowlist reads allowedUnsafeSysctls from the kubelet's running
-// configuration (node proxy /configz), not from any file or assumption.
-func kubeletAllowlist(ctx context.Context, e *e2e.Env, node string) ([]string, error) {
-	var kc struct {
-		AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls"`
-	}
-	err := nodeaccess.KubeletConfig(ctx, e.Clientset, node, &kc)
-	return kc.AllowedUnsafeSysctls, err
 }
 
 func podWithSysctls(ns, name, image, node string, sysctls []corev1.Sysctl) *corev1.Pod {
@@ -274,45 +301,38 @@ func withKind(t corev1.PodTemplateSpec, kind string) corev1.PodTemplateSpec {
 	return t
 }
 
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
 
-func readInPod(ctx context.Context, e *e2e.Env, ns, pod, name string) string {
+func readInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod, name string) string {
 	var r probeapi.Read
-	Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, []string{"read", sc.ProcPath(name)}, &r)).To(Succeed())
+	g.Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, []string{"read", sc.ProcPath(name)}, &r)).To(Succeed())
 	return sc.NormalizeValue(r.Content)
 }
 
-func readOnNode(ctx context.Context, e *e2e.Env, node, name string) string {
+func readOnNode(ctx context.Context, g Gomega, e *e2e.Env, node, name string) string {
 	out, err := e.Nodes.MustHost(ctx, node, "cat", sc.ProcPath(name))
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	return sc.NormalizeValue(out)
 }
 
 // checkRuns runs a pod with sysctls on node and proves each value is set
-// inside the pod while the node's own value did not change.
-func checkRuns(ctx context.Context, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl) {
+// inside the pod while the node's own value did not change; it returns
+// what it read.
+func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl) any {
 	before := map[string]string{}
 	for _, s := range sysctls {
-		before[s.Name] = readOnNode(ctx, e, node, s.Name)
+		before[s.Name] = readOnNode(ctx, g, e, node, s.Name)
 	}
 	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, podWithSysctls(ns, name, e.ProbeImage, node, sysctls), e.Config.Timeouts.PodReady.Duration)
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	type row struct{ Requested, InPod, NodeBefore, NodeAfter string }
 	rows := map[string]row{}
 	for _, s := range sysctls {
-		r := row{Requested: sc.NormalizeValue(s.Value), InPod: readInPod(ctx, e, ns, name, s.Name), NodeBefore: before[s.Name], NodeAfter: readOnNode(ctx, e, node, s.Name)}
+		r := row{Requested: sc.NormalizeValue(s.Value), InPod: readInPod(ctx, g, e, ns, name, s.Name), NodeBefore: before[s.Name], NodeAfter: readOnNode(ctx, g, e, node, s.Name)}
 		rows[s.Name] = r
-		Expect(r.InPod).To(Equal(r.Requested), "%s inside pod %s on %s", s.Name, name, node)
-		Expect(r.NodeAfter).To(Equal(r.NodeBefore), "%s on node %s changed: not namespaced?", s.Name, node)
+		g.Expect(r.InPod).To(Equal(r.Requested), "%s inside pod %s", s.Name, name)
+		g.Expect(r.NodeAfter).To(Equal(r.NodeBefore), "%s on the node changed: not namespaced?", s.Name)
 	}
-	evidence.Record("sysctls/"+node, rows)
+	return rows
 }
 
 // observe creates one pod and classifies what happened to it.
@@ -335,8 +355,8 @@ func observe(ctx context.Context, e *e2e.Env, ns, name, node string, s corev1.Sy
 				}
 				return sc.Forbidden, p.Status.Message
 			}
-			if isReady(p) {
-				got := readInPod(ctx, e, ns, name, s.Name)
+			if workload.IsReady(p) {
+				got := readInPod(ctx, Default, e, ns, name, s.Name)
 				if got != sc.NormalizeValue(s.Value) {
 					return "runs-wrong-value", fmt.Sprintf("%s=%q in the pod, requested %q", s.Name, got, s.Value)
 				}

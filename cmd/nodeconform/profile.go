@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/nodestate"
+	"github.com/nodeconform/nodeconform/framework/profile"
+)
+
+func newProfileCmd(logger log.Logger) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "profile",
+		Short: "Node profiles: the cluster's intended node-level state (capture from a good cluster, check a file)",
+	}
+	cmd.AddCommand(newProfileCaptureCmd(logger), newProfileCheckCmd())
+	return cmd
+}
+
+type target struct{ kubeconfig, context, probeImage string }
+
+func (t *target) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&t.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of an existing cluster (default KUBECONFIG; none: nodeconform's kind cluster)")
+	f.StringVar(&t.context, "context", "", "kubeconfig context")
+	f.StringVar(&t.probeImage, "probe-image", os.Getenv("NODECONFORM_PROBE_IMAGE"), "probe image the nodes can pull (existing clusters)")
+}
+
+// kubeconfig returns the kubeconfig to use: the flag's, or the kind
+// cluster's when that cluster exists.
+func (t *target) resolve() (string, error) {
+	if t.kubeconfig != "" {
+		return t.kubeconfig, nil
+	}
+	name := config.Default().Cluster.Name
+	if ok, err := cluster.NewKind(name).Exists(); err != nil || !ok {
+		return "", fmt.Errorf("no --kubeconfig and no kind cluster %q (create it with `nodeconform cluster up`)", name)
+	}
+	return cluster.DefaultKubeconfigPath(name), nil
+}
+
+func newProfileCaptureCmd(logger log.Logger) *cobra.Command {
+	var t target
+	var name string
+	cmd := &cobra.Command{
+		Use:   "capture",
+		Short: "Write the profile of a cluster known to be good to stdout (read-only: only the probe's own namespace is created, and removed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := capture(cmd.Context(), t, name, logger)
+			if err != nil {
+				return err
+			}
+			out, err := profile.Encode(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "# Captured by `nodeconform profile capture`: edit to the cluster's intent.\n%s\n", out)
+			return nil
+		},
+	}
+	t.flags(cmd)
+	cmd.Flags().StringVar(&name, "name", "captured", "metadata.name of the profile")
+	return cmd
+}
+
+func capture(ctx context.Context, t target, name string, logger log.Logger) (*profile.Profile, error) {
+	s := e2e.SettingsFromEnv()
+	s.Mode, s.Profile, s.Nodes = "verify", "", ""
+	s.Context, s.ProbeImage = t.context, t.probeImage
+	if t.kubeconfig != "" {
+		s.Kubeconfig = t.kubeconfig
+	} else if _, err := t.resolve(); err != nil {
+		return nil, usageError{err}
+	}
+	data, err := e2e.Up(ctx, s, logger, e2e.WithNodeAccess())
+	if err != nil {
+		return nil, err
+	}
+	env, err := e2e.Connect(data)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := e2e.RemoveLeftovers(context.WithoutCancel(ctx), env); err != nil {
+			logger.Errorf("remove the probe: %v", err)
+		}
+	}()
+	list, err := env.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var obs []profile.Observed
+	var problems []string
+	for i := range list.Items {
+		n := &list.Items[i]
+		if why, ok := env.Unreachable()[n.Name]; ok {
+			problems = append(problems, fmt.Sprintf("node %s: %s", n.Name, why))
+			continue
+		}
+		st, err := nodestate.Read(ctx, nodestate.Input{Clientset: env.Clientset, Probes: env.Nodes, Node: n}, nil)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		obs = append(obs, profile.Observed{Name: n.Name, Labels: n.Labels, State: st})
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("a profile is captured from a cluster whose every node can be read:\n%s", strings.Join(problems, "\n"))
+	}
+	return profile.Capture(name, obs)
+}
+
+func newProfileCheckCmd() *cobra.Command {
+	var t target
+	var offline bool
+	cmd := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a profile: strict format, selectors, and (unless --offline) that each group matches nodes and no node is in two groups",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := profile.Load(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "profile %s: %d groups, format valid\n", p.Metadata.Name, len(p.Spec.Groups))
+			if offline {
+				return nil
+			}
+			kc, err := t.resolve()
+			if err != nil {
+				return usageError{err}
+			}
+			rc, err := cluster.LoadKubeconfig(kc, t.context)
+			if err != nil {
+				return usageError{err}
+			}
+			rc.Timeout = config.Default().Timeouts.APIReachable.Duration
+			cs, err := kubernetes.NewForConfig(rc)
+			if err != nil {
+				return usageError{err}
+			}
+			targets, unprofiled, err := e2e.SelectNodes(cmd.Context(), cs, p, "")
+			if err != nil {
+				return usageError{err}
+			}
+			byGroup := map[string][]string{}
+			for _, tg := range targets {
+				byGroup[tg.Group] = append(byGroup[tg.Group], tg.Name)
+			}
+			for _, g := range p.Spec.Groups {
+				fmt.Fprintf(w, "group %s: %s\n", g.Name, strings.Join(byGroup[g.Name], ", "))
+			}
+			if len(unprofiled) > 0 {
+				fmt.Fprintf(w, "in no group (not judged): %s\n", strings.Join(unprofiled, ", "))
+			}
+			return nil
+		},
+	}
+	t.flags(cmd)
+	cmd.Flags().BoolVar(&offline, "offline", false, "check the file only, without a cluster")
+	return cmd
+}

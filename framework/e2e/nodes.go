@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodestate"
+	"github.com/nodeconform/nodeconform/framework/profile"
+	"github.com/nodeconform/nodeconform/framework/verdict"
+)
+
+// Target is a node the run judges, with its profile group ("" without a
+// profile).
+type Target struct {
+	Name  string `json:"name"`
+	Group string `json:"group,omitempty"`
+}
+
+// LoadConfig loads the configuration and, when profileFile is set, the
+// profile, whose settings override the configuration key by key and whose
+// RuntimeClass of the configured name replaces the configured handler and
+// overhead.
+func LoadConfig(configFile, profileFile string) (*config.Config, *profile.Profile, error) {
+	cfg, err := config.Load(configFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if profileFile == "" {
+		return cfg, nil, nil
+	}
+	prof, err := profile.Load(profileFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(prof.Spec.Settings) > 0 {
+		data, err := json.Marshal(prof.Spec.Settings)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := cfg.Override(data); err != nil {
+			return nil, nil, fmt.Errorf("profile %s: spec.settings: %w", profileFile, err)
+		}
+	}
+	for _, rc := range prof.Spec.RuntimeClasses {
+		if rc.Name != cfg.RuntimeClass.Name {
+			continue
+		}
+		cfg.RuntimeClass.Handler = rc.Handler
+		cfg.RuntimeClass.Overhead = map[string]string{}
+		for k, q := range rc.Overhead {
+			cfg.RuntimeClass.Overhead[k] = q.String()
+		}
+		if rc.Isolated != nil {
+			cfg.RuntimeClass.RequireVM = *rc.Isolated
+		}
+	}
+	return cfg, prof, nil
+}
+
+// SelectNodes returns the nodes a run judges: the nodes of the profile's
+// groups when there is a profile (a group matching nothing, or two groups
+// claiming a node, is an error), else every schedulable node; a selector
+// narrows either. Unprofiled lists nodes in no group.
+func SelectNodes(ctx context.Context, cs kubernetes.Interface, prof *profile.Profile, selector string) (targets []Target, unprofiled []string, err error) {
+	sel := labels.Everything()
+	if selector != "" {
+		if sel, err = labels.Parse(selector); err != nil {
+			return nil, nil, fmt.Errorf("--nodes %q: %w", selector, err)
+		}
+	}
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var m profile.Membership
+	if prof != nil {
+		var nl []profile.NodeLabels
+		for _, n := range list.Items {
+			nl = append(nl, profile.NodeLabels{Name: n.Name, Labels: n.Labels})
+		}
+		if m, err = prof.Resolve(nl); err != nil {
+			return nil, nil, fmt.Errorf("profile %s: %w", prof.Metadata.Name, err)
+		}
+		unprofiled = m.Unprofiled
+	}
+	for _, n := range list.Items {
+		if !sel.Matches(labels.Set(n.Labels)) {
+			continue
+		}
+		t := Target{Name: n.Name}
+		if prof != nil {
+			g, ok := m.Group[n.Name]
+			if !ok {
+				continue
+			}
+			t.Group = g.Name
+		} else if n.Spec.Unschedulable {
+			continue // cordoned: not a node pods are meant to run on
+		}
+		targets = append(targets, t)
+	}
+	sort.Slice(targets, func(i, j int) bool { return targets[i].Name < targets[j].Name })
+	if len(targets) == 0 {
+		return nil, nil, fmt.Errorf("no node selected (profile groups and --nodes %q match none)", selector)
+	}
+	return targets, unprofiled, nil
+}
+
+// NodeNames are the names of the judged nodes, sorted.
+func (e *Env) NodeNames() []string {
+	var out []string
+	for _, t := range e.Targets {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+// Group is the profile group of a judged node (nil without a profile).
+func (e *Env) Group(node string) *profile.Group {
+	if e.Profile == nil {
+		return nil
+	}
+	for _, t := range e.Targets {
+		if t.Name != node {
+			continue
+		}
+		for i := range e.Profile.Spec.Groups {
+			if e.Profile.Spec.Groups[i].Name == t.Group {
+				return &e.Profile.Spec.Groups[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Unreachable maps judged nodes that cannot be examined through the probe
+// to why.
+func (e *Env) Unreachable() map[string]string {
+	out := map[string]string{}
+	if e.Nodes == nil {
+		return out
+	}
+	for _, t := range e.Targets {
+		if why, ok := e.Nodes.Problems[t.Name]; ok {
+			out[t.Name] = why
+		} else if _, ok := e.Nodes.Pods[t.Name]; !ok {
+			out[t.Name] = "no probe pod on the node"
+		}
+	}
+	return out
+}
+
+// Judge checks property on every judged node (within
+// nodes.maxParallel, or parallel when positive) and fails the spec with
+// one line per failing node.
+func (e *Env) Judge(ctx context.Context, property string, parallel int, check verdict.Check) []verdict.Result {
+	ginkgo.GinkgoHelper()
+	if parallel <= 0 {
+		parallel = e.Config.Nodes.MaxParallel
+	}
+	res := verdict.Each(ctx, verdict.Input{Nodes: e.NodeNames(), Unreachable: e.Unreachable(), Parallel: parallel}, check)
+	verdict.Expect(property, res)
+	return res
+}
+
+// ExpectProfile is every suite's second question: is each node's
+// configuration, in the fields the suite owns, what the profile declares
+// for its group? It records the state read on every node (the "state"
+// evidence `diff` compares); without a profile the spec is skipped after
+// recording, saying that expectations were derived from the nodes.
+func (e *Env) ExpectProfile(ctx context.Context, suite string) {
+	ginkgo.GinkgoHelper()
+	fields := profile.Fields[suite]
+	gomega.Expect(fields).NotTo(gomega.BeEmpty(), "suite %s owns no profile field", suite)
+	states := map[string]profile.State{}
+	var mu sync.Mutex
+	res := verdict.Each(ctx, verdict.Input{Nodes: e.NodeNames(), Unreachable: e.Unreachable(), Parallel: e.Config.Nodes.MaxParallel},
+		func(ctx context.Context, g gomega.Gomega, node string) any {
+			n, err := e.Clientset.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			g.Expect(err).NotTo(gomega.HaveOccurred())
+			st, err := nodestate.Read(ctx, nodestate.Input{Clientset: e.Clientset, Probes: e.Nodes, Node: n}, fields)
+			mu.Lock()
+			states[node] = st
+			mu.Unlock()
+			if err != nil {
+				verdict.FailNode(fmt.Sprintf("cannot read %v: %v", fields, err))
+			}
+			if e.Profile == nil {
+				return st
+			}
+			grp := e.Group(node)
+			if grp == nil {
+				verdict.SkipNode("in no profile group")
+			}
+			var lines []string
+			for _, d := range profile.Compare(node, grp, st, fields) {
+				lines = append(lines, d.Sentence())
+			}
+			if len(lines) > 0 {
+				verdict.FailNode(joinSentences(lines))
+			}
+			return st
+		})
+	evidence.Record("state", states)
+	if e.Profile == nil {
+		evidence.Record("nodes", res)
+		ginkgo.Skip(fmt.Sprintf("no --profile: %s's expected values are derived from each node's own configuration, which proves only that the kernel obeys it; pass --profile to judge it against the cluster's intent", suite))
+	}
+	verdict.Expect("node configuration ("+suite+" fields) equals profile "+e.Profile.Metadata.Name, res)
+}
+
+func joinSentences(lines []string) string { return strings.Join(lines, "; ") }
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

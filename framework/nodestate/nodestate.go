@@ -1,0 +1,183 @@
+// Package nodestate reads a node's configuration as a profile declares it
+// (profile.State): the kubelet's running configuration (configz), the
+// node object, and what the probe reads on the node itself. Profile
+// capture and every suite's "equals the profile" check use it, so the
+// field a profile names is read the same way everywhere.
+package nodestate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodeconform/nodeconform/framework/encapsulation"
+	"github.com/nodeconform/nodeconform/framework/nfd"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
+	"github.com/nodeconform/nodeconform/framework/profile"
+)
+
+// Kubelet is the part of the kubelet's running configuration the profile
+// and the suites judge.
+type Kubelet struct {
+	AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls"`
+	CgroupDriver         string   `json:"cgroupDriver"`
+	CgroupRoot           string   `json:"cgroupRoot"`
+	CgroupsPerQOS        *bool    `json:"cgroupsPerQOS"`
+	CPUCFSQuota          *bool    `json:"cpuCFSQuota"`
+	PodPidsLimit         *int64   `json:"podPidsLimit"`
+	FailSwapOn           *bool    `json:"failSwapOn"`
+	MemorySwap           struct {
+		SwapBehavior string `json:"swapBehavior"`
+	} `json:"memorySwap"`
+}
+
+// ReadKubelet reads a node's running kubelet configuration.
+func ReadKubelet(ctx context.Context, cs kubernetes.Interface, node string) (Kubelet, error) {
+	var k Kubelet
+	err := nodeaccess.KubeletConfig(ctx, cs, node, &k)
+	return k, err
+}
+
+// State renders the kubelet's fields canonically. Unset booleans take the
+// kubelet's defaults (cgroupsPerQOS, cpuCFSQuota and failSwapOn are true
+// unless configured otherwise); configz always reports them.
+func (k Kubelet) State() profile.State {
+	b := func(p *bool, def bool) string {
+		if p == nil {
+			return strconv.FormatBool(def)
+		}
+		return strconv.FormatBool(*p)
+	}
+	pids := int64(-1)
+	if k.PodPidsLimit != nil {
+		pids = *k.PodPidsLimit
+	}
+	return profile.State{
+		profile.FieldAllowedUnsafeSysctls: profile.CanonicalList(k.AllowedUnsafeSysctls),
+		profile.FieldCgroupDriver:         k.CgroupDriver,
+		profile.FieldCgroupRoot:           profile.CanonicalCgroupRoot(k.CgroupRoot),
+		profile.FieldCgroupsPerQOS:        b(k.CgroupsPerQOS, true),
+		profile.FieldCPUCFSQuota:          b(k.CPUCFSQuota, true),
+		profile.FieldPodPidsLimit:         strconv.FormatInt(pids, 10),
+		profile.FieldFailSwapOn:           b(k.FailSwapOn, true),
+		profile.FieldSwapBehavior:         profile.CanonicalSwapBehavior(k.MemorySwap.SwapBehavior),
+	}
+}
+
+var kubeletFields = map[string]bool{
+	profile.FieldAllowedUnsafeSysctls: true, profile.FieldCgroupDriver: true, profile.FieldCgroupRoot: true,
+	profile.FieldCgroupsPerQOS: true, profile.FieldCPUCFSQuota: true, profile.FieldPodPidsLimit: true,
+	profile.FieldFailSwapOn: true, profile.FieldSwapBehavior: true,
+}
+
+// Input names what Read may use.
+type Input struct {
+	Clientset kubernetes.Interface
+	// Probes reach the node (cgroup version, swap, mount namespaces);
+	// nil reads only the API.
+	Probes *nodeaccess.Probes
+	Node   *corev1.Node
+}
+
+// Read returns the fields of a node's state (nil: all). Fields that could
+// not be read are missing from the state and named in the error.
+func Read(ctx context.Context, in Input, fields []string) (profile.State, error) {
+	if fields == nil {
+		fields = profile.AllFields()
+	}
+	want := map[string]bool{}
+	for _, f := range fields {
+		want[f] = true
+	}
+	s := profile.State{}
+	var errs []error
+	name := in.Node.Name
+	needKubelet := false
+	for f := range want {
+		needKubelet = needKubelet || kubeletFields[f]
+	}
+	if needKubelet {
+		k, err := ReadKubelet(ctx, in.Clientset, name)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			for f, v := range k.State() {
+				if want[f] {
+					s[f] = v
+				}
+			}
+		}
+	}
+	if want[profile.FieldHugePages2Mi] {
+		q := in.Node.Status.Capacity[corev1.ResourceName("hugepages-2Mi")]
+		s[profile.FieldHugePages2Mi] = profile.CanonicalQuantity(q)
+	}
+	if want[profile.FieldKataLabel] {
+		s[profile.FieldKataLabel] = "absent"
+		if in.Node.Labels[nfd.KataLabel] == "true" {
+			s[profile.FieldKataLabel] = "present"
+		}
+	}
+	onNode := want[profile.FieldCgroupVersion] || want[profile.FieldSwapOn] || want[profile.FieldEncapsulation]
+	if onNode && in.Probes == nil {
+		errs = append(errs, fmt.Errorf("node %s: no node access to read cgroupVersion, swapOn, encapsulation", name))
+		onNode = false
+	}
+	if onNode {
+		if want[profile.FieldCgroupVersion] {
+			if v, err := CgroupVersion(ctx, in.Probes, name); err != nil {
+				errs = append(errs, err)
+			} else {
+				s[profile.FieldCgroupVersion] = v
+			}
+		}
+		if want[profile.FieldSwapOn] {
+			if on, err := SwapOn(ctx, in.Probes, name); err != nil {
+				errs = append(errs, err)
+			} else {
+				s[profile.FieldSwapOn] = strconv.FormatBool(on)
+			}
+		}
+		if want[profile.FieldEncapsulation] {
+			rt, err := encapsulation.RuntimeOf(in.Node)
+			if err == nil {
+				var o encapsulation.NodeNamespaces
+				n := &encapsulation.Node{Name: name, Runtime: rt, Probes: in.Probes}
+				if o, err = n.Observe(ctx); err == nil {
+					s[profile.FieldEncapsulation] = encapsulation.Relation(o)
+				}
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+// CgroupVersion reads the file system type of /sys/fs/cgroup on the node:
+// cgroup2fs is v2, anything else (tmpfs of v1 controllers, hybrid) v1.
+func CgroupVersion(ctx context.Context, p *nodeaccess.Probes, node string) (string, error) {
+	out, err := p.MustHost(ctx, node, "stat", "-f", "-c", "%T", "/sys/fs/cgroup")
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(out) == "cgroup2fs" {
+		return "v2", nil
+	}
+	return "v1", nil
+}
+
+// SwapOn reports whether /proc/swaps lists any swap area.
+func SwapOn(ctx context.Context, p *nodeaccess.Probes, node string) (bool, error) {
+	out, err := p.MustHost(ctx, node, "cat", "/proc/swaps")
+	if err != nil {
+		return false, err
+	}
+	return len(strings.Split(strings.TrimSpace(out), "\n")) > 1, nil
+}

@@ -1,0 +1,71 @@
+package verdict
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+)
+
+func TestEachJudgesEveryNodeOnItsOwn(t *testing.T) {
+	var running, most atomic.Int32
+	res := Each(context.Background(), Input{
+		Nodes:       []string{"w2", "cp", "w1", "broken", "nohuge"},
+		Unreachable: map[string]string{"broken": "FailedCreatePodSandBox: runc create failed"},
+		Parallel:    2,
+	}, func(ctx context.Context, g gomega.Gomega, node string) any {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(10 * time.Millisecond)
+		if node == "nohuge" {
+			SkipNode("no 2Mi huge pages")
+		}
+		g.Expect(node).NotTo(gomega.Equal("w2"), "cpuCFSQuota: wanted true, found false")
+		return map[string]string{"read": node}
+	})
+	if most.Load() > 2 {
+		t.Errorf("%d checks ran at once, bound 2", most.Load())
+	}
+	got := map[string]Result{}
+	for _, r := range res {
+		got[r.Node] = r
+	}
+	if res[0].Node != "broken" || len(res) != 5 {
+		t.Errorf("results not sorted by node or missing: %+v", res)
+	}
+	if got["cp"].State != Passed || got["w1"].State != Passed || got["w1"].Evidence == nil {
+		t.Errorf("healthy nodes: %+v %+v", got["cp"], got["w1"])
+	}
+	if got["nohuge"].State != Skipped || got["nohuge"].Finding != "no 2Mi huge pages" {
+		t.Errorf("skipped node: %+v", got["nohuge"])
+	}
+	lines := Lines(res)
+	if len(lines) != 2 {
+		t.Fatalf("lines %v", lines)
+	}
+	if lines[0] != "node broken: cannot be examined: FailedCreatePodSandBox: runc create failed" {
+		t.Errorf("unreachable line %q", lines[0])
+	}
+	if !strings.HasPrefix(lines[1], "node w2: cpuCFSQuota: wanted true, found false Expected") || strings.Contains(lines[1], "\n") {
+		t.Errorf("failure line %q", lines[1])
+	}
+}
+
+func TestEachStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := Each(ctx, Input{Nodes: []string{"a", "b"}, Parallel: 1}, func(ctx context.Context, g gomega.Gomega, node string) any {
+		<-ctx.Done()
+		return nil
+	})
+	for _, r := range res {
+		if r.State != Failed {
+			t.Errorf("%+v", r)
+		}
+	}
+}
