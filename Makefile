@@ -7,9 +7,11 @@ REPORT_DIR ?= $(CURDIR)/reports
 SUITES ?=
 # The first run on a fresh machine builds the node image from source.
 SUITE_TIMEOUT ?= 80m
+# The default kind cluster's intended node state (kindconfigs/).
+PROFILE ?= kindconfigs/default-profile.yaml
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e verify-readonly test bench-cluster bench-probe clean distclean
+.PHONY: all build unit images cluster e2e verify-readonly profile-e2e test bench-cluster bench-probe clean distclean
 
 all: build
 
@@ -35,7 +37,7 @@ cluster: images
 # Main job: the default kind cluster (created or reused) and every suite,
 # through the runner: junit.xml, results.json and a summary in reports/.
 e2e: images
-	$(BIN) run --report-dir $(REPORT_DIR) --timeout $(SUITE_TIMEOUT) $(if $(SUITES),--suite $(SUITES))
+	$(BIN) run --report-dir $(REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(PROFILE) $(if $(SUITES),--suite $(SUITES))
 
 # Every suite in verify mode on the kind cluster, with every API object
 # outside the run's namespaces and each node's files, daemon PIDs and
@@ -44,9 +46,16 @@ e2e: images
 verify-readonly: cluster
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 45m -run TestVerifyModeChangesNothing -v ./framework/runner/
 
-# What CI runs: unit tests, the read-only proof, then every suite on a
-# real kind cluster (the cluster is created once and reused).
-test: unit verify-readonly e2e
+# The profile checks against states the suites did not make: the lab
+# profile, a captured one, an edited one, and a worker's kubelet
+# allowlist changed behind nodeconform's back (diff shows the drift).
+profile-e2e: cluster
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 35m -run TestProfileJudgesDrift -v ./framework/runner/
+
+# What CI runs: unit tests, the read-only proof, the profile proof, then
+# every suite on a real kind cluster (the cluster is created once and
+# reused).
+test: unit verify-readonly profile-e2e e2e
 
 # Prints node image build (cold and warm), image size, cluster creation
 # and deletion times.

@@ -9,6 +9,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/nfd"
+	"github.com/nodeconform/nodeconform/framework/progress"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
 )
@@ -68,7 +69,9 @@ func newImageCmd(logger log.Logger) *cobra.Command {
 				return usageError{err}
 			}
 			logger.V(0).Infof("building NFD %s (first build: a few minutes)", nfd.NFD)
+			p := progress.Start(logger, "NFD "+nfd.NFD+" image", "")
 			img, err := nfd.BuildImage(cmd.Context(), nfdOpts)
+			p.Stop()
 			if err != nil {
 				return err
 			}

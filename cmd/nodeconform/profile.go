@@ -7,14 +7,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/kind/pkg/log"
 
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/e2e"
-	"github.com/nodeconform/nodeconform/framework/nodestate"
 	"github.com/nodeconform/nodeconform/framework/profile"
 )
 
@@ -76,49 +74,13 @@ func newProfileCaptureCmd(logger log.Logger) *cobra.Command {
 
 func capture(ctx context.Context, t target, name string, logger log.Logger) (*profile.Profile, error) {
 	s := e2e.SettingsFromEnv()
-	s.Mode, s.Profile, s.Nodes = "verify", "", ""
 	s.Context, s.ProbeImage = t.context, t.probeImage
 	if t.kubeconfig != "" {
 		s.Kubeconfig = t.kubeconfig
 	} else if _, err := t.resolve(); err != nil {
 		return nil, usageError{err}
 	}
-	data, err := e2e.Up(ctx, s, logger, e2e.WithNodeAccess())
-	if err != nil {
-		return nil, err
-	}
-	env, err := e2e.Connect(data)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := e2e.RemoveLeftovers(context.WithoutCancel(ctx), env); err != nil {
-			logger.Errorf("remove the probe: %v", err)
-		}
-	}()
-	list, err := env.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	var obs []profile.Observed
-	var problems []string
-	for i := range list.Items {
-		n := &list.Items[i]
-		if why, ok := env.Unreachable()[n.Name]; ok {
-			problems = append(problems, fmt.Sprintf("node %s: %s", n.Name, why))
-			continue
-		}
-		st, err := nodestate.Read(ctx, nodestate.Input{Clientset: env.Clientset, Probes: env.Nodes, Node: n}, nil)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		obs = append(obs, profile.Observed{Name: n.Name, Labels: n.Labels, State: st})
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("a profile is captured from a cluster whose every node can be read:\n%s", strings.Join(problems, "\n"))
-	}
-	return profile.Capture(name, obs)
+	return e2e.CaptureProfile(ctx, s, name, logger)
 }
 
 func newProfileCheckCmd() *cobra.Command {

@@ -80,6 +80,7 @@ func newRoot(logger log.Logger) *cobra.Command {
 		newListCmd(),
 		newDiffCmd(),
 		newProfileCmd(logger),
+		newCleanupCmd(logger),
 	)
 	return root
 }

@@ -50,6 +50,7 @@ type Config struct {
 		NamespaceDeletion  Duration `json:"namespaceDeletion"`
 		KataConfig         Duration `json:"kataConfig"`
 		SandboxEvent       Duration `json:"sandboxEvent"`
+		OwnerLease         Duration `json:"ownerLease"`
 	} `json:"timeouts"`
 	Intervals struct {
 		Poll Duration `json:"poll"`

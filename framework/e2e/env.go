@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/e2e-framework/klient"
@@ -27,7 +29,6 @@ import (
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/framework/profile"
-	"github.com/nodeconform/nodeconform/framework/workload"
 	"github.com/nodeconform/nodeconform/framework/readonly"
 	"github.com/nodeconform/nodeconform/kindconfigs"
 )
@@ -151,6 +152,9 @@ type Env struct {
 	// Unprofiled are nodes of the cluster in no profile group (not
 	// judged).
 	Unprofiled []string
+	// Swept and Replayed are what earlier runs had left and setup removed
+	// (or, in verify mode, only found).
+	Swept, Replayed []string
 	REST            *rest.Config
 	Clientset       kubernetes.Interface
 	Klient          klient.Client
@@ -173,8 +177,12 @@ type shared struct {
 	// ProbeProblems maps nodes whose probe never became Ready to why.
 	ProbeProblems map[string]string `json:"probeProblems,omitempty"`
 	ProfileFile   string            `json:"profileFile,omitempty"`
-	Targets       []Target          `json:"targets"`
-	Unprofiled    []string          `json:"unprofiled,omitempty"`
+	// Swept and Replayed are what earlier runs left: objects on the
+	// cluster, node changes in the nodes' journals.
+	Swept      []string `json:"swept,omitempty"`
+	Replayed   []string `json:"replayed,omitempty"`
+	Targets    []Target `json:"targets"`
+	Unprofiled []string `json:"unprofiled,omitempty"`
 }
 
 // RunLabel carries the run ID on every namespace a run creates, so cleanup
@@ -249,30 +257,62 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		}
 		sh.NFDImage = img.Ref
 	}
-	_, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
+	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
 	if err != nil {
 		return nil, err
 	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	readOnly := sh.Mode == "verify"
+	// What runs without a live owner left behind goes before this run
+	// creates anything (a read-only run only reports it).
+	if sh.Swept, err = Sweep(ctx, cs, dyn, sh.RunID, readOnly, cfg); err != nil {
+		return nil, fmt.Errorf("remove leftovers of earlier runs: %w", err)
+	}
+	report := func(what string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		verb := "removed"
+		if readOnly {
+			verb = "found (verify mode: not removed; run `nodeconform cleanup`)"
+		}
+		logger.Warnf("%s %s:\n  %s", verb, what, strings.Join(items, "\n  "))
+	}
+	report("leftovers of earlier runs", sh.Swept)
 	if sh.Targets, sh.Unprofiled, err = SelectNodes(ctx, cs, prof, s.Nodes); err != nil {
+		return nil, err
+	}
+	if err := startOwner(ctx, cs, sh.RunID, cfg.Timeouts.OwnerLease.Duration); err != nil {
+		return nil, err
+	}
+	// From here on a failure removes everything of this run: a privileged
+	// DaemonSet must never outlive a failed setup.
+	fail := func(err error) ([]byte, error) {
+		stopOwner(sh.RunID)
+		if _, derr := removeRun(context.WithoutCancel(ctx), cs, dyn, sh.RunID, false, cfg.Timeouts.NamespaceDeletion.Duration); derr != nil {
+			err = fmt.Errorf("%w; and removing this run's objects failed: %v", err, derr)
+		}
 		return nil, err
 	}
 	if o.nodeAccess {
 		probes, err := nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
 			Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
 		if err != nil {
-			// A privileged DaemonSet must never outlive a failed setup.
-			if probes != nil {
-				if derr := workload.DeleteNamespace(context.WithoutCancel(ctx), cs, probes.Namespace, cfg.Timeouts.NamespaceDeletion.Duration); derr != nil {
-					err = fmt.Errorf("%w; and removing probe namespace %s failed: %v", err, probes.Namespace, derr)
-				}
-			}
-			return nil, err
+			return fail(err)
 		}
+		probes.ReadOnly = readOnly
 		sh.ProbeNS, sh.ProbeReady, sh.ProbeProblems = probes.Namespace, probes.ReadyAfter, probes.Problems
 		logger.V(0).Infof("probe ready on %d nodes in %s", len(probes.Pods), probes.ReadyAfter.Round(100*time.Millisecond))
 		for _, n := range sortedKeys(probes.Problems) {
 			logger.Warnf("node %s cannot be examined: %s", n, probes.Problems[n])
 		}
+		if sh.Replayed, err = ReplayJournals(ctx, cs, probes, sh.RunID, readOnly, cfg, logger); err != nil {
+			return fail(err)
+		}
+		report("node changes of earlier runs (journal)", sh.Replayed)
 	}
 	return json.Marshal(sh)
 }
@@ -333,7 +373,7 @@ func Connect(data []byte) (*Env, error) {
 	}
 	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
 		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl,
-		Profile: prof, Targets: sh.Targets, Unprofiled: sh.Unprofiled}
+		Profile: prof, Targets: sh.Targets, Unprofiled: sh.Unprofiled, Swept: sh.Swept, Replayed: sh.Replayed}
 	if sh.ProbeNS != "" {
 		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
 			return nil, err

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
@@ -11,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/workload"
@@ -74,37 +77,63 @@ var runScopedKinds = []schema.GroupVersionResource{
 }
 
 // RemoveLeftovers deletes every namespace and cluster-scoped object this
-// run created (an interrupted spec may not have reached its own cleanup).
+// run created (an interrupted spec may not have reached its own cleanup),
+// its owner lease included.
 func RemoveLeftovers(ctx context.Context, e *Env) error {
-	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID}
+	stopOwner(e.RunID)
 	dyn, err := dynamic.NewForConfig(e.REST)
 	if err != nil {
 		return err
 	}
+	_, err = removeRun(ctx, e.Clientset, dyn, e.RunID, false, e.Config.Timeouts.NamespaceDeletion.Duration)
+	return err
+}
+
+// removeRun deletes (or, reportOnly, lists) the namespaces and
+// cluster-scoped objects labelled with run, and returns what they were.
+func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, run string, reportOnly bool, timeout time.Duration) ([]string, error) {
+	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + run}
+	var found []string
 	for _, gvr := range runScopedKinds {
 		list, err := dyn.Resource(gvr).List(ctx, sel)
 		if apierrors.IsNotFound(err) {
 			continue // not served here (e.g. no NFD API)
 		}
 		if err != nil {
-			return fmt.Errorf("list %s of run %s: %w", gvr.Resource, e.RunID, err)
+			return found, fmt.Errorf("list %s of run %s: %w", gvr.Resource, run, err)
 		}
 		for _, it := range list.Items {
+			found = append(found, gvr.Resource+"/"+it.GetName())
+			if reportOnly {
+				continue
+			}
 			if err := dyn.Resource(gvr).Delete(ctx, it.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("delete %s %s: %w", gvr.Resource, it.GetName(), err)
+				return found, fmt.Errorf("delete %s %s: %w", gvr.Resource, it.GetName(), err)
 			}
 		}
 	}
-	list, err := e.Clientset.CoreV1().Namespaces().List(ctx, sel)
+	list, err := cs.CoreV1().Namespaces().List(ctx, sel)
 	if err != nil {
-		return err
+		return found, err
 	}
 	for _, ns := range list.Items {
-		if err := workload.DeleteNamespace(ctx, e.Clientset, ns.Name, e.Config.Timeouts.NamespaceDeletion.Duration); err != nil {
-			return err
-		}
+		found = append(found, "namespace/"+ns.Name)
 	}
-	return nil
+	if reportOnly {
+		return found, nil
+	}
+	// Namespaces go in parallel: each waits for its pods to terminate.
+	errs := make([]error, len(list.Items))
+	var wg sync.WaitGroup
+	for i, ns := range list.Items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = workload.DeleteNamespace(ctx, cs, ns.Name, timeout)
+		}()
+	}
+	wg.Wait()
+	return found, errors.Join(errs...)
 }
 
 // Namespace creates a namespace for the running spec and deletes it when

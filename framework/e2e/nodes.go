@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodechange"
 	"github.com/nodeconform/nodeconform/framework/nodestate"
 	"github.com/nodeconform/nodeconform/framework/profile"
 	"github.com/nodeconform/nodeconform/framework/verdict"
@@ -230,4 +231,11 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Journal records node changes on the nodes, retrying while a node's
+// kubelet restarts (timeouts.nodeRestart).
+func (e *Env) Journal() *nodechange.Journal {
+	t := e.Config.Timeouts.NodeRestart.Duration
+	return &nodechange.Journal{Probes: e.Nodes, RestartTimeout: t, Retry: t}
 }

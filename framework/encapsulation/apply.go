@@ -11,6 +11,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/fixtures"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
+	"github.com/nodeconform/nodeconform/framework/nodechange"
 )
 
 // Paths nodeconform writes on systemd nodes.
@@ -46,6 +47,23 @@ type Node struct {
 	Probes  *nodeaccess.Probes
 	// RestartTimeout bounds the wait for kubelet and the runtime to come back.
 	RestartTimeout time.Duration
+	// Journal, when set, records on the node how to undo Apply and
+	// InstallKubensenter before they change anything (Run names the
+	// run); Revert and RemoveKubensenter then go through it.
+	Journal *nodechange.Journal
+	Run     string
+}
+
+// entry is the journal entry of what, on this node.
+func (n *Node) entry(what string) nodechange.Entry {
+	e := nodechange.Entry{Node: n.Name, Run: n.Run, Name: what}
+	switch what {
+	case "kubens":
+		e.Undo, e.Restart = n.revertScript(), []string{n.Runtime.Unit, "kubelet.service"}
+	case "kubensenter":
+		e.Undo = "rm -f " + KubensenterPath
+	}
+	return e
 }
 
 // Observe reads the mount namespaces of systemd (PID 1), kubelet and the runtime.
@@ -79,11 +97,19 @@ func (n *Node) write(ctx context.Context, path string, content []byte, mode stri
 // InstallKubensenter writes the kubensenter script (harmless when
 // encapsulation is off: it then runs commands in the current namespace).
 func (n *Node) InstallKubensenter(ctx context.Context) error {
+	if n.Journal != nil {
+		if err := n.Journal.Record(ctx, n.entry("kubensenter")); err != nil {
+			return err
+		}
+	}
 	return n.write(ctx, KubensenterPath, fixtures.MustRead("encapsulation/kubensenter"), "0755")
 }
 
 // RemoveKubensenter deletes what InstallKubensenter wrote.
 func (n *Node) RemoveKubensenter(ctx context.Context) error {
+	if n.Journal != nil {
+		return n.Journal.Undo(ctx, n.entry("kubensenter"))
+	}
 	_, err := n.Probes.MustHost(ctx, n.Name, "rm", "-f", KubensenterPath)
 	return err
 }
@@ -98,6 +124,11 @@ type Options struct {
 // Apply installs kubens.service and drop-ins that start kubelet and the
 // runtime through kubensenter, restarts both and waits until they are back.
 func (n *Node) Apply(ctx context.Context, o Options) error {
+	if n.Journal != nil {
+		if err := n.Journal.Record(ctx, n.entry("kubens")); err != nil {
+			return err
+		}
+	}
 	if err := n.write(ctx, UnitPath, fixtures.MustRead("encapsulation/kubens.service"), "0644"); err != nil {
 		return err
 	}
@@ -130,16 +161,32 @@ func (n *Node) Apply(ctx context.Context, o Options) error {
 // Revert removes everything Apply wrote, stops kubens.service and restarts
 // kubelet and the runtime in the host namespace.
 func (n *Node) Revert(ctx context.Context) error {
-	// Drop-ins go (and systemd forgets their Requires=) before kubens.service
-	// stops, so the stop does not take kubelet and the runtime down with it.
-	script := fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; systemctl daemon-reload; "+
-		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload; systemctl reset-failed kubens.service >/dev/null 2>&1 || true; "+
-		"rmdir --ignore-fail-on-non-empty /etc/systemd/system/%[2]s.d /etc/systemd/system/kubelet.service.d 2>/dev/null || true",
-		dropInName, n.Runtime.Unit, UnitPath)
-	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script); err != nil {
+	if n.Journal != nil {
+		return n.Journal.Undo(ctx, n.entry("kubens"))
+	}
+	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", n.revertScript()); err != nil {
 		return err
 	}
 	return n.restart(ctx, []string{n.Runtime.Unit, "kubelet.service"})
+}
+
+// Forget drops the journal entry of an Apply found already undone.
+func (n *Node) Forget(ctx context.Context) error {
+	if n.Journal == nil {
+		return nil
+	}
+	return n.Journal.Done(ctx, n.entry("kubens"))
+}
+
+// revertScript removes everything Apply wrote; safe to run twice and on a
+// node Apply never touched.
+func (n *Node) revertScript() string {
+	// Drop-ins go (and systemd forgets their Requires=) before kubens.service
+	// stops, so the stop does not take kubelet and the runtime down with it.
+	return fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; systemctl daemon-reload; "+
+		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload; systemctl reset-failed kubens.service >/dev/null 2>&1 || true; "+
+		"rmdir --ignore-fail-on-non-empty /etc/systemd/system/%[2]s.d /etc/systemd/system/kubelet.service.d 2>/dev/null || true",
+		dropInName, n.Runtime.Unit, UnitPath)
 }
 
 // State reads what is left of encapsulation on the node.

@@ -282,6 +282,38 @@ func (p *Probes) MustHost(ctx context.Context, node string, cmd ...string) (stri
 	return r.Stdout, nil
 }
 
+// MustHostRetry is MustHost that retries, for up to retry, while the node
+// cannot be reached (its kubelet or runtime restarting cuts the exec path:
+// "connection refused", "pod does not exist"); a command that ran and
+// failed is not retried. Reverts use it: a revert must not depend on the
+// kubelet being up at the moment it starts.
+func (p *Probes) MustHostRetry(ctx context.Context, node string, retry time.Duration, cmd ...string) (string, error) {
+	if p.ReadOnly {
+		if err := readonly.CheckCommand(cmd); err != nil {
+			return "", fmt.Errorf("node %s: %w", node, err)
+		}
+	}
+	deadline := time.Now().Add(retry)
+	for {
+		r, err := p.Host(ctx, node, cmd...)
+		if err == nil {
+			if r.ExitCode != 0 {
+				return r.Stdout, fmt.Errorf("node %s: %q exited %d: %s%s", node, strings.Join(cmd, " "), r.ExitCode, r.Stdout, r.Stderr)
+			}
+			return r.Stdout, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return "", fmt.Errorf("%w (node unreachable for %s)", err, retry)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+		_ = p.refresh(ctx) // the probe pod may have been recreated
+	}
+}
+
 // Processes returns the processes of the given names (and PIDs) on node.
 func (p *Probes) Processes(ctx context.Context, node string, pids []string, comms []string) ([]procfs.Process, error) {
 	args := []string{"ns"}

@@ -21,14 +21,24 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 	if len(units) == 0 {
 		return nil
 	}
-	before, err := p.pids(ctx, node, comms)
+	// The node may still be coming back from an earlier restart (a
+	// revert after Ctrl-C): reach it first, within the same bound.
+	var before map[string]int
+	var err error
+	for reach := time.Now().Add(timeout); ; {
+		if before, err = p.pids(ctx, node, comms); err == nil || time.Now().After(reach) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(2 * time.Second)
+		_ = p.refresh(ctx)
+	}
 	if err != nil {
 		return err
 	}
 	since := time.Now()
 	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=2",
 		"--unit=nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano()), "systemctl", "restart"}, units...)
-	if _, err := p.MustHost(ctx, node, args...); err != nil {
+	if _, err := p.MustHostRetry(ctx, node, timeout, args...); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(timeout)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -162,14 +163,22 @@ func (b *builder) buildKubernetes(ctx context.Context, dir string) error {
 	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(gomod), 0o644); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-ldflags", VersionLDFlags(b.KubernetesVersion), "-o", dir + ".tmp/"}
+	args := []string{"build", "-v", "-trimpath", "-ldflags", VersionLDFlags(b.KubernetesVersion), "-o", dir + ".tmp/"}
 	for _, c := range kubeCommands {
 		args = append(args, "k8s.io/kubernetes/cmd/"+c)
 	}
-	if _, err := run(ctx, "go", args, withDir(work), withEnv(goEnv()...)); err != nil {
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(goEnv()...), withProgress(b.progressWriter())); err != nil {
 		return err
 	}
 	return os.Rename(dir+".tmp", dir)
+}
+
+// progressWriter is the running step's package counter, if any.
+func (b *builder) progressWriter() io.Writer {
+	if b.current == nil {
+		return nil
+	}
+	return b.current
 }
 
 const etcdMain = `package main
@@ -224,7 +233,7 @@ func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc st
 	if _, err := run(ctx, "go", []string{"get", mod}, withDir(work), withEnv(goEnv()...)); err != nil {
 		return err
 	}
-	if _, err := run(ctx, "go", append([]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", name), "."}, extra...), withDir(work), withEnv(goEnv()...)); err != nil {
+	if _, err := run(ctx, "go", append([]string{"build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", name), "."}, extra...), withDir(work), withEnv(goEnv()...), withProgress(b.progressWriter())); err != nil {
 		return err
 	}
 	return os.Rename(dir+".tmp", dir)

@@ -22,6 +22,7 @@ import (
 
 	"sigs.k8s.io/kind/pkg/log"
 
+	"github.com/nodeconform/nodeconform/framework/progress"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
@@ -86,6 +87,8 @@ type builder struct {
 	Options
 	kube    kubeImages
 	started time.Time
+	// current is the running step's progress.
+	current *progress.Step
 }
 
 // Build produces the node image and returns its tag.
@@ -174,5 +177,11 @@ func (b *builder) key(cniSum string) (string, error) {
 func (b *builder) step(name string) func() {
 	start := time.Now()
 	b.Logger.V(0).Infof(" • %s ...", name)
-	return func() { b.Logger.V(0).Infof(" ✓ %s (%s)", name, time.Since(start).Round(100*time.Millisecond)) }
+	// Go builds report each package they compile (go build -v) into the
+	// step's count.
+	b.current = progress.Start(b.Logger, name, "Go packages compiled")
+	return func() {
+		b.current.Stop()
+		b.Logger.V(0).Infof(" ✓ %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
+	}
 }

@@ -31,15 +31,25 @@ func withStdin(r io.Reader) runOpt {
 	return func(c *exec.Cmd) { c.Stdin = r }
 }
 
+// withProgress also sends stderr to w (a progress.Step counting the
+// packages `go build -v` names); nil is no-op.
+func withProgress(w io.Writer) runOpt {
+	return func(c *exec.Cmd) {
+		if w != nil {
+			c.Stderr = io.MultiWriter(c.Stderr, w)
+		}
+	}
+}
+
 // run executes a command and returns its stdout; on failure the error holds
 // the tail of stdout and stderr.
 func run(ctx context.Context, name string, args []string, opts ...runOpt) (string, error) {
 	c := exec.CommandContext(ctx, name, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
 	for _, o := range opts {
 		o(c)
 	}
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
 	if err := c.Run(); err != nil {
 		all := out.String() + errb.String()
 		if len(all) > 4000 {

@@ -132,6 +132,7 @@ func TestVerifyModeChangesNothing(t *testing.T) {
 
 	dir := t.TempDir()
 	o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, "reports"), Timeout: 30 * time.Minute, Quiet: true,
+		Profile:   filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml"),
 		SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	cg "github.com/nodeconform/nodeconform/framework/cgroups"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodechange"
 	"github.com/nodeconform/nodeconform/framework/nodestate"
 	"github.com/nodeconform/nodeconform/framework/podcgroup"
 	"github.com/nodeconform/nodeconform/framework/profile"
@@ -266,11 +267,15 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			}
 			const file, saved = "/etc/default/kubelet", "/etc/default/kubelet.nodeconform-orig"
 			restartTimeout := e.Config.Timeouts.NodeRestart.Duration
+			// The undo is on the node before the flag is: Ctrl-C while
+			// the kubelet restarts, or a killed runner, still reverts.
+			j := e.Journal()
+			entry := nodechange.Entry{Node: node, Run: e.RunID, Name: "kubelet-cpu-cfs-quota",
+				Undo: fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", file, saved), Restart: []string{"kubelet.service"}}
+			Expect(j.Record(ctx, entry)).To(Succeed())
 			DeferCleanup(func(ctx SpecContext) {
-				_, err := e.Nodes.MustHost(ctx, node, "sh", "-c", fmt.Sprintf("test -f %[2]s && mv %[2]s %[1]s || true", file, saved))
-				Expect(err).NotTo(HaveOccurred())
-				Expect(e.Nodes.Restart(ctx, node, []string{"kubelet.service"}, []string{"kubelet"}, restartTimeout)).To(Succeed())
-			}, NodeTimeout(restartTimeout+time.Minute))
+				Expect(j.Undo(ctx, entry)).To(Succeed())
+			}, NodeTimeout(2*restartTimeout+time.Minute))
 			_, err := e.Nodes.MustHost(ctx, node, "sh", "-c", fmt.Sprintf(
 				`set -e; cp %[1]s %[2]s; grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s; sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 --cpu-cfs-quota=false|' %[1]s`, file, saved))
 			Expect(err).NotTo(HaveOccurred())

@@ -3,6 +3,7 @@ package encapsulation
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +19,9 @@ import (
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/openshift"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
+	"github.com/nodeconform/nodeconform/framework/nodechange"
 	"github.com/nodeconform/nodeconform/framework/procfs"
+	"github.com/nodeconform/nodeconform/framework/verdict"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -29,10 +32,17 @@ var restartTimeout = 2 * e2e.TreeConfig().Timeouts.NodeRestart.Duration
 // applyTimeout also covers OpenShift's MachineConfigPool roll-out.
 var applyTimeout = max(restartTimeout, e2e.TreeConfig().Timeouts.MachineConfigPool.Duration+time.Minute)
 
-var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encapsulation", "disruptive"), func() {
+var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Serial, Label("encapsulation", "disruptive"), func() {
 	var (
-		e     *e2e.Env
-		nodes []*enc.Node
+		e *e2e.Env
+		// nodes are the judged nodes that can be examined; unread maps
+		// the others to why.
+		nodes  []*enc.Node
+		unread = map[string]string{}
+		// start is each node's encapsulation as the run found it (on,
+		// off, or a broken state): verify mode judges that state, apply
+		// mode needs every node off to exercise off, on and off again.
+		start = map[string]string{}
 		// matrixNode runs the mount propagation pods.
 		matrixNode *enc.Node
 		// openshift: encapsulation goes through MachineConfigs, and
@@ -41,74 +51,158 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		kubensenter = enc.KubensenterPath
 	)
 
+	// in returns the nodes that started in state.
+	in := func(state string) []*enc.Node {
+		var out []*enc.Node
+		for _, n := range nodes {
+			if start[n.Name] == state {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+
 	BeforeAll(func(ctx SpecContext) {
 		e = *env
 		Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
-		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		for i := range list.Items {
-			n := &list.Items[i]
-			rt, err := enc.RuntimeOf(n)
-			Expect(err).NotTo(HaveOccurred())
-			node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration}
-			r, err := e.Nodes.Host(ctx, n.Name, "test", "-d", "/run/systemd/system")
-			Expect(err).NotTo(HaveOccurred())
-			if r.ExitCode != 0 {
-				Skip(fmt.Sprintf("node %s is not managed by systemd: kubens.service cannot be applied there", n.Name))
+		for n, why := range e.Unreachable() {
+			unread[n] = why
+		}
+		for _, name := range e.NodeNames() {
+			if _, bad := unread[name]; bad {
+				continue
 			}
+			n, err := e.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			rt, err := enc.RuntimeOf(n)
+			if err != nil {
+				unread[name] = err.Error()
+				continue
+			}
+			node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration, Journal: e.Journal(), Run: e.RunID}
+			r, err := e.Nodes.Host(ctx, n.Name, "test", "-d", "/run/systemd/system")
+			if err != nil || r.ExitCode != 0 {
+				unread[name] = fmt.Sprintf("not managed by systemd (no /run/systemd/system; %v): kubens.service cannot run there", err)
+				continue
+			}
+			o, err := node.Observe(ctx)
+			if err != nil {
+				unread[name] = err.Error()
+				continue
+			}
+			start[name] = enc.Relation(o)
 			nodes = append(nodes, node)
 			if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && matrixNode == nil {
 				matrixNode = node
 			}
 		}
+		evidence.Record("startState", start)
+		Expect(nodes).NotTo(BeEmpty(), "no judged node can be examined: %v", unread)
 		if matrixNode == nil {
 			matrixNode = nodes[0]
 		}
+		var err error
 		onOpenShift, err = openshift.HasMachineConfigAPI(e.Clientset.Discovery())
 		Expect(err).NotTo(HaveOccurred())
 		if onOpenShift {
 			kubensenter = "/usr/bin/kubensenter"
-			return
-		}
-		if e.Mode == "verify" {
+		} else if e.Mode == "verify" {
 			// Read-only: use a kubensenter the nodes already have, if any.
 			kubensenter = ""
 			if r, err := e.Nodes.Host(ctx, nodes[0].Name, "sh", "-c", "command -v kubensenter"); err == nil && r.ExitCode == 0 {
 				kubensenter = strings.TrimSpace(r.Stdout)
 			}
-			return
 		}
-		for _, n := range nodes {
-			Expect(n.InstallKubensenter(ctx)).To(Succeed())
-			DeferCleanup(func(ctx SpecContext) { Expect(n.RemoveKubensenter(ctx)).To(Succeed()) })
+		if e.Mode == "apply" {
+			// Apply mode restores "off"; a node found otherwise would be
+			// left different from how it was found: refuse instead.
+			var notOff []string
+			for _, n := range nodes {
+				if start[n.Name] != "off" {
+					notOff = append(notOff, fmt.Sprintf("node %s starts with encapsulation %s", n.Name, start[n.Name]))
+				}
+			}
+			if len(notOff) > 0 {
+				Fail(fmt.Sprintf("refusing apply mode: it exercises off, on and off again and would not restore these nodes:\n%s\nrun with --mode verify to judge the state as found", strings.Join(notOff, "\n")))
+			}
+			if !onOpenShift {
+				for _, n := range nodes {
+					Expect(n.InstallKubensenter(ctx)).To(Succeed())
+					DeferCleanup(func(ctx SpecContext) { Expect(n.RemoveKubensenter(ctx)).To(Succeed()) })
+				}
+			}
 		}
 	})
 
-	checkAll := func(ctx context.Context, want bool) {
-		var seen []enc.NodeNamespaces
-		var errs []string
-		for _, n := range nodes {
-			o, err := n.Observe(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			seen = append(seen, o)
-			if err := enc.Check(want, o); err != nil {
-				errs = append(errs, err.Error())
-			}
+	// checkAll judges every node of subset against want, and every node
+	// the suite could not examine as failed.
+	checkAll := func(ctx context.Context, want bool, subset []*enc.Node) {
+		GinkgoHelper()
+		byName := map[string]*enc.Node{}
+		var names []string
+		for _, n := range subset {
+			byName[n.Name] = n
+			names = append(names, n.Name)
 		}
-		evidence.Record("mountNamespaces", seen)
-		Expect(errs).To(BeEmpty())
+		for n := range unread {
+			names = append(names, n)
+		}
+		verdict.Expect(fmt.Sprintf("mount namespaces (encapsulation %v)", want), verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
+			func(ctx context.Context, g Gomega, name string) any {
+				o, err := byName[name].Observe(ctx)
+				g.Expect(err).NotTo(HaveOccurred())
+				if err := enc.Check(want, o); err != nil {
+					verdict.FailNode(strings.TrimPrefix(err.Error(), "node "+name+": "))
+				}
+				return o
+			}))
 	}
+
+	// skipUnless skips a spec of the off or on column when no node is in
+	// that state in verify mode (apply mode makes every state itself).
+	skipUnless := func(state string) []*enc.Node {
+		if e.Mode == "apply" {
+			return nodes
+		}
+		subset := in(state)
+		if len(subset) == 0 {
+			Skip(fmt.Sprintf("verify mode: no node was found with encapsulation %s (found: %v)", state, start))
+		}
+		return subset
+	}
+
+	It("has on each node the encapsulation the profile declares", func(ctx SpecContext) {
+		e.ExpectProfile(ctx, "encapsulation")
+	})
+
+	It("runs kubelet and the runtime in one mount namespace on every node (never half-encapsulated)", func(ctx SpecContext) {
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		for n := range unread {
+			names = append(names, n)
+		}
+		verdict.Expect("kubelet and runtime together", verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread},
+			func(ctx context.Context, g Gomega, n string) any {
+				if st := start[n]; st != "on" && st != "off" {
+					verdict.FailNode(fmt.Sprintf("encapsulation %s as found: kubelet and the runtime must share one mount namespace", st))
+				}
+				return start[n]
+			}))
+	})
 
 	Context("without encapsulation", func() {
 		It("runs systemd, kubelet and the runtime in one mount namespace", func(ctx SpecContext) {
-			checkAll(ctx, false)
+			checkAll(ctx, false, skipUnless("off"))
 		})
 
 		It("gives the same output for `kubensenter findmnt` and `findmnt`", func(ctx SpecContext) {
+			subset := skipUnless("off")
 			if kubensenter == "" {
 				Skip("verify mode: the nodes have no kubensenter and a read-only run does not install one")
 			}
-			for _, n := range nodes {
+			for _, n := range subset {
 				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn")
 				Expect(err).NotTo(HaveOccurred())
 				wrapped, err := e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn")
@@ -128,8 +222,14 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	})
 
 	Context("with kubens.service applied", Ordered, func() {
+		// encapsulated are the nodes the column judges: all of them once
+		// applied, or those found encapsulated in verify mode.
+		var encapsulated []*enc.Node
 		BeforeAll(func(ctx SpecContext) {
-			e.RequireApply("applying kubens.service")
+			encapsulated = skipUnless("on")
+			if e.Mode == "verify" {
+				return // judge the nodes as found
+			}
 			// Revert is registered first so it runs last, after the
 			// pods made while encapsulated are gone.
 			if onOpenShift {
@@ -149,17 +249,20 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		}, NodeTimeout(applyTimeout))
 
 		It("runs kubelet and the runtime in one namespace that is not systemd's", func(ctx SpecContext) {
-			checkAll(ctx, true)
+			checkAll(ctx, true, encapsulated)
 		})
 
 		It("makes kubensenter autodetect /run/kubens/mnt and show the mounts of new pods, which findmnt does not", func(ctx SpecContext) {
 			// Mounts made before encapsulation exist in both namespaces;
 			// a pod started now has its volume mounts only in kubelet's.
+			if kubensenter == "" {
+				Skip("verify mode: the nodes have no kubensenter and a read-only run does not install one")
+			}
 			ns := e.Namespace(ctx, "kubensenter", "")
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 			})
-			for _, n := range nodes {
+			for _, n := range encapsulated {
 				pod, err := workload.CreateReady(ctx, e.Klient, e.Clientset, workload.ProbePod(workload.ProbePodInput{
 					Namespace: ns, Name: "canary-" + n.Name, Image: e.ProbeImage, NodeName: n.Name,
 				}), e.Config.Timeouts.PodReady.Duration)
@@ -179,6 +282,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 		})
 
 		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime", func(ctx SpecContext) {
+			e.RequireApply("the mount propagation pod")
 			checkMatrix(ctx, e, matrixNode, kubensenter, true)
 		})
 	})
@@ -209,7 +313,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, Serial, Label("encaps
 	It("reverts to the original state", func(ctx SpecContext) {
 		e.RequireApply("checking a revert (nothing was applied)")
 		// The Context's cleanup has reverted every node by now.
-		checkAll(ctx, false)
+		checkAll(ctx, false, nodes)
 		if onOpenShift {
 			return // the MachineConfigs are gone and the pools rolled back
 		}
@@ -236,7 +340,7 @@ func revertAll(ctx context.Context, nodes []*enc.Node) {
 			return err
 		}
 		if enc.CheckReverted(s) == nil && enc.Check(false, o) == nil {
-			return nil
+			return n.Forget(ctx)
 		}
 		return n.Revert(ctx)
 	})
@@ -278,12 +382,15 @@ func onlyIn(a, b string) []string {
 func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter string, encapsulated bool) {
 	ns := e.Namespace(ctx, "propagation", "privileged")
 	hostDir := "/run/nodeconform-propagation/" + ns
+	// Bidirectional mounts outlive their container: unmount them in
+	// whichever namespace holds them, then remove the directory (and its
+	// parent once empty). Recorded on the node before the pod exists.
+	entry := nodechange.Entry{Node: node.Name, Run: e.RunID, Name: "propagation-" + ns,
+		Undo: fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; true", hostDir, kubensenter, path.Dir(hostDir))}
+	j := e.Journal()
+	Expect(j.Record(ctx, entry)).To(Succeed())
 	DeferCleanup(func(ctx SpecContext) {
-		// Bidirectional mounts outlive their container: unmount them in
-		// whichever namespace holds them, then remove the directory.
-		script := fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; true", hostDir, kubensenter)
-		_, err := e.Nodes.MustHost(ctx, node.Name, "sh", "-c", script)
-		Expect(err).NotTo(HaveOccurred())
+		Expect(j.Undo(ctx, entry)).To(Succeed())
 	})
 	pod := propagationPod(ns, e.ProbeImage, node.Name, hostDir)
 	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, pod, e.Config.Timeouts.PodReady.Duration)

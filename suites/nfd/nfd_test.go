@@ -34,7 +34,7 @@ type groundTruth struct {
 	Why          string   `json:"why"`
 }
 
-var _ = Describe("Node Feature Discovery", Ordered, Serial, Label("nfd"), func() {
+var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, Label("nfd"), func() {
 	var (
 		e    *e2e.Env
 		d    *nfd.Deployment
@@ -106,6 +106,10 @@ var _ = Describe("Node Feature Discovery", Ordered, Serial, Label("nfd"), func()
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func(ctx SpecContext) { Expect(d.DeleteRule(ctx, name)).To(Succeed()) })
 		}
+	})
+
+	It("carries the kata label on each node as the profile declares (present or absent; groundTruth is judged below)", func(ctx SpecContext) {
+		e.ExpectProfile(ctx, "nfd")
 	})
 
 	It("ships the seed's legacy matchOn rule and the NodeFeatureRule with the same meaning", func() {

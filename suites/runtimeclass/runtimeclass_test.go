@@ -31,7 +31,7 @@ import (
 
 const hostnameLabel = "kubernetes.io/hostname"
 
-var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, Serial, Label("runtimeclass"), func() {
+var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, ContinueOnFailure, Serial, Label("runtimeclass"), func() {
 	var (
 		e        *e2e.Env
 		rc       *nodev1.RuntimeClass

@@ -1,0 +1,136 @@
+// Package nodechange makes node changes transactions: before a suite
+// changes a node (a kubelet flag, a unit, a drop-in, a file), it writes on
+// the node itself how to undo it. The revert removes the entry once it
+// has undone the change; an entry left behind (Ctrl-C while a kubelet
+// restarted, a runner killed with SIGKILL) is replayed by the next run or
+// by `nodeconform cleanup`, so a node is never left changed.
+package nodechange
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
+)
+
+// Dir holds the journal on each node. /var/lib survives a reboot and a
+// node container's restart; /run would not.
+const Dir = "/var/lib/nodeconform/journal"
+
+// Entry is one recorded undo.
+type Entry struct {
+	Node string `json:"node"`
+	// Run is the run that made the change.
+	Run string `json:"run"`
+	// Name says what was changed (a file name part: [a-z0-9-]).
+	Name string `json:"name"`
+	// Undo is a shell script that restores the node; it must be safe to
+	// run twice and on a node where the change was never made.
+	Undo string `json:"undo"`
+	// Restart lists the systemd units to restart after Undo (kubelet.service,
+	// containerd.service): done through a timer so the session survives.
+	Restart []string `json:"restart,omitempty"`
+}
+
+func (e Entry) file() string { return path.Join(Dir, e.Run+"."+e.Name+".sh") }
+
+const restartHeader = "# nodeconform-restart:"
+
+// script is the entry as stored: a header naming the units to restart,
+// then the undo.
+func (e Entry) script() string {
+	return fmt.Sprintf("#!/bin/sh\n# nodeconform journal: run %s, %s on node %s\n%s %s\n%s\n", e.Run, e.Name, e.Node, restartHeader, strings.Join(e.Restart, " "), e.Undo)
+}
+
+// Journal reaches nodes through the probe.
+type Journal struct {
+	Probes *nodeaccess.Probes
+	// RestartTimeout bounds the wait for restarted units after a replay.
+	RestartTimeout time.Duration
+	// Retry bounds how long a journal write or removal is retried while
+	// the node's kubelet (the exec path) is restarting.
+	Retry time.Duration
+}
+
+// Record writes e on its node before the change is made; a change whose
+// undo could not be recorded must not be made.
+func (j Journal) Record(ctx context.Context, e Entry) error {
+	b64 := base64.StdEncoding.EncodeToString([]byte(e.script()))
+	f := e.file()
+	script := fmt.Sprintf("set -e; mkdir -p %s; echo %s | base64 -d > %s.tmp; chmod 0700 %s.tmp; mv %s.tmp %s; sync", Dir, b64, f, f, f, f)
+	_, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, "sh", "-c", script)
+	if err != nil {
+		return fmt.Errorf("node %s: record how to undo %s: %w", e.Node, e.Name, err)
+	}
+	return nil
+}
+
+// Done removes e once the change is undone.
+func (j Journal) Done(ctx context.Context, e Entry) error {
+	_, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, "rm", "-f", e.file())
+	return err
+}
+
+// Undo runs e's undo, restarts its units and waits for them, then
+// removes the entry: the revert of a suite and the replay of a leftover
+// are the same code.
+func (j Journal) Undo(ctx context.Context, e Entry) error {
+	// The script travels with the call, so an undo also works where the
+	// entry was never written (the change failed before it).
+	b64 := base64.StdEncoding.EncodeToString([]byte(e.script()))
+	if _, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, "sh", "-c", "echo "+b64+" | base64 -d | sh"); err != nil {
+		return fmt.Errorf("node %s: undo %s: %w", e.Node, e.Name, err)
+	}
+	if len(e.Restart) > 0 {
+		if err := j.Probes.Restart(ctx, e.Node, e.Restart, comms(e.Restart), j.RestartTimeout); err != nil {
+			return fmt.Errorf("node %s: undo %s: %w", e.Node, e.Name, err)
+		}
+	}
+	return j.Done(ctx, e)
+}
+
+// comms are the process names of units, for the restart wait.
+func comms(units []string) []string {
+	var out []string
+	for _, u := range units {
+		out = append(out, strings.TrimSuffix(u, ".service"))
+	}
+	return out
+}
+
+// Pending lists a node's journal entries, oldest run first.
+func (j Journal) Pending(ctx context.Context, node string) ([]Entry, error) {
+	r, err := j.Probes.Host(ctx, node, "ls", "-1", Dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExitCode != 0 {
+		return nil, nil // no journal directory: nothing was ever changed
+	}
+	var out []Entry
+	for _, name := range strings.Fields(r.Stdout) {
+		run, rest, ok := strings.Cut(strings.TrimSuffix(name, ".sh"), ".")
+		if !ok || !strings.HasSuffix(name, ".sh") {
+			continue
+		}
+		body, err := j.Probes.MustHost(ctx, node, "cat", path.Join(Dir, name))
+		if err != nil {
+			return nil, err
+		}
+		e := Entry{Node: node, Run: run, Name: rest}
+		for _, line := range strings.Split(body, "\n") {
+			if units, ok := strings.CutPrefix(line, restartHeader); ok {
+				e.Restart = strings.Fields(units)
+			}
+		}
+		e.Undo = body
+		out = append(out, e)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Run+out[a].Name < out[b].Run+out[b].Name })
+	return out, nil
+}

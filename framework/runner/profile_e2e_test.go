@@ -1,0 +1,216 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	kindcmd "sigs.k8s.io/kind/pkg/cmd"
+
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/nodestate"
+	"github.com/nodeconform/nodeconform/framework/profile"
+	"github.com/nodeconform/nodeconform/framework/report"
+)
+
+// profileSpecs focuses a run on every suite's "equals the profile" spec.
+const profileSpecs = "the profile declares"
+
+// TestProfileJudgesDrift proves the profile checks on the kind cluster,
+// against states nodeconform's suites did not set up for them:
+//   - the shipped lab profile passes; a profile captured from the cluster
+//     passes; the captured profile with one value edited fails exactly the
+//     spec owning that field, with the value in its message;
+//   - a worker whose kubelet allowlist grew (changed with docker exec, not
+//     through the suites) fails the sysctl profile spec naming the node,
+//     the field, the wanted and the found value, while the kernel-obeys
+//     checks still pass; `diff` of the runs before and after shows the
+//     drift and fails with --fail-on-drift.
+func TestProfileJudgesDrift(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make profile-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	name := config.Default().Cluster.Name
+	if ok, err := cluster.NewKind(name).Exists(); err != nil || !ok {
+		t.Fatalf("kind cluster %q does not exist (make cluster first): %v", name, err)
+	}
+	rc, err := cluster.LoadKubeconfig(cluster.DefaultKubeconfigPath(name), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	dir := t.TempDir()
+	suitesDir := filepath.Join(dir, "suites")
+	if err := os.MkdirAll(suitesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lab := filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml")
+	run := func(label, prof string, suites []string, focus ...string) report.Results {
+		t.Helper()
+		o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, label), Timeout: 15 * time.Minute, Quiet: true, Suites: suites,
+			Focus: focus, Profile: prof, SourceDir: e2e.FindModuleRoot(), SuitesDir: suitesDir}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		var summary bytes.Buffer
+		res, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
+		report.Summary(&summary, res.Specs)
+		t.Logf("run %s:\n%s", label, summary.String())
+		if err != nil {
+			t.Fatalf("run %s: %v", label, err)
+		}
+		return res
+	}
+	failed := func(res report.Results) []report.Spec {
+		var out []report.Spec
+		for _, s := range res.Specs {
+			if s.State == report.Failed {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	profileSuites := []string{"sysctl", "cgroups", "encapsulation"}
+
+	// 1. The shipped profile and a captured one pass.
+	if f := failed(run("lab", lab, profileSuites, profileSpecs)); len(f) != 0 {
+		t.Fatalf("the lab profile fails on the lab cluster: %+v", f)
+	}
+	captured, err := e2e.CaptureProfile(ctx, e2e.Settings{SourceDir: e2e.FindModuleRoot(), KindConfig: "default"}, "captured", kindcmd.NewLogger())
+	if err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	write := func(file string, p *profile.Profile) string {
+		data, err := profile.Encode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, file)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s:\n%s", file, data)
+		return path
+	}
+	if f := failed(run("captured", write("captured.yaml", captured), profileSuites, profileSpecs)); len(f) != 0 {
+		t.Fatalf("a profile captured from the cluster fails on it: %+v", f)
+	}
+
+	// 2. One value edited: exactly the owning spec fails, naming it.
+	edited, err := profile.Parse(mustEncode(t, captured))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &edited.Spec.Groups[len(edited.Spec.Groups)-1]
+	if g.Node.PodPidsLimit == nil {
+		t.Fatalf("captured group %s declares no podPidsLimit", g.Name)
+	}
+	wrong := *g.Node.PodPidsLimit + 1
+	g.Node.PodPidsLimit = &wrong
+	f := failed(run("edited", write("edited.yaml", edited), profileSuites, profileSpecs))
+	if len(f) != 1 || f[0].Suite != "cgroups" || !strings.Contains(f[0].Failure, fmt.Sprintf("podPidsLimit: wanted %d, found %d", wrong, wrong-1)) {
+		t.Fatalf("want exactly the cgroups profile spec failing on podPidsLimit %d, got %+v", wrong, f)
+	}
+
+	// 3. A worker's allowlist grows behind nodeconform's back.
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "nodeconform.io/worker=2"})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("worker 2: %v %d", err, len(nodes.Items))
+	}
+	worker := nodes.Items[0].Name
+	before := run("before", lab, []string{"sysctl"})
+	if f := failed(before); len(f) != 0 {
+		t.Fatalf("sysctl suite fails before the change: %+v", f)
+	}
+	undo := setKubeletFlag(ctx, t, cs, worker, "--allowed-unsafe-sysctls=kernel.msg*", func(k nodestate.Kubelet) bool {
+		return profile.CanonicalList(k.AllowedUnsafeSysctls) == "kernel.msg*"
+	})
+	defer undo()
+	after := run("after", lab, []string{"sysctl"})
+	f = failed(after)
+	want := fmt.Sprintf("node %s: allowedUnsafeSysctls: wanted \"\", found kernel.msg*", worker)
+	if len(f) != 1 || !strings.Contains(f[0].Failure, want) {
+		t.Fatalf("want only the profile spec failing with %q, got %+v", want, f)
+	}
+	changes := report.Diff(before, after)
+	drift := false
+	for _, c := range changes {
+		if c.Kind == report.KindDrift && c.Node == worker && c.Field == profile.FieldAllowedUnsafeSysctls {
+			drift = true
+		}
+	}
+	var out bytes.Buffer
+	report.PrintDiff(&out, changes)
+	t.Logf("diff before/after:\n%s", out.String())
+	if !drift {
+		t.Errorf("diff shows no allowlist drift on %s", worker)
+	}
+	if len(report.Failures(changes, report.DiffOptions{FailOnDrift: true})) == 0 {
+		t.Errorf("diff --fail-on-drift would pass")
+	}
+}
+
+func mustEncode(t *testing.T, p *profile.Profile) []byte {
+	t.Helper()
+	data, err := profile.Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// setKubeletFlag adds a flag to a kind node's kubelet (KUBELET_EXTRA_ARGS
+// in /etc/default/kubelet, through docker exec: the suites play no part),
+// restarts it, and waits until configz shows ready(k). The returned undo
+// restores the file and waits for the kubelet to drop the change.
+func setKubeletFlag(ctx context.Context, t *testing.T, cs kubernetes.Interface, node, flag string, ready func(nodestate.Kubelet) bool) func() {
+	t.Helper()
+	const file, saved = "/etc/default/kubelet", "/etc/default/kubelet.nodeconform-test"
+	sh := func(script string) {
+		t.Helper()
+		if out, err := exec.CommandContext(ctx, "docker", "exec", node, "sh", "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("%s on %s: %v %s", script, node, err, out)
+		}
+	}
+	wait := func(what string, ok func(nodestate.Kubelet) bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for time.Now().Before(deadline) {
+			if k, err := nodestate.ReadKubelet(ctx, cs, node); err == nil && ok(k) {
+				return
+			}
+			time.Sleep(time.Second)
+		}
+		t.Fatalf("kubelet on %s: %s not seen in configz within 3m", node, what)
+	}
+	orig, err := nodestate.ReadKubelet(ctx, cs, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh(fmt.Sprintf(`set -e; cp %[1]s %[2]s 2>/dev/null || : > %[2]s; touch %[1]s; grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s; sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 %[3]s|' %[1]s; systemctl restart kubelet`, file, saved, flag))
+	wait(flag, ready)
+	return func() {
+		sh(fmt.Sprintf(`mv %[2]s %[1]s; systemctl restart kubelet`, file, saved))
+		origState := orig.State()
+		wait("the original configuration", func(k nodestate.Kubelet) bool {
+			for f, v := range k.State() {
+				if origState[f] != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
