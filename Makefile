@@ -11,7 +11,7 @@ SUITE_TIMEOUT ?= 80m
 PROFILE ?= kindconfigs/default-profile.yaml
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e verify-readonly profile-e2e test bench-cluster bench-probe clean distclean
+.PHONY: all build unit images cluster e2e verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe clean distclean
 
 all: build
 
@@ -49,13 +49,31 @@ verify-readonly: cluster
 # The profile checks against states the suites did not make: the lab
 # profile, a captured one, an edited one, and a worker's kubelet
 # allowlist changed behind nodeconform's back (diff shows the drift).
-profile-e2e: cluster
-	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 35m -run TestProfileJudgesDrift -v ./framework/runner/
+# Also: a CFS-quota misconfiguration on each worker in turn, and a worker
+# that cannot start pods, are findings on exactly that node.
+findings-e2e: cluster
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding' -v ./framework/runner/
 
-# What CI runs: unit tests, the read-only proof, the profile proof, then
-# every suite on a real kind cluster (the cluster is created once and
-# reused).
-test: unit verify-readonly profile-e2e e2e
+# SIGINT while a suite waits for a kubelet or containerd it restarted
+# (CFS-quota control, encapsulation apply, its revert): every node is as
+# before, by the node snapshot.
+interrupt-e2e: cluster
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 35m -run TestInterruptRestoresNodes -v ./framework/runner/
+
+# The production-like target: a second kind cluster prepared before the
+# run (hack/prodlike: encapsulation on, per-pool allowlists, the
+# operator's kata overhead, a local registry), judged through its
+# kubeconfig in verify mode with its profile, then removed.
+PRODLIKE_STATE := $${HOME}/.cache/nodeconform/nodeconform-prod.json
+prodlike-e2e: images
+	$(GO) run ./hack/prodlike up
+	NODECONFORM_E2E=1 NODECONFORM_PRODLIKE_STATE=$(PRODLIKE_STATE) $(GO) test -count=1 -timeout 45m -run TestProductionLikeCluster -v ./framework/runner/; \
+	status=$$?; $(GO) run ./hack/prodlike down; exit $$status
+
+# What CI runs: unit tests, the read-only proof, the profile, findings
+# and interrupt proofs, every suite on the lab kind cluster (created once
+# and reused), then the production-like target.
+test: unit verify-readonly findings-e2e interrupt-e2e e2e prodlike-e2e
 
 # Prints node image build (cold and warm), image size, cluster creation
 # and deletion times.
@@ -66,6 +84,7 @@ bench-cluster: build
 clean:
 	-$(BIN) cluster delete 2>/dev/null || $(GO) run ./cmd/nodeconform cluster delete
 	-docker ps -aq --filter label=io.nodeconform.build=true | xargs -r docker rm -f >/dev/null
+	-$(GO) run ./hack/prodlike down 2>/dev/null
 	rm -rf bin
 
 # Also removes built images and the build cache.

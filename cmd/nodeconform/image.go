@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -9,9 +10,10 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/nfd"
-	"github.com/nodeconform/nodeconform/framework/progress"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
+	"github.com/nodeconform/nodeconform/framework/progress"
+	"github.com/nodeconform/nodeconform/framework/registry"
 )
 
 func newImageCmd(logger log.Logger) *cobra.Command {
@@ -41,6 +43,7 @@ func newImageCmd(logger log.Logger) *cobra.Command {
 	f.StringVar(&o.SourceDir, "source-dir", o.SourceDir, "nodeconform source tree (for the in-cluster binaries)")
 	f.BoolVar(&o.Force, "force", false, "rebuild the final image even when it is up to date")
 	var probeOpts probe.BuildOptions
+	var push string
 	probeCmd := &cobra.Command{
 		Use:   "probe",
 		Short: "Build the probe image (FROM scratch) and print its reference and docker-save archive, to push for existing clusters",
@@ -49,14 +52,31 @@ func newImageCmd(logger log.Logger) *cobra.Command {
 			if err := hostprep.EnsureDocker(cmd.Context(), hostprep.DefaultOptions(logger)); err != nil {
 				return usageError{err}
 			}
+			if push != "" {
+				// Bad input and an unreachable registry fail before the
+				// build, not after minutes of it.
+				if _, err := registry.ParseRef(push); err != nil {
+					return usageError{err}
+				}
+			}
 			img, err := probe.BuildImage(cmd.Context(), probeOpts)
 			if err != nil {
 				return err
+			}
+			if push != "" {
+				if err := registry.Push(cmd.Context(), img.Archive, push); err != nil {
+					if errors.Is(err, registry.ErrUnreachable) {
+						return usageError{err}
+					}
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pushed %s as %s\n", img.Ref, push)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", img.Ref, img.Archive)
 			return nil
 		},
 	}
+	probeCmd.Flags().StringVar(&push, "push", "", "also push the image to this reference (REGISTRY/REPO:TAG) with go-containerregistry")
 	probeCmd.Flags().StringVar(&probeOpts.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree")
 	probeCmd.Flags().StringVar(&probeOpts.CacheDir, "cache-dir", o.CacheDir, "build cache")
 	var nfdOpts nfd.BuildOptions

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/client-go/tools/clientcmd"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,6 +126,9 @@ func (k *Kind) Up(ctx context.Context) error {
 		return fmt.Errorf("list kind clusters: %w", err)
 	}
 	if exists {
+		if err := k.checkRunning(ctx); err != nil {
+			return err
+		}
 		k.logger.V(0).Infof("reusing kind cluster %q", k.name)
 		k.warnOutdated(ctx)
 		if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
@@ -138,12 +142,57 @@ func (k *Kind) Up(ctx context.Context) error {
 	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
 	if err != nil {
 		if exists {
-			return fmt.Errorf("kind cluster %q exists but does not answer (delete it with `nodeconform cluster delete`): %w", k.name, err)
+			return EnvError{fmt.Errorf("kind cluster %q exists but its API server does not answer (half-started or broken: delete it with `nodeconform cluster delete` and run again): %w", k.name, err)}
 		}
 		return err
 	}
 	k.cfg = cfg
 	return WaitNodesReady(ctx, cfg, k.readyWait, k.logger)
+}
+
+// EnvError is an environment problem the user must fix (exit code 2): a
+// stopped or half-started cluster, not a failed check.
+type EnvError struct{ Err error }
+
+func (e EnvError) Error() string { return e.Err.Error() }
+func (e EnvError) Unwrap() error { return e.Err }
+
+// checkRunning fails when any node container of the cluster is stopped,
+// naming them and the command that starts them.
+func (k *Kind) checkRunning(ctx context.Context) error {
+	nodes, err := k.provider.ListNodes(k.name)
+	if err != nil {
+		return fmt.Errorf("list nodes of kind cluster %q: %w", k.name, err)
+	}
+	var stopped []string
+	for _, n := range nodes {
+		out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", n.String()).Output()
+		if err != nil || strings.TrimSpace(string(out)) != "true" {
+			stopped = append(stopped, n.String())
+		}
+	}
+	if len(stopped) > 0 {
+		return EnvError{fmt.Errorf("kind cluster %q: node containers %s are not running; start them with `docker start %s` (then wait a minute for the kubelets), or recreate the cluster with `nodeconform cluster delete`",
+			k.name, strings.Join(stopped, ", "), strings.Join(stopped, " "))}
+	}
+	return nil
+}
+
+// KindClusterOfContext returns the name of the kind cluster a kubeconfig
+// context was written for ("kind-<name>", kind's convention), or "".
+func KindClusterOfContext(kubeconfig, context string) string {
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		return ""
+	}
+	if context == "" {
+		context = cfg.CurrentContext
+	}
+	name, ok := strings.CutPrefix(context, "kind-")
+	if !ok || cfg.Contexts[context] == nil {
+		return ""
+	}
+	return name
 }
 
 // warnOutdated says so when a reused cluster's nodes run another image

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/workload"
@@ -47,10 +49,25 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 	})
 	ginkgo.SynchronizedAfterSuite(func() {}, func(ctx context.Context) {
 		defer lock.release()
-		if *env != nil {
-			gomega.Expect(RemoveLeftovers(ctx, *env)).To(gomega.Succeed())
+		e := *env
+		if e == nil {
+			return
 		}
-	})
+		// Anything left in this run's node journals is a revert that did
+		// not finish (Ctrl-C while a kubelet restarted, a node that came
+		// back late): undo it now, and say so.
+		var undone []string
+		var err error
+		if e.Nodes != nil && e.Mode == "apply" {
+			undone, err = undoOwn(ctx, e.Nodes, e.RunID, e.Config, kindcmd.NewLogger())
+		}
+		gomega.Expect(RemoveLeftovers(ctx, e)).To(gomega.Succeed())
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "undo node changes left in this run's journal: %v", undone)
+		if len(undone) > 0 {
+			ginkgo.AddReportEntry("undoneAtSuiteEnd", undone)
+			fmt.Fprintf(ginkgo.GinkgoWriter, "node changes whose revert had not finished, undone at the suite's end:\n  %s\n", strings.Join(undone, "\n  "))
+		}
+	}, ginkgo.NodeTimeout(2*TreeConfig().Timeouts.NodeRestart.Duration+TreeConfig().Timeouts.NamespaceDeletion.Duration))
 	return env
 }
 

@@ -174,6 +174,16 @@ func ReplayJournals(ctx context.Context, cs kubernetes.Interface, probes *nodeac
 		return nil, err
 	}
 	live[self] = true
+	return replay(ctx, probes, func(run string) bool { return !live[run] }, reportOnly, cfg, logger)
+}
+
+// undoOwn undoes what this run's journal still holds at its end: a revert
+// that an interrupt or an unreachable node kept from finishing.
+func undoOwn(ctx context.Context, probes *nodeaccess.Probes, self string, cfg *config.Config, logger log.Logger) ([]string, error) {
+	return replay(ctx, probes, func(run string) bool { return run == self }, false, cfg, logger)
+}
+
+func replay(ctx context.Context, probes *nodeaccess.Probes, pick func(run string) bool, reportOnly bool, cfg *config.Config, logger log.Logger) ([]string, error) {
 	t := cfg.Timeouts.NodeRestart.Duration
 	j := nodechange.Journal{Probes: probes, RestartTimeout: t, Retry: t}
 	var mu sync.Mutex
@@ -192,7 +202,7 @@ func ReplayJournals(ctx context.Context, cs kubernetes.Interface, probes *nodeac
 				return
 			}
 			for _, e := range entries {
-				if live[e.Run] {
+				if !pick(e.Run) {
 					continue
 				}
 				msg := fmt.Sprintf("node %s: journal entry %s of run %s", node, e.Name, e.Run)

@@ -38,7 +38,7 @@ const profileSpecs = "the profile declares"
 //     drift and fails with --fail-on-drift.
 func TestProfileJudgesDrift(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
-		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make profile-e2e)")
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -72,15 +72,6 @@ func TestProfileJudgesDrift(t *testing.T) {
 			t.Fatalf("run %s: %v", label, err)
 		}
 		return res
-	}
-	failed := func(res report.Results) []report.Spec {
-		var out []report.Spec
-		for _, s := range res.Specs {
-			if s.State == report.Failed {
-				out = append(out, s)
-			}
-		}
-		return out
 	}
 	profileSuites := []string{"sysctl", "cgroups", "encapsulation"}
 
@@ -162,6 +153,16 @@ func TestProfileJudgesDrift(t *testing.T) {
 	}
 }
 
+func failed(res report.Results) []report.Spec {
+	var out []report.Spec
+	for _, s := range res.Specs {
+		if s.State == report.Failed {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func mustEncode(t *testing.T, p *profile.Profile) []byte {
 	t.Helper()
 	data, err := profile.Encode(p)
@@ -212,5 +213,154 @@ func setKubeletFlag(ctx context.Context, t *testing.T, cs kubernetes.Interface, 
 			}
 			return true
 		})
+	}
+}
+
+// workers returns the kind cluster's workers (nodeconform.io/worker
+// label), in label order.
+func workers(ctx context.Context, t *testing.T, cs kubernetes.Interface) []string {
+	t.Helper()
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "nodeconform.io/worker"})
+	if err != nil || len(list.Items) < 2 {
+		t.Fatalf("want 2 workers labelled nodeconform.io/worker: %v", err)
+	}
+	out := make([]string, len(list.Items))
+	for i, n := range list.Items {
+		out[i] = n.Name
+	}
+	return out
+}
+
+func kindClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	name := config.Default().Cluster.Name
+	if ok, err := cluster.NewKind(name).Exists(); err != nil || !ok {
+		t.Fatalf("kind cluster %q does not exist (make cluster first): %v", name, err)
+	}
+	rc, err := cluster.LoadKubeconfig(cluster.DefaultKubeconfigPath(name), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(rc)
+}
+
+func runSuites(ctx context.Context, t *testing.T, dir, label, mode string, suites []string, focus ...string) report.Results {
+	t.Helper()
+	o := Options{Mode: mode, ReportDir: filepath.Join(dir, label), Timeout: 15 * time.Minute, Quiet: true, Suites: suites, Focus: focus,
+		Profile: filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml"), SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var summary bytes.Buffer
+	res, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
+	report.Summary(&summary, res.Specs)
+	t.Logf("run %s:\n%s", label, summary.String())
+	if err != nil {
+		t.Fatalf("run %s: %v", label, err)
+	}
+	return res
+}
+
+// TestMisconfiguredWorker switches one kubelet setting the cgroups suite
+// checks (the CFS quota) off on each worker in turn, behind the suites'
+// back: the throttling and limit-file checks and the profile spec must
+// fail naming exactly that worker, and the other nodes must pass.
+func TestMisconfiguredWorker(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	dir := t.TempDir()
+	for _, w := range workers(ctx, t, cs) {
+		t.Run(w, func(t *testing.T) {
+			undo := setKubeletFlag(ctx, t, cs, w, "--cpu-cfs-quota=false", func(k nodestate.Kubelet) bool {
+				return k.CPUCFSQuota != nil && !*k.CPUCFSQuota
+			})
+			defer undo()
+			res := runSuites(ctx, t, dir, "cfs-"+w, ModeVerify, []string{"cgroups"}, "throttles", "cgroup files", profileSpecs)
+			f := failed(res)
+			if len(f) != 3 {
+				t.Fatalf("want the throttling, limit-file and profile specs failing, got %d: %+v", len(f), f)
+			}
+			for _, s := range f {
+				if !strings.Contains(s.Failure, "node "+w+":") {
+					t.Errorf("%s: failure does not name %s: %s", s.Name, w, s.Failure)
+				}
+				for _, other := range workers(ctx, t, cs) {
+					if other != w && strings.Contains(s.Failure, "node "+other+":") {
+						t.Errorf("%s: failure names the healthy %s: %s", s.Name, other, s.Failure)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBrokenNodeIsAFinding makes one worker's kubelet unable to start any
+// pod sandbox (cgroupsPerQOS off with the systemd driver: runc refuses the
+// cgroup path): the cgroups suite must fail the specs on that node with
+// the sandbox error, pass them on the others, and leave nothing behind.
+func TestBrokenNodeIsAFinding(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	dir := t.TempDir()
+	broken := workers(ctx, t, cs)[1]
+	undo := setKubeletFlag(ctx, t, cs, broken, "--cgroups-per-qos=false --enforce-node-allocatable=", func(k nodestate.Kubelet) bool {
+		return k.CgroupsPerQOS != nil && !*k.CgroupsPerQOS
+	})
+	defer undo()
+	res := runSuites(ctx, t, dir, "broken", ModeVerify, []string{"cgroups"})
+	f := failed(res)
+	if len(f) == 0 {
+		t.Fatal("no spec failed with a worker that cannot start pods")
+	}
+	for _, s := range f {
+		if !strings.Contains(s.Failure, "node "+broken+":") {
+			t.Errorf("%s: failure does not name %s: %s", s.Name, broken, s.Failure)
+		}
+	}
+	sandbox := false
+	healthyPassed := 0
+	for _, s := range res.Specs {
+		if strings.Contains(s.Failure, "FailedCreatePodSandBox") {
+			sandbox = true
+		}
+		results, _ := s.Evidence["nodes"].([]any)
+		for _, r := range results {
+			m, _ := r.(map[string]any)
+			if m["node"] == broken {
+				continue
+			}
+			switch m["state"] {
+			case "passed":
+				healthyPassed++
+			case "failed":
+				t.Errorf("%s: healthy node %v failed: %v", s.Name, m["node"], m["finding"])
+			}
+		}
+	}
+	if !sandbox {
+		t.Errorf("no failure carries the sandbox error (FailedCreatePodSandBox)")
+	}
+	if healthyPassed == 0 {
+		t.Errorf("no check passed on the healthy nodes: results.json has no per-node results")
+	}
+	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range nss.Items {
+		if strings.HasPrefix(ns.Name, "nodeconform-") {
+			t.Errorf("namespace %s left behind", ns.Name)
+		}
 	}
 }

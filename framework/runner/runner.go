@@ -70,6 +70,9 @@ type Options struct {
 	Profile string
 	// Nodes is a label selector narrowing the judged nodes.
 	Nodes string
+	// modeDefaulted: no --mode was given (a kind cluster found behind a
+	// kubeconfig then runs in apply mode, as kind does by default).
+	modeDefaulted bool
 }
 
 // UsageError is bad input: exit code 2.
@@ -107,7 +110,7 @@ func (o *Options) Validate() error {
 	}
 	switch o.Mode {
 	case "":
-		o.Mode = ModeApply
+		o.Mode, o.modeDefaulted = ModeApply, true
 		if o.Kubeconfig != "" {
 			o.Mode = ModeVerify
 		}
@@ -240,6 +243,21 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	defer cancel()
 
 	clusterName := ""
+	// A kubeconfig whose context is a kind cluster Docker has (KUBECONFIG
+	// exported after using kubectl on it) is that kind cluster: use it as
+	// one, with side-loaded images, instead of demanding a probe image.
+	if o.Kubeconfig != "" && o.ProbeImage == "" {
+		if name := cluster.KindClusterOfContext(o.Kubeconfig, o.Context); name != "" {
+			if ok, _ := cluster.NewKind(name).Exists(); ok {
+				if o.modeDefaulted {
+					o.Mode = ModeApply
+				}
+				logger.V(0).Infof("kubeconfig %s (context kind-%s) is kind cluster %q: using it as a kind cluster (mode %s)", o.Kubeconfig, name, name, o.Mode)
+				o.Kubeconfig, o.Context, clusterName = "", "", name
+			}
+		}
+	}
+	res.Mode = o.Mode
 	if o.Kubeconfig != "" {
 		ex, err := cluster.NewExisting(ctx, o.Kubeconfig, o.Context, cfg.Timeouts.APIReachable.Duration)
 		if err != nil {
@@ -262,15 +280,23 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		if err := cluster.ValidateConfig(name, data); err != nil {
 			return res, UsageError{err}
 		}
-		clusterName = s.ClusterName
+		if clusterName == "" {
+			clusterName = s.ClusterName
+		}
 		if clusterName == "" {
 			clusterName = cfg.Cluster.Name
 		}
+		s.ClusterName = clusterName
 		existed, _ := cluster.NewKind(clusterName).Exists()
 		k, err := e2e.KindUp(ctx, s, cfg, logger)
+		var envErr cluster.EnvError
+		if errors.As(err, &envErr) {
+			return res, UsageError{err}
+		}
 		if err != nil {
 			return res, err
 		}
+		logger.V(0).Infof("kubeconfig of kind cluster %q: %s\n   kubectl --kubeconfig %s get nodes", k.Name(), k.KubeconfigPath(), k.KubeconfigPath())
 		res.Cluster = "kind/" + k.Name()
 		if !existed && !o.KeepCluster {
 			defer func() {

@@ -39,15 +39,30 @@ func TestVerifyModeChangesNothing(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to run every suite in verify mode on the kind cluster (make verify-readonly)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
-	cfg := config.Default()
-	name := cfg.Cluster.Name
-	k := cluster.NewKind(name)
-	if ok, err := k.Exists(); err != nil || !ok {
+	name := config.Default().Cluster.Name
+	if ok, err := cluster.NewKind(name).Exists(); err != nil || !ok {
 		t.Fatalf("kind cluster %q does not exist (make cluster first): %v", name, err)
 	}
-	rc, err := cluster.LoadKubeconfig(cluster.DefaultKubeconfigPath(name), "")
+	res := proveVerifyChangesNothing(t, verifyTarget{kubeconfig: cluster.DefaultKubeconfigPath(name),
+		profile: filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml")})
+	if report.AnyFailed(res.Specs) {
+		t.Errorf("specs failed in verify mode (a guard refusal shows as a failure)")
+	}
+}
+
+// verifyTarget is a kind cluster to prove verify mode on: reached as kind
+// (probeImage "", side-loaded) or as an existing cluster (probeImage set,
+// pulled from a registry).
+type verifyTarget struct{ kubeconfig, probeImage, profile string }
+
+// proveVerifyChangesNothing runs every suite in verify mode on tg and
+// fails the test on any difference in the API objects or the nodes; it
+// returns the run's results for the caller's own checks.
+func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	rc, err := cluster.LoadKubeconfig(tg.kubeconfig, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +147,10 @@ func TestVerifyModeChangesNothing(t *testing.T) {
 
 	dir := t.TempDir()
 	o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, "reports"), Timeout: 30 * time.Minute, Quiet: true,
-		Profile:   filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml"),
-		SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+		Profile: tg.profile, SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+	if tg.probeImage != "" {
+		o.Kubeconfig, o.ProbeImage = tg.kubeconfig, tg.probeImage
+	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +164,10 @@ func TestVerifyModeChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify run: %v", err)
 	}
-	if report.AnyFailed(res.Specs) {
-		t.Errorf("specs failed in verify mode (a guard refusal shows as a failure); reports in %s", o.ReportDir)
-	}
-
 	after := take()
 	t.Logf("compared %d keys (API objects, node files, daemon PIDs, mounts)", len(before))
 	for _, d := range snapshot.Diff(before, after) {
 		t.Errorf("verify mode changed the cluster: %s", d)
 	}
+	return res
 }

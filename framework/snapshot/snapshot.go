@@ -125,8 +125,14 @@ func hasVerb(verbs []string, v string) bool {
 // long-running daemons (a restart changes them), and the mount table of
 // PID 1 without the per-pod mounts that come and go with every pod.
 var NodeCommands = map[string][]string{
-	"files":  {"sh", "-c", "find /etc/systemd /run/systemd/system /etc/containerd /etc/default /etc/kubernetes /etc/sysctl.d /var/lib/kubelet/config.yaml -type f 2>/dev/null | sort | xargs -r sha256sum"},
-	"pids":   {"sh", "-c", "for p in systemd kubelet containerd; do echo $p $(pidof $p); done"},
+	"files": {"sh", "-c", "find /etc/systemd /run/systemd/system /etc/containerd /etc/default /etc/kubernetes /etc/sysctl.d /var/lib/kubelet/config.yaml -type f 2>/dev/null | sort | xargs -r sha256sum"},
+	"pids":  {"sh", "-c", "for p in systemd kubelet containerd; do echo $p $(pidof $p); done"},
+	// What nodeconform itself may leave: journal entries, its /run
+	// directories, kubensenter, the pinned kubens namespace.
+	"leftovers": {"sh", "-c", "ls -d /var/lib/nodeconform/journal/* /run/nodeconform-* /usr/local/bin/kubensenter /run/kubens/mnt 2>/dev/null; true"},
+	// Which daemons share systemd's mount namespace (the relation, not
+	// the inode numbers, which a restart changes).
+	"mntns":  {"sh", "-c", `s=$(readlink /proc/1/ns/mnt); for p in kubelet containerd; do n=$(readlink /proc/$(pidof -s $p)/ns/mnt 2>/dev/null); if [ "$n" = "$s" ]; then echo "$p shares-systemd-mnt"; else echo "$p own-mnt"; fi; done`},
 	"mounts": {"sh", "-c", "findmnt -rn --task 1 -o TARGET,FSTYPE,SOURCE,PROPAGATION | grep -v -e '^/var/lib/kubelet/pods/' -e '^/run/containerd/' -e '^/run/netns/' -e '^/var/lib/containerd/' | sort"},
 }
 

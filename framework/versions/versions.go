@@ -31,3 +31,10 @@ const NFD = "v0.17.3"
 
 // NFDImageRepository is the local repository of the NFD image.
 const NFDImageRepository = "nodeconform/nfd"
+
+// Registry is the distribution (CNCF Distribution) release of the local
+// registry the production-like target pulls its probe image from.
+const Registry = "v3.1.2"
+
+// RegistryImageRepository is the local repository of the registry image.
+const RegistryImageRepository = "nodeconform/registry"

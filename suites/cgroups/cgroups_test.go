@@ -146,8 +146,14 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		judge(ctx, "container cgroup limit files", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			p := run(ctx, g, e, probePod(ns, "limits-"+n, e.ProbeImage, n, res("100m", "32Mi"), res("200m", "64Mi"), nil))
 			want := cg.Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20}
-			if c.kc.CPUCFSQuota != nil && !*c.kc.CPUCFSQuota {
-				want.CPULimitMilli = 0 // the kubelet writes no quota (the profile spec judges the flag)
+			// Whether a quota is written follows the profile where it
+			// declares cpuCFSQuota, else the kubelet's own flag.
+			quota := c.kc.CPUCFSQuota == nil || *c.kc.CPUCFSQuota
+			if grp := e.Group(n); grp != nil && grp.Node.CPUCFSQuota != nil {
+				quota = *grp.Node.CPUCFSQuota
+			}
+			if !quota {
+				want.CPULimitMilli = 0
 			}
 			l := readLimits(ctx, g, c.rd, p)
 			if problems := cg.Check(c.rd.Version, want, l); len(problems) > 0 {
@@ -207,16 +213,20 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	It("enforces the kubelet's pod pids limit where configured", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-pids", "")
 		judge(ctx, "pod pids limit", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
-			if c.kc.PodPidsLimit == nil || *c.kc.PodPidsLimit <= 0 {
-				verdict.SkipNode("the kubelet sets no podPidsLimit")
+			limit := c.kc.PodPidsLimit
+			if grp := e.Group(n); grp != nil && grp.Node.PodPidsLimit != nil {
+				limit = grp.Node.PodPidsLimit // the intent, not what the kubelet happens to have
+			}
+			if limit == nil || *limit <= 0 {
+				verdict.SkipNode("no podPidsLimit configured")
 			}
 			p := run(ctx, g, e, probePod(ns, "pids-"+n, e.ProbeImage, n, nil, nil, nil))
 			podPath := path.Dir(containerPath(ctx, g, c.rd, p, "pids"))
 			file := path.Join(cg.Dir(c.rd.Version, "pids", podPath), "pids.max")
 			got, err := e.Nodes.MustHost(ctx, n, "cat", file)
 			g.Expect(err).NotTo(HaveOccurred())
-			if v := strings.TrimSpace(got); v != fmt.Sprint(*c.kc.PodPidsLimit) {
-				verdict.FailNode(fmt.Sprintf("pod %s: %s wanted %d (podPidsLimit), found %s", p.Name, file, *c.kc.PodPidsLimit, v))
+			if v := strings.TrimSpace(got); v != fmt.Sprint(*limit) {
+				verdict.FailNode(fmt.Sprintf("pod %s: %s wanted %d (podPidsLimit), found %s", p.Name, file, *limit, v))
 			}
 			return map[string]string{"file": file, "value": strings.TrimSpace(got)}
 		})

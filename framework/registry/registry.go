@@ -1,0 +1,221 @@
+// Package registry runs a container registry on this machine for targets
+// that must be reached the way users reach theirs: the nodes pull the
+// probe image from it instead of having it side-loaded. The registry is
+// CNCF Distribution built from the Go module proxy (only its filesystem
+// and in-memory drivers), packaged FROM scratch, run on the kind Docker
+// network; images are pushed to it with go-containerregistry.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/nodeconform/nodeconform/framework/digest"
+	"github.com/nodeconform/nodeconform/framework/scratchimage"
+	"github.com/nodeconform/nodeconform/framework/versions"
+)
+
+// Module is distribution's Go module.
+const Module = "github.com/distribution/distribution/v3"
+
+// main imports only what a local test registry needs: no cloud storage
+// drivers, so the build stays small and offline-friendly.
+const mainSrc = `package main
+
+import (
+	"github.com/distribution/distribution/v3/registry"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+)
+
+func main() { _ = registry.RootCmd.Execute() }
+`
+
+// config keeps blobs in memory: the registry lives as long as a test run.
+const config = `version: 0.1
+log:
+  level: warn
+storage:
+  inmemory: {}
+  delete:
+    enabled: true
+http:
+  addr: :5000
+`
+
+// Defaults of the registry container.
+const (
+	// ContainerName is also its host name on the kind network: nodes
+	// pull from ContainerName:5000.
+	ContainerName = "nodeconform-registry"
+	// Network is kind's Docker network.
+	Network = "kind"
+	// HostPort is where this machine pushes to (loopback only).
+	HostPort = "127.0.0.1:5001"
+	// Label marks the container for `make clean`.
+	Label = "io.nodeconform.registry"
+)
+
+// NodeHost is the registry as the nodes reach it.
+const NodeHost = ContainerName + ":5000"
+
+// BuildOptions configure Build.
+type BuildOptions struct {
+	CacheDir string
+}
+
+// Build builds the registry binary and image (cached by content) and
+// returns the image reference.
+func Build(ctx context.Context, o BuildOptions) (string, error) {
+	work := filepath.Join(o.CacheDir, "registry-"+versions.Registry)
+	bin := filepath.Join(work, "registry")
+	if _, err := os.Stat(bin); err != nil {
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return "", err
+		}
+		gomod := "module nodeconform.local/registry\n\ngo 1.24\n\nrequire " + Module + " " + versions.Registry + "\n"
+		if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(gomod), 0o644); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(work, "main.go"), []byte(mainSrc), 0o644); err != nil {
+			return "", err
+		}
+		for _, args := range [][]string{{"mod", "tidy"}, {"build", "-trimpath", "-ldflags", "-s -w", "-o", bin + ".tmp", "."}} {
+			c := exec.CommandContext(ctx, "go", args...)
+			c.Dir = work
+			c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+			if out, err := c.CombinedOutput(); err != nil {
+				return "", fmt.Errorf("build registry %s (go %s): %w\n%s", versions.Registry, strings.Join(args, " "), err, out)
+			}
+		}
+		if err := os.Rename(bin+".tmp", bin); err != nil {
+			return "", err
+		}
+	}
+	cfg := filepath.Join(work, "config.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		return "", err
+	}
+	sum, err := digest.File(bin)
+	if err != nil {
+		return "", err
+	}
+	ref := versions.RegistryImageRepository + ":" + sum[:12]
+	df := "FROM scratch\nCOPY registry /registry\nCOPY config.yml /etc/registry/config.yml\nENTRYPOINT [\"/registry\"]\nCMD [\"serve\", \"/etc/registry/config.yml\"]\n"
+	err = scratchimage.Build(ctx, scratchimage.Spec{Ref: ref, Archive: filepath.Join(o.CacheDir, "registry-"+sum[:12]+".tar"), Dockerfile: df,
+		Files: map[string]string{"registry": bin, "config.yml": cfg}, TempDir: o.CacheDir})
+	return ref, err
+}
+
+// Start runs the registry container on the kind network (replacing a
+// stopped one) and waits until it answers on HostPort.
+func Start(ctx context.Context, image string) error {
+	if out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", ContainerName).Output(); err == nil && strings.TrimSpace(string(out)) == "true" {
+		return wait(ctx, 30*time.Second)
+	}
+	_ = exec.CommandContext(ctx, "docker", "rm", "-f", ContainerName).Run()
+	out, err := exec.CommandContext(ctx, "docker", "run", "-d", "--name", ContainerName, "--network", Network,
+		"--label", Label+"=true", "-p", HostPort+":5000", image).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("start registry container: %w: %s", err, out)
+	}
+	return wait(ctx, 30*time.Second)
+}
+
+// Stop removes the registry container.
+func Stop(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "docker", "rm", "-f", ContainerName).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "No such container") {
+		return fmt.Errorf("remove registry container: %w: %s", err, out)
+	}
+	return nil
+}
+
+func wait(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if last = Ping(ctx, HostPort); last == nil {
+			return nil
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return fmt.Errorf("registry at %s not answering within %s: %w", HostPort, timeout, last)
+}
+
+// Ping checks that a registry answers the v2 API at host.
+func Ping(ctx context.Context, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("GET http://%s/v2/: %s", host, resp.Status)
+	}
+	return nil
+}
+
+// ErrUnreachable marks a push whose registry did not answer.
+var ErrUnreachable = errors.New("registry unreachable")
+
+// ParseRef validates a push reference (host/repo:tag).
+func ParseRef(ref string) (name.Tag, error) {
+	opts := []name.Option{name.StrictValidation}
+	if insecureHost(ref) {
+		opts = append(opts, name.Insecure)
+	}
+	tag, err := name.NewTag(ref, opts...)
+	if err != nil {
+		return tag, fmt.Errorf("--push %q: %w", ref, err)
+	}
+	return tag, nil
+}
+
+// Push pushes a docker-save archive (one image) to ref (host/repo:tag).
+// A plain-HTTP registry is allowed only on loopback and the project's own
+// network names.
+func Push(ctx context.Context, archive, ref string) error {
+	tag, err := ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	if err := Ping(ctx, tag.RegistryStr()); err != nil && insecureHost(ref) {
+		return fmt.Errorf("%w: %s: %v", ErrUnreachable, tag.RegistryStr(), err)
+	}
+	img, err := tarball.ImageFromPath(archive, nil)
+	if err != nil {
+		return fmt.Errorf("read image archive %s: %w", archive, err)
+	}
+	if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return fmt.Errorf("%w: push %s: %v", ErrUnreachable, ref, err)
+		}
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	return nil
+}
+
+func insecureHost(ref string) bool {
+	host := strings.SplitN(ref, "/", 2)[0]
+	h := strings.Split(host, ":")[0]
+	return h == "127.0.0.1" || h == "localhost" || h == ContainerName
+}

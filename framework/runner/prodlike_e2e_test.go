@@ -1,0 +1,156 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	kindcmd "sigs.k8s.io/kind/pkg/cmd"
+
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/profile"
+	"github.com/nodeconform/nodeconform/framework/report"
+)
+
+// TestProductionLikeCluster judges the production-like target, prepared
+// by hack/prodlike before the run (encapsulation on every node, per-pool
+// allowlists, the operator's kata overhead), reached only through its
+// kubeconfig in verify mode with the probe pulled from the registry:
+//   - every suite passes against its profile, the encapsulated column
+//     runs, and verify mode changes nothing (the snapshot proof);
+//   - a deliberately wrong profile fails with drift messages naming node,
+//     field, wanted and found, and the overhead mismatch fails one spec
+//     while admission and the pod cgroup are still checked.
+func TestProductionLikeCluster(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 and prepare the target (make prodlike-e2e)")
+	}
+	var st struct{ Kubeconfig, ProbeImage, Profile string }
+	data, err := os.ReadFile(os.Getenv("NODECONFORM_PRODLIKE_STATE"))
+	if err != nil {
+		t.Fatalf("production-like target not prepared (go run ./hack/prodlike up): %v", err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	res := proveVerifyChangesNothing(t, verifyTarget{kubeconfig: st.Kubeconfig, probeImage: st.ProbeImage, profile: st.Profile})
+	for _, s := range failed(res) {
+		t.Errorf("%s: %s: %s", s.Suite, s.Name, s.Failure)
+	}
+	byName := map[string]report.Spec{}
+	for _, s := range res.Specs {
+		byName[s.Name] = s
+	}
+	for _, want := range []string{"runs kubelet and the runtime in one namespace that is not systemd's", "the profile declares"} {
+		ran := false
+		for n, s := range byName {
+			if strings.Contains(n, want) && s.State == report.Passed {
+				ran = true
+			}
+		}
+		if !ran {
+			t.Errorf("no spec %q passed on the encapsulated cluster", want)
+		}
+	}
+
+	// A wrong profile: drift named.
+	rc, err := cluster.LoadKubeconfig(st.Kubeconfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	nodeOf := func(pool string) string {
+		l, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "nodeconform.io/pool=" + pool})
+		if err != nil || len(l.Items) != 1 {
+			t.Fatalf("pool %s: %v", pool, err)
+		}
+		return l.Items[0].Name
+	}
+	p, err := profile.Load(st.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := "off"
+	for i := range p.Spec.Groups {
+		g := &p.Spec.Groups[i]
+		switch g.Name {
+		case "messaging":
+			l := []string{"kernel.msg*"}
+			g.Node.AllowedUnsafeSysctls = &l
+		case "shm":
+			g.Node.Encapsulation = &off
+		}
+	}
+	p.Spec.RuntimeClasses[0].Overhead = map[string]resource.Quantity{"cpu": resource.MustParse("500m"), "memory": resource.MustParse("500Mi")}
+	wrong := filepath.Join(t.TempDir(), "wrong-profile.yaml")
+	out, err := profile.Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	o := Options{Mode: ModeVerify, Kubeconfig: st.Kubeconfig, ProbeImage: st.ProbeImage, Profile: wrong, Quiet: true,
+		Suites: []string{"sysctl", "encapsulation", "runtimeclass"}, ReportDir: filepath.Join(dir, "r"), Timeout: 15 * time.Minute,
+		SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var summary bytes.Buffer
+	wr, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
+	report.Summary(&summary, wr.Specs)
+	t.Logf("wrong profile:\n%s", summary.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFail := map[string]string{
+		"has on each node the kubelet allowlist the profile declares": "node " + nodeOf("messaging") + ": allowedUnsafeSysctls: wanted kernel.msg*, found kernel.msg*,net.core.somaxconn",
+		"has on each node the encapsulation the profile declares":      "node " + nodeOf("shm") + ": encapsulation: wanted off, found on",
+		"declares the expected handler and overhead.podFixed":          "cpu",
+	}
+	got := map[string]report.Spec{}
+	for _, s := range wr.Specs {
+		for short := range wantFail {
+			if strings.HasSuffix(s.Name, short) {
+				got[short] = s
+			}
+		}
+		if s.State == report.Failed {
+			known := false
+			for short := range wantFail {
+				known = known || strings.HasSuffix(s.Name, short)
+			}
+			if !known {
+				t.Errorf("unexpected failure with the wrong profile: %s: %s", s.Name, s.Failure)
+			}
+		}
+	}
+	for short, msg := range wantFail {
+		s := got[short]
+		if s.State != report.Failed || !strings.Contains(s.Failure, msg) {
+			t.Errorf("%q: want failed with %q, got %s: %s", short, msg, s.State, s.Failure)
+		}
+	}
+	// The overhead mismatch hides nothing: admission and the pod cgroup
+	// are checked against the overhead the cluster declares.
+	for _, s := range wr.Specs {
+		if (strings.Contains(s.Name, "has admission copy the RuntimeClass overhead") || strings.Contains(s.Name, "limits plus the overhead into the pod cgroup")) && s.State != report.Passed {
+			t.Errorf("%s: %s (%s%s)", s.Name, s.State, s.Skip, s.Failure)
+		}
+	}
+}
