@@ -50,8 +50,10 @@ type Probes struct {
 	// Problems maps a node whose probe never became Ready to why (its
 	// pod's state and events): checks on that node fail with it.
 	Problems map[string]string
-	cs       kubernetes.Interface
-	kl       klient.Client
+	// brokenSince is when each not-Ready probe pod was first seen stuck.
+	brokenSince map[string]time.Time
+	cs          kubernetes.Interface
+	kl          klient.Client
 }
 
 // Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
@@ -106,9 +108,15 @@ func (p *Probes) refresh(ctx context.Context) error {
 }
 
 // brokenReasons are event reasons after which a probe pod will not become
-// Ready without someone fixing its node.
-var brokenReasons = map[string]bool{"FailedCreatePodSandBox": true, "FailedMount": true, "ErrImagePull": true,
-	"ImagePullBackOff": true, "BackOff": true, "Failed": true, "FailedKillPod": true}
+// Ready without someone fixing its node. Transient warnings (FailedMount
+// "failed to sync configmap cache" right after a kubelet restart) are not
+// among them, and even these must persist for stuckAfter.
+var brokenReasons = map[string]bool{"FailedCreatePodSandBox": true, "ErrImagePull": true,
+	"ImagePullBackOff": true, "Failed": true, "InvalidImageName": true}
+
+// stuckAfter is how long a probe pod must stay not Ready with a broken
+// reason before its node is given up on.
+const stuckAfter = 15 * time.Second
 
 // waitReady waits until the probe is Ready on every node it was scheduled
 // to, or until every pod that is not Ready is stuck for a reason its
@@ -162,6 +170,9 @@ func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, i
 	}
 	stuck := map[string]string{}
 	pending := 0
+	if p.brokenSince == nil {
+		p.brokenSince = map[string]time.Time{}
+	}
 	for _, pod := range pods.Items {
 		node := pod.Spec.NodeName
 		if _, ok := p.Pods[node]; ok || pod.DeletionTimestamp != nil {
@@ -173,7 +184,18 @@ func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, i
 				broken = true
 			}
 		}
-		if broken || final {
+		// A container that started is on its way to Ready.
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				broken = false
+			}
+		}
+		if !broken {
+			delete(p.brokenSince, node)
+		} else if _, seen := p.brokenSince[node]; !seen {
+			p.brokenSince[node] = time.Now()
+		}
+		if (broken && time.Since(p.brokenSince[node]) >= stuckAfter) || final {
 			stuck[node] = "probe pod " + pod.Name + " not Ready: " + workload.Describe(ctx, p.cs, p.Namespace, pod.Name)
 		} else {
 			pending++

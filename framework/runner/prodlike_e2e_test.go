@@ -120,8 +120,8 @@ func TestProductionLikeCluster(t *testing.T) {
 	}
 	wantFail := map[string]string{
 		"has on each node the kubelet allowlist the profile declares": "node " + nodeOf("messaging") + ": allowedUnsafeSysctls: wanted kernel.msg*, found kernel.msg*,net.core.somaxconn",
-		"has on each node the encapsulation the profile declares":      "node " + nodeOf("shm") + ": encapsulation: wanted off, found on",
-		"declares the expected handler and overhead.podFixed":          "cpu",
+		"has on each node the encapsulation the profile declares":     "node " + nodeOf("shm") + ": encapsulation: wanted off, found on",
+		"declares the expected handler and overhead.podFixed":         "cpu",
 	}
 	got := map[string]report.Spec{}
 	for _, s := range wr.Specs {

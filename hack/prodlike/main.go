@@ -53,7 +53,9 @@ type State struct {
 }
 
 // StatePath is where `up` writes the State.
-func StatePath() string { return filepath.Join(filepath.Dir(cluster.DefaultKubeconfigPath(Name)), Name+".json") }
+func StatePath() string {
+	return filepath.Join(filepath.Dir(cluster.DefaultKubeconfigPath(Name)), Name+".json")
+}
 
 func main() {
 	if len(os.Args) != 2 || (os.Args[1] != "up" && os.Args[1] != "down") {

@@ -301,7 +301,6 @@ func withKind(t corev1.PodTemplateSpec, kind string) corev1.PodTemplateSpec {
 	return t
 }
 
-
 func readInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod, name string) string {
 	var r probeapi.Read
 	g.Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, []string{"read", sc.ProcPath(name)}, &r)).To(Succeed())
