@@ -37,6 +37,9 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
+// quirkReported is set in the environment once a host quirk was printed.
+const quirkReported = "NODECONFORM_HOST_QUIRKS_REPORTED"
+
 // DefaultOptions returns the paths used on Debian hosts.
 func DefaultOptions(logger log.Logger) Options {
 	return Options{
@@ -70,7 +73,12 @@ func EnsureDocker(ctx context.Context, o Options) error {
 		return fmt.Errorf("read this host's capability bounding set: %w", err)
 	}
 	if len(missing) > 0 {
-		o.Logger.V(0).Infof("host capability bounding set lacks %s: privileged containers need the %s runc wrapper", strings.Join(missing, ","), wrapperRuntime)
+		// Said once per command: the runner reports it, and the suites
+		// it starts inherit the note that it was reported.
+		if os.Getenv(quirkReported) == "" {
+			o.Logger.V(0).Infof("host capability bounding set lacks %s: privileged containers need the %s runc wrapper", strings.Join(missing, ","), wrapperRuntime)
+			_ = os.Setenv(quirkReported, "1")
+		}
 	}
 	if info, ok := DockerAnswers(ctx); ok {
 		fields := strings.Fields(info)

@@ -36,6 +36,8 @@ type Results struct {
 	Cluster   string    `json:"cluster,omitempty"`
 	Mode      string    `json:"mode,omitempty"`
 	StartedAt time.Time `json:"startedAt"`
+	// SuiteSeconds is each suite's wall time, setup and cleanup included.
+	SuiteSeconds map[string]float64 `json:"suiteSeconds,omitempty"`
 	Specs     []Spec    `json:"specs"`
 }
 
@@ -204,6 +206,22 @@ func (c *Counts) add(state string) {
 	default:
 		c.Skipped++
 	}
+}
+
+// Timings prints each suite's wall time, in run order.
+func Timings(w io.Writer, specs []Spec, seconds map[string]float64) {
+	if len(seconds) == 0 {
+		return
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if t, ok := seconds[s.Suite]; ok && !seen[s.Suite] {
+			seen[s.Suite] = true
+			parts = append(parts, fmt.Sprintf("%s %s", s.Suite, time.Duration(t*float64(time.Second)).Round(100*time.Millisecond)))
+		}
+	}
+	fmt.Fprintf(w, "wall time: %s\n", strings.Join(parts, ", "))
 }
 
 // Summary prints a table per suite, the skip reasons, each failed or

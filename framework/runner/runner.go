@@ -331,7 +331,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		jsonPath := filepath.Join(o.ReportDir, suite+".json")
 		_ = os.Remove(jsonPath)
 		logger.V(0).Infof("=== suite %s", suite)
+		suiteStart := time.Now()
 		runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
+		if res.SuiteSeconds == nil {
+			res.SuiteSeconds = map[string]float64{}
+		}
+		res.SuiteSeconds[suite] = time.Since(suiteStart).Seconds()
 		reports, err := report.LoadGinkgoJSON(jsonPath)
 		if err != nil {
 			// No report: the suite binary itself failed (setup crash,
