@@ -67,7 +67,9 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, ContinueOnFailure,
 
 	It("declares the expected handler and overhead.podFixed", func() {
 		Expect(rc.Handler).To(Equal(e.Config.RuntimeClass.Handler), "RuntimeClass %s handler", rc.Name)
-		Expect(rcx.CompareOverhead(want, rcx.PodFixed(rc))).To(BeEmpty(), "RuntimeClass %s overhead.podFixed", rc.Name)
+		if d := rcx.CompareOverhead(want, rcx.PodFixed(rc)); len(d) > 0 {
+			Fail(fmt.Sprintf("RuntimeClass %s overhead.podFixed differs from the expected (profile or config): %s", rc.Name, strings.Join(d, "; ")))
+		}
 	})
 
 	It("has admission copy the RuntimeClass overhead into the pod's spec.overhead", func(ctx SpecContext) {
