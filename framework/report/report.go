@@ -38,7 +38,7 @@ type Results struct {
 	StartedAt time.Time `json:"startedAt"`
 	// SuiteSeconds is each suite's wall time, setup and cleanup included.
 	SuiteSeconds map[string]float64 `json:"suiteSeconds,omitempty"`
-	Specs     []Spec    `json:"specs"`
+	Specs        []Spec             `json:"specs"`
 }
 
 // Outcome states as written in results.json.
