@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -224,14 +226,7 @@ func (e *Env) ExpectProfile(ctx context.Context, suite string) {
 
 func joinSentences(lines []string) string { return strings.Join(lines, "; ") }
 
-func sortedKeys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Journal records node changes on the nodes, retrying while a node's
 // kubelet restarts (timeouts.nodeRestart).

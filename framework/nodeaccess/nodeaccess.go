@@ -6,6 +6,8 @@ package nodeaccess
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"fmt"
 	"sort"
 	"strings"
@@ -229,14 +231,7 @@ func (p *Probes) describeProblems() string {
 	return strings.Join(parts, " | ")
 }
 
-func sortedKeys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 func (p *Probes) describePods(ctx context.Context) string {
 	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{})

@@ -12,10 +12,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/nodeconform/nodeconform/framework/cluster"
-	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/readonly"
 	"github.com/nodeconform/nodeconform/framework/snapshot"
@@ -34,15 +31,7 @@ func TestInterruptRestoresNodes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	name := config.Default().Cluster.Name
-	if ok, err := cluster.NewKind(name).Exists(); err != nil || !ok {
-		t.Fatalf("kind cluster %q does not exist (make cluster first): %v", name, err)
-	}
-	rc, err := cluster.LoadKubeconfig(cluster.DefaultKubeconfigPath(name), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(rc)
+	cs := kindClient(t)
 	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

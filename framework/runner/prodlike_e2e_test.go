@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -13,10 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
 	"github.com/nodeconform/nodeconform/framework/cluster"
-	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/profile"
 	"github.com/nodeconform/nodeconform/framework/report"
 )
@@ -101,23 +98,8 @@ func TestProductionLikeCluster(t *testing.T) {
 	if err := os.WriteFile(wrong, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	o := Options{Mode: ModeVerify, Kubeconfig: st.Kubeconfig, ProbeImage: st.ProbeImage, Profile: wrong, Quiet: true,
-		Suites: []string{"sysctl", "encapsulation", "runtimeclass"}, ReportDir: filepath.Join(dir, "r"), Timeout: 15 * time.Minute,
-		SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var summary bytes.Buffer
-	wr, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
-	report.Summary(&summary, wr.Specs)
-	t.Logf("wrong profile:\n%s", summary.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	wr := runSuites(ctx, t, t.TempDir(), "wrong-profile", Options{Kubeconfig: st.Kubeconfig, ProbeImage: st.ProbeImage, Profile: wrong,
+		Suites: []string{"sysctl", "encapsulation", "runtimeclass"}})
 	wantFail := map[string]string{
 		"has on each node the kubelet allowlist the profile declares": "node " + nodeOf("messaging") + ": allowedUnsafeSysctls: wanted kernel.msg*, found kernel.msg*,net.core.somaxconn",
 		"has on each node the encapsulation the profile declares":     "node " + nodeOf("shm") + ": encapsulation: wanted off, found on",

@@ -42,36 +42,12 @@ func TestProfileJudgesDrift(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	name := config.Default().Cluster.Name
-	if ok, err := cluster.NewKind(name).Exists(); err != nil || !ok {
-		t.Fatalf("kind cluster %q does not exist (make cluster first): %v", name, err)
-	}
-	rc, err := cluster.LoadKubeconfig(cluster.DefaultKubeconfigPath(name), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(rc)
+	cs := kindClient(t)
 	dir := t.TempDir()
-	suitesDir := filepath.Join(dir, "suites")
-	if err := os.MkdirAll(suitesDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	lab := filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml")
+	lab := labProfile()
 	run := func(label, prof string, suites []string, focus ...string) report.Results {
 		t.Helper()
-		o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, label), Timeout: 15 * time.Minute, Quiet: true, Suites: suites,
-			Focus: focus, Profile: prof, SourceDir: e2e.FindModuleRoot(), SuitesDir: suitesDir}
-		if err := o.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		var summary bytes.Buffer
-		res, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
-		report.Summary(&summary, res.Specs)
-		t.Logf("run %s:\n%s", label, summary.String())
-		if err != nil {
-			t.Fatalf("run %s: %v", label, err)
-		}
-		return res
+		return runSuites(ctx, t, dir, label, Options{Profile: prof, Suites: suites, Focus: focus})
 	}
 	profileSuites := []string{"sysctl", "cgroups", "encapsulation"}
 
@@ -244,10 +220,17 @@ func kindClient(t *testing.T) kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(rc)
 }
 
-func runSuites(ctx context.Context, t *testing.T, dir, label, mode string, suites []string, focus ...string) report.Results {
+// runSuites runs o (verify mode unless set; report and suite
+// directories under dir/label) and logs its summary.
+func runSuites(ctx context.Context, t *testing.T, dir, label string, o Options) report.Results {
 	t.Helper()
-	o := Options{Mode: mode, ReportDir: filepath.Join(dir, label), Timeout: 15 * time.Minute, Quiet: true, Suites: suites, Focus: focus,
-		Profile: filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml"), SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+	if o.Mode == "" {
+		o.Mode = ModeVerify
+	}
+	o.ReportDir, o.SuitesDir, o.SourceDir, o.Quiet = filepath.Join(dir, label), filepath.Join(dir, "suites"), e2e.FindModuleRoot(), true
+	if o.Timeout == 0 {
+		o.Timeout = 15 * time.Minute
+	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +245,11 @@ func runSuites(ctx context.Context, t *testing.T, dir, label, mode string, suite
 		t.Fatalf("run %s: %v", label, err)
 	}
 	return res
+}
+
+// labProfile is the default kind cluster's profile.
+func labProfile() string {
+	return filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml")
 }
 
 // TestMisconfiguredWorker switches one kubelet setting the cgroups suite
@@ -282,7 +270,7 @@ func TestMisconfiguredWorker(t *testing.T) {
 				return k.CPUCFSQuota != nil && !*k.CPUCFSQuota
 			})
 			defer undo()
-			res := runSuites(ctx, t, dir, "cfs-"+w, ModeVerify, []string{"cgroups"}, "throttles", "cgroup files", profileSpecs)
+			res := runSuites(ctx, t, dir, "cfs-"+w, Options{Profile: labProfile(), Suites: []string{"cgroups"}, Focus: []string{"throttles", "cgroup files", profileSpecs}})
 			f := failed(res)
 			if len(f) != 3 {
 				t.Fatalf("want the throttling, limit-file and profile specs failing, got %d: %+v", len(f), f)
@@ -318,7 +306,7 @@ func TestBrokenNodeIsAFinding(t *testing.T) {
 		return k.CgroupsPerQOS != nil && !*k.CgroupsPerQOS
 	})
 	defer undo()
-	res := runSuites(ctx, t, dir, "broken", ModeVerify, []string{"cgroups"})
+	res := runSuites(ctx, t, dir, "broken", Options{Profile: labProfile(), Suites: []string{"cgroups"}})
 	f := failed(res)
 	if len(f) == 0 {
 		t.Fatal("no spec failed with a worker that cannot start pods")
