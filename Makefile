@@ -52,7 +52,7 @@ verify-readonly: cluster
 # Also: a CFS-quota misconfiguration on each worker in turn, and a worker
 # that cannot start pods, are findings on exactly that node.
 findings-e2e: cluster
-	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding' -v ./framework/runner/
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing' -v ./framework/runner/
 
 # SIGINT while a suite waits for a kubelet or containerd it restarted
 # (CFS-quota control, encapsulation apply, its revert): every node is as

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nodeconform/nodeconform/framework/report"
@@ -59,5 +60,33 @@ func TestDiffExitCodes(t *testing.T) {
 		if code := execute(append([]string{"diff"}, tc.args...)); code != tc.want {
 			t.Errorf("diff %v: exit %d, want %d", tc.args, code, tc.want)
 		}
+	}
+}
+
+func TestProfileBadInputExits2(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := "apiVersion: nodeconform.io/v1alpha1\nkind: NodeProfile\nmetadata: {name: x}\nspec:\n  groups:\n  - name: all\n    nodeSelector: {matchLabels: {kubernetes.io/os: linux}}\n    node: {cpuCFSQuota: true}\n"
+	cases := map[string][]string{
+		"missing file":    {"profile", "check", "--offline", filepath.Join(dir, "absent.yaml")},
+		"malformed":       {"profile", "check", "--offline", write("malformed.yaml", "apiVersion: [")},
+		"unknown field":   {"profile", "check", "--offline", write("unknown.yaml", strings.Replace(good, "cpuCFSQuota", "cpuCFSQuotta", 1))},
+		"bad selector":    {"profile", "check", "--offline", write("selector.yaml", strings.Replace(good, "{matchLabels: {kubernetes.io/os: linux}}", "{matchExpressions: [{key: a, operator: Near}]}", 1))},
+		"run bad profile": {"run", "--profile", write("run.yaml", strings.Replace(good, "kind: NodeProfile", "kind: Profile", 1))},
+		"run bad --nodes": {"run", "--nodes", "a in (", "--profile", write("ok.yaml", good)},
+	}
+	for name, args := range cases {
+		if code := execute(args); code != exitUsageEnv {
+			t.Errorf("%s: exit %d, want %d", name, code, exitUsageEnv)
+		}
+	}
+	if code := execute([]string{"profile", "check", "--offline", write("good.yaml", good)}); code != exitOK {
+		t.Errorf("good profile: exit %d", code)
 	}
 }

@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"

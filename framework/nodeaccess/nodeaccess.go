@@ -6,9 +6,9 @@ package nodeaccess
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
-	"fmt"
 	"sort"
 	"strings"
 	"time"

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
@@ -349,6 +352,43 @@ func TestBrokenNodeIsAFinding(t *testing.T) {
 	for _, ns := range nss.Items {
 		if strings.HasPrefix(ns.Name, "nodeconform-") {
 			t.Errorf("namespace %s left behind", ns.Name)
+		}
+	}
+}
+
+// TestOverheadMismatchHidesNothing gives the lab cluster a kata
+// RuntimeClass someone else chose (the OpenShift operator's 250m / 350Mi,
+// made before the run) and runs the runtimeclass suite in apply mode with
+// the lab profile (500m / 500Mi): exactly the declaration spec fails,
+// naming the values, while admission, scheduling and the pod cgroup are
+// still checked against the overhead the cluster declares.
+func TestOverheadMismatchHidesNothing(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "kata"}, Handler: "kata",
+		Overhead: &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("350Mi")}}}
+	if _, err := cs.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the operator's RuntimeClass: %v", err)
+	}
+	defer func() {
+		if err := cs.NodeV1().RuntimeClasses().Delete(context.Background(), "kata", metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete RuntimeClass kata: %v", err)
+		}
+	}()
+	res := runSuites(ctx, t, t.TempDir(), "overhead", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"runtimeclass"}})
+	f := failed(res)
+	if len(f) != 1 || !strings.HasSuffix(f[0].Name, "declares the expected handler and overhead.podFixed") || !strings.Contains(f[0].Failure, "250m") {
+		t.Fatalf("want only the declaration spec failing with the cluster's 250m, got %+v", f)
+	}
+	for _, want := range []string{"has admission copy the RuntimeClass overhead", "counts the overhead when scheduling", "limits plus the overhead into the pod cgroup"} {
+		for _, s := range res.Specs {
+			if strings.Contains(s.Name, want) && s.State != report.Passed {
+				t.Errorf("%s: %s %s%s", s.Name, s.State, s.Skip, s.Failure)
+			}
 		}
 	}
 }
