@@ -66,9 +66,9 @@ interrupt-e2e: cluster
 # kubeconfig in verify mode with its profile, then removed.
 PRODLIKE_STATE := $${HOME}/.cache/nodeconform/nodeconform-prod.json
 prodlike-e2e: images
-	$(GO) run ./hack/prodlike up
-	NODECONFORM_E2E=1 NODECONFORM_PRODLIKE_STATE=$(PRODLIKE_STATE) $(GO) test -count=1 -timeout 45m -run TestProductionLikeCluster -v ./framework/runner/; \
-	status=$$?; $(GO) run ./hack/prodlike down; exit $$status
+	trap '$(GO) run ./hack/prodlike down' EXIT; \
+	$(GO) run ./hack/prodlike up && \
+	NODECONFORM_E2E=1 NODECONFORM_PRODLIKE_STATE=$(PRODLIKE_STATE) $(GO) test -count=1 -timeout 45m -run TestProductionLikeCluster -v ./framework/runner/
 
 # What CI runs: unit tests, the read-only proof, the profile, findings
 # and interrupt proofs, every suite on the lab kind cluster (created once

@@ -32,6 +32,7 @@ func newCleanupCmd(logger log.Logger) *cobra.Command {
 			}
 			env, err := e2e.Connect(data)
 			if err != nil {
+				_ = e2e.Abandon(context.WithoutCancel(cmd.Context()), data)
 				return err
 			}
 			if err := e2e.RemoveLeftovers(context.WithoutCancel(cmd.Context()), env); err != nil {

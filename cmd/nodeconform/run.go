@@ -38,6 +38,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 			if o.Kubeconfig == "" && !cmd.Flags().Changed("kubeconfig") {
 				o.Kubeconfig = os.Getenv("NODECONFORM_KUBECONFIG")
 			}
+			o.KubeconfigFromEnv = !cmd.Flags().Changed("kubeconfig") && o.Kubeconfig == os.Getenv("KUBECONFIG")
 			if err := o.Validate(); err != nil {
 				return usageError{err}
 			}

@@ -179,7 +179,9 @@ func (k *Kind) checkRunning(ctx context.Context) error {
 }
 
 // KindClusterOfContext returns the name of the kind cluster a kubeconfig
-// context was written for ("kind-<name>", kind's convention), or "".
+// context points at: named "kind-<name>" (kind's convention), a kind
+// cluster of that name exists, and the context's server is that cluster's
+// API server. Otherwise "".
 func KindClusterOfContext(kubeconfig, context string) string {
 	cfg, err := clientcmd.LoadFromFile(kubeconfig)
 	if err != nil {
@@ -189,7 +191,23 @@ func KindClusterOfContext(kubeconfig, context string) string {
 		context = cfg.CurrentContext
 	}
 	name, ok := strings.CutPrefix(context, "kind-")
-	if !ok || cfg.Contexts[context] == nil {
+	c := cfg.Contexts[context]
+	if !ok || c == nil || cfg.Clusters[c.Cluster] == nil {
+		return ""
+	}
+	k := NewKind(name)
+	if exists, err := k.Exists(); err != nil || !exists {
+		return ""
+	}
+	raw, err := k.provider.KubeConfig(name, false)
+	if err != nil {
+		return ""
+	}
+	own, err := clientcmd.Load([]byte(raw))
+	if err != nil || own.Contexts[own.CurrentContext] == nil || own.Clusters[own.Contexts[own.CurrentContext].Cluster] == nil {
+		return ""
+	}
+	if own.Clusters[own.Contexts[own.CurrentContext].Cluster].Server != cfg.Clusters[c.Cluster].Server {
 		return ""
 	}
 	return name

@@ -24,6 +24,7 @@ func CaptureProfile(ctx context.Context, s Settings, name string, logger log.Log
 	}
 	env, err := Connect(data)
 	if err != nil {
+		_ = Abandon(context.WithoutCancel(ctx), data)
 		return nil, err
 	}
 	defer func() {

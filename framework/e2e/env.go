@@ -305,7 +305,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		}
 		probes.ReadOnly = readOnly
 		sh.ProbeNS, sh.ProbeReady, sh.ProbeProblems = probes.Namespace, probes.ReadyAfter, probes.Problems
-		logger.V(0).Infof("probe ready on %d nodes in %s", len(probes.Pods), probes.ReadyAfter.Round(100*time.Millisecond))
+		logger.V(0).Infof("probe ready on %d nodes in %s", probes.Ready(), probes.ReadyAfter.Round(100*time.Millisecond))
 		for _, n := range sortedKeys(probes.Problems) {
 			logger.Warnf("node %s cannot be examined: %s", n, probes.Problems[n])
 		}
@@ -315,6 +315,30 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		report("node changes of earlier runs (journal)", sh.Replayed)
 	}
 	return json.Marshal(sh)
+}
+
+// Abandon removes everything of the run Up's data describes: for a
+// process that cannot Connect after a successful Up.
+func Abandon(ctx context.Context, data []byte) error {
+	var sh shared
+	if err := json.Unmarshal(data, &sh); err != nil {
+		return err
+	}
+	stopOwner(sh.RunID)
+	rc, cs, _, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	cfg, _, err := LoadConfig(sh.ConfigFile, sh.ProfileFile)
+	if err != nil {
+		cfg = config.Default()
+	}
+	_, err = removeRun(ctx, cs, dyn, sh.RunID, false, cfg.Timeouts.NamespaceDeletion.Duration)
+	return err
 }
 
 // KindUp makes sure Docker answers and the node image exists, then creates

@@ -44,6 +44,12 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		return data
 	}, func(data []byte) {
 		e, err := Connect(data)
+		if err != nil && ginkgo.GinkgoParallelProcess() == 1 {
+			// Nothing else would remove what Up created for this run.
+			if aerr := Abandon(context.Background(), data); aerr != nil {
+				err = fmt.Errorf("%w; and removing this run's objects failed: %v", err, aerr)
+			}
+		}
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "connect to cluster")
 		*env = e
 	})
@@ -53,21 +59,28 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		if e == nil {
 			return
 		}
+		cfg := e.Config
 		// Anything left in this run's node journals is a revert that did
 		// not finish (Ctrl-C while a kubelet restarted, a node that came
-		// back late): undo it now, and say so.
+		// back late): undo it now, and say so. Removal gets its own
+		// deadline, so a slow undo cannot leave the probe behind.
 		var undone []string
-		var err error
+		var undoErr error
 		if e.Nodes != nil && e.Mode == "apply" {
-			undone, err = undoOwn(ctx, e.Nodes, e.RunID, e.Config, kindcmd.NewLogger())
+			uctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeouts.NodeRestart.Duration)
+			undone, undoErr = undoOwn(uctx, e.Nodes, e.RunID, cfg, kindcmd.NewLogger())
+			cancel()
 		}
-		gomega.Expect(RemoveLeftovers(ctx, e)).To(gomega.Succeed())
-		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "undo node changes left in this run's journal: %v", undone)
 		if len(undone) > 0 {
 			ginkgo.AddReportEntry("undoneAtSuiteEnd", undone)
 			fmt.Fprintf(ginkgo.GinkgoWriter, "node changes whose revert had not finished, undone at the suite's end:\n  %s\n", strings.Join(undone, "\n  "))
 		}
-	}, ginkgo.NodeTimeout(2*TreeConfig().Timeouts.NodeRestart.Duration+TreeConfig().Timeouts.NamespaceDeletion.Duration))
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Timeouts.NamespaceDeletion.Duration)
+		defer cancel()
+		removeErr := RemoveLeftovers(rctx, e)
+		gomega.Expect(undoErr).NotTo(gomega.HaveOccurred(), "undo node changes left in this run's journal (undone: %v)", undone)
+		gomega.Expect(removeErr).NotTo(gomega.HaveOccurred(), "remove this run's objects")
+	}, ginkgo.NodeTimeout(2*TreeConfig().Timeouts.NodeRestart.Duration+2*TreeConfig().Timeouts.NamespaceDeletion.Duration))
 	return env
 }
 
@@ -183,7 +196,8 @@ func (e *Env) String() string {
 // (decorators such as NodeTimeout are evaluated before any setup runs).
 // An unreadable override file falls back to the defaults here; Up reports it.
 func TreeConfig() *config.Config {
-	c, err := config.Load(SettingsFromEnv().ConfigFile)
+	s := SettingsFromEnv()
+	c, _, err := LoadConfig(s.ConfigFile, s.Profile)
 	if err != nil {
 		return config.Default()
 	}

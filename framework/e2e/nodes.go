@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
@@ -41,7 +42,7 @@ func LoadConfig(configFile, profileFile string) (*config.Config, *profile.Profil
 		return nil, nil, err
 	}
 	if profileFile == "" {
-		return cfg, nil, nil
+		return cfg, nil, validate(cfg)
 	}
 	prof, err := profile.Load(profileFile)
 	if err != nil {
@@ -69,7 +70,18 @@ func LoadConfig(configFile, profileFile string) (*config.Config, *profile.Profil
 			cfg.RuntimeClass.RequireVM = *rc.Isolated
 		}
 	}
-	return cfg, prof, nil
+	return cfg, prof, validate(cfg)
+}
+
+// validate refuses settings that would break a run rather than slow it.
+func validate(cfg *config.Config) error {
+	if d := cfg.Timeouts.OwnerLease.Duration; d < 15*time.Second {
+		return fmt.Errorf("timeouts.ownerLease %s: must be at least 15s (a shorter lease makes live runs look dead)", d)
+	}
+	if cfg.Nodes.MaxParallel < 1 {
+		return fmt.Errorf("nodes.maxParallel %d: must be at least 1", cfg.Nodes.MaxParallel)
+	}
+	return nil
 }
 
 // SelectNodes returns the nodes a run judges: the nodes of the profile's
@@ -158,7 +170,7 @@ func (e *Env) Unreachable() map[string]string {
 	for _, t := range e.Targets {
 		if why, ok := e.Nodes.Problems[t.Name]; ok {
 			out[t.Name] = why
-		} else if _, ok := e.Nodes.Pods[t.Name]; !ok {
+		} else if _, ok := e.Nodes.PodOn(t.Name); !ok {
 			out[t.Name] = "no probe pod on the node"
 		}
 	}
@@ -206,6 +218,16 @@ func (e *Env) ExpectProfile(ctx context.Context, suite string) {
 			grp := e.Group(node)
 			if grp == nil {
 				verdict.SkipNode("in no profile group")
+			}
+			declared := grp.Node.State()
+			judged := false
+			for _, f := range fields {
+				if v, ok := declared[f]; ok && !(f == profile.FieldKataLabel && v == profile.KataGroundTruth) {
+					judged = true
+				}
+			}
+			if !judged {
+				verdict.SkipNode(fmt.Sprintf("profile group %s declares none of %v", grp.Name, fields))
 			}
 			var lines []string
 			for _, d := range profile.Compare(node, grp, st, fields) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	coordv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -50,6 +52,7 @@ func startOwner(ctx context.Context, cs kubernetes.Interface, run string, d time
 	lease := &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: ownerLease, Namespace: ns},
 		Spec: coordv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}}
 	if _, err := cs.CoordinationV1().Leases(ns).Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+		_ = cs.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), ns, metav1.DeleteOptions{})
 		return fmt.Errorf("create owner lease in %s: %w", ns, err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -86,8 +89,14 @@ func stopOwner(run string) {
 	}
 }
 
-// liveRuns returns the runs whose owner lease is fresh.
-func liveRuns(ctx context.Context, cs kubernetes.Interface) (map[string]bool, error) {
+// liveRuns returns a predicate: is a run alive? A run is alive while its
+// owner lease is fresh, while it is younger than two lease durations (its
+// ID is its start time: it may not have written its lease yet), and
+// whenever its lease cannot be read for any reason but absence — a
+// transient error must never get a live run's objects swept. Call it
+// after listing what might be swept, so a run that starts in between is
+// seen alive.
+func liveRuns(ctx context.Context, cs kubernetes.Interface, d time.Duration) (func(run string) bool, error) {
 	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: RunLabel})
 	if err != nil {
 		return nil, err
@@ -97,24 +106,31 @@ func liveRuns(ctx context.Context, cs kubernetes.Interface) (map[string]bool, er
 		if !strings.HasPrefix(ns.Name, ownerNamespacePrefix) || ns.DeletionTimestamp != nil {
 			continue
 		}
+		run := ns.Labels[RunLabel]
 		l, err := cs.CoordinationV1().Leases(ns.Name).Get(ctx, ownerLease, metav1.GetOptions{})
-		if err != nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
-			continue
-		}
-		if time.Since(l.Spec.RenewTime.Time) < time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second {
-			live[ns.Labels[RunLabel]] = true
+		switch {
+		case apierrors.IsNotFound(err):
+			// Namespace without a lease: alive only while young (below).
+		case err != nil:
+			live[run] = true
+		case l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil:
+		case time.Since(l.Spec.RenewTime.Time) < time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second:
+			live[run] = true
 		}
 	}
-	return live, nil
+	return func(run string) bool {
+		if live[run] {
+			return true
+		}
+		if ns, err := strconv.ParseInt(run, 16, 64); err == nil && time.Since(time.Unix(0, ns)) < 2*d {
+			return true
+		}
+		return false
+	}, nil
 }
 
 // deadRuns lists the runs with objects on the cluster and no fresh lease.
-func deadRuns(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, self string) ([]string, error) {
-	live, err := liveRuns(ctx, cs)
-	if err != nil {
-		return nil, err
-	}
-	live[self] = true
+func deadRuns(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, self string, d time.Duration) ([]string, error) {
 	seen := map[string]bool{}
 	sel := metav1.ListOptions{LabelSelector: RunLabel}
 	nss, err := cs.CoreV1().Namespaces().List(ctx, sel)
@@ -133,9 +149,13 @@ func deadRuns(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfac
 			seen[it.GetLabels()[RunLabel]] = true
 		}
 	}
+	alive, err := liveRuns(ctx, cs, d)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for r := range seen {
-		if r != "" && !live[r] {
+		if r != "" && r != self && !alive(r) {
 			out = append(out, r)
 		}
 	}
@@ -147,7 +167,7 @@ func deadRuns(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfac
 // cluster (namespaces, cluster-scoped objects with their run label); in a
 // read-only run it only reports them. It returns what it found.
 func Sweep(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, self string, reportOnly bool, cfg *config.Config) ([]string, error) {
-	dead, err := deadRuns(ctx, cs, dyn, self)
+	dead, err := deadRuns(ctx, cs, dyn, self, cfg.Timeouts.OwnerLease.Duration)
 	if err != nil {
 		return nil, err
 	}
@@ -169,49 +189,68 @@ func Sweep(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, 
 // restart or a killed runner); reportOnly lists them instead. It returns
 // what it found, per node.
 func ReplayJournals(ctx context.Context, cs kubernetes.Interface, probes *nodeaccess.Probes, self string, reportOnly bool, cfg *config.Config, logger log.Logger) ([]string, error) {
-	live, err := liveRuns(ctx, cs)
-	if err != nil {
-		return nil, err
-	}
-	live[self] = true
-	return replay(ctx, probes, func(run string) bool { return !live[run] }, reportOnly, cfg, logger)
+	return replay(ctx, probes, func() (func(string) bool, error) {
+		alive, err := liveRuns(ctx, cs, cfg.Timeouts.OwnerLease.Duration)
+		if err != nil {
+			return nil, err
+		}
+		return func(run string) bool { return run != self && !alive(run) }, nil
+	}, reportOnly, cfg, logger)
 }
 
 // undoOwn undoes what this run's journal still holds at its end: a revert
 // that an interrupt or an unreachable node kept from finishing.
 func undoOwn(ctx context.Context, probes *nodeaccess.Probes, self string, cfg *config.Config, logger log.Logger) ([]string, error) {
-	return replay(ctx, probes, func(run string) bool { return run == self }, false, cfg, logger)
+	return replay(ctx, probes, func() (func(string) bool, error) {
+		return func(run string) bool { return run == self }, nil
+	}, false, cfg, logger)
 }
 
-func replay(ctx context.Context, probes *nodeaccess.Probes, pick func(run string) bool, reportOnly bool, cfg *config.Config, logger log.Logger) ([]string, error) {
+// replay lists every node's journal, then asks pick (decided after the
+// listing) which entries to undo, and undoes them, nodes in parallel.
+func replay(ctx context.Context, probes *nodeaccess.Probes, pick func() (func(run string) bool, error), reportOnly bool, cfg *config.Config, logger log.Logger) ([]string, error) {
 	t := cfg.Timeouts.NodeRestart.Duration
 	j := nodechange.Journal{Probes: probes, RestartTimeout: t, Retry: t}
 	var mu sync.Mutex
-	var found []string
 	var errs []string
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err.Error())
+		mu.Unlock()
+	}
+	nodes := probes.Nodes()
+	pending := make([][]nodechange.Entry, len(nodes))
 	var wg sync.WaitGroup
-	for _, node := range probes.Nodes() {
+	for i, node := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			entries, err := j.Pending(ctx, node)
 			if err != nil {
-				mu.Lock()
-				errs = append(errs, err.Error())
-				mu.Unlock()
-				return
+				fail(err)
 			}
-			for _, e := range entries {
-				if !pick(e.Run) {
+			pending[i] = entries
+		}()
+	}
+	wg.Wait()
+	chosen, err := pick()
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for i, node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, e := range pending[i] {
+				if !chosen(e.Run) {
 					continue
 				}
 				msg := fmt.Sprintf("node %s: journal entry %s of run %s", node, e.Name, e.Run)
 				if !reportOnly {
 					logger.V(0).Infof("undoing %s", msg)
 					if err := j.Undo(ctx, e); err != nil {
-						mu.Lock()
-						errs = append(errs, err.Error())
-						mu.Unlock()
+						fail(err)
 						continue
 					}
 				}

@@ -61,7 +61,8 @@ func (n *Node) entry(what string) nodechange.Entry {
 	case "kubens":
 		e.Undo, e.Restart = n.revertScript(), []string{n.Runtime.Unit, "kubelet.service"}
 	case "kubensenter":
-		e.Undo = "rm -f " + KubensenterPath
+		// A kubensenter the node already had was set aside by Install.
+		e.Undo = fmt.Sprintf("if test -e %[1]s.nodeconform-orig; then mv -f %[1]s.nodeconform-orig %[1]s; else rm -f %[1]s; fi; test ! -e %[1]s.nodeconform-orig", KubensenterPath)
 	}
 	return e
 }
@@ -99,6 +100,9 @@ func (n *Node) write(ctx context.Context, path string, content []byte, mode stri
 func (n *Node) InstallKubensenter(ctx context.Context) error {
 	if n.Journal != nil {
 		if err := n.Journal.Record(ctx, n.entry("kubensenter")); err != nil {
+			return err
+		}
+		if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", fmt.Sprintf("if test -e %[1]s && ! test -e %[1]s.nodeconform-orig; then cp -p %[1]s %[1]s.nodeconform-orig; fi", KubensenterPath)); err != nil {
 			return err
 		}
 	}
@@ -185,7 +189,9 @@ func (n *Node) revertScript() string {
 	// stops, so the stop does not take kubelet and the runtime down with it.
 	return fmt.Sprintf("rm -f /etc/systemd/system/kubelet.service.d/%[1]s /etc/systemd/system/%[2]s.d/%[1]s; systemctl daemon-reload; "+
 		"systemctl disable --now kubens.service >/dev/null 2>&1 || true; rm -f %[3]s; systemctl daemon-reload; systemctl reset-failed kubens.service >/dev/null 2>&1 || true; "+
-		"rmdir --ignore-fail-on-non-empty /etc/systemd/system/%[2]s.d /etc/systemd/system/kubelet.service.d 2>/dev/null || true",
+		"rmdir --ignore-fail-on-non-empty /etc/systemd/system/%[2]s.d /etc/systemd/system/kubelet.service.d 2>/dev/null || true; "+
+		// The undo must fail, and keep its journal entry, if anything is left.
+		"test ! -e /etc/systemd/system/kubelet.service.d/%[1]s && test ! -e /etc/systemd/system/%[2]s.d/%[1]s && test ! -e %[3]s",
 		dropInName, n.Runtime.Unit, UnitPath)
 }
 

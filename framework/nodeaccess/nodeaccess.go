@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -42,8 +42,11 @@ type Input struct {
 // Probes is a deployed probe DaemonSet.
 type Probes struct {
 	Namespace string
-	// Pods maps node name to the probe pod on it.
-	Pods map[string]string
+	// pods maps node name to the probe pod on it; refreshed while other
+	// goroutines exec (a revert retrying while a kubelet restarts), so
+	// only read and replaced under mu.
+	pods map[string]string
+	mu   sync.RWMutex
 	// ReadyAfter is how long the DaemonSet took to be ready on every node.
 	ReadyAfter time.Duration
 	// ReadOnly (verify mode) refuses node commands that could change the
@@ -76,7 +79,7 @@ func Deploy(ctx context.Context, in Input) (*Probes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create probe namespace: %w", err)
 	}
-	p := &Probes{Namespace: ns.Name, Pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
+	p := &Probes{Namespace: ns.Name, pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
 	start := time.Now()
 	if _, err := in.Clientset.AppsV1().DaemonSets(ns.Name).Create(ctx, daemonSet(ns.Name, in.Image), metav1.CreateOptions{}); err != nil {
 		return p, fmt.Errorf("create probe DaemonSet: %w", err)
@@ -91,7 +94,7 @@ func Deploy(ctx context.Context, in Input) (*Probes, error) {
 // Attach returns the Probes of an already deployed namespace (other Ginkgo
 // processes attach to what process 1 deployed).
 func Attach(ctx context.Context, cs kubernetes.Interface, kl klient.Client, namespace string) (*Probes, error) {
-	p := &Probes{Namespace: namespace, Pods: map[string]string{}, cs: cs, kl: kl}
+	p := &Probes{Namespace: namespace, pods: map[string]string{}, cs: cs, kl: kl}
 	return p, p.refresh(ctx)
 }
 
@@ -100,13 +103,31 @@ func (p *Probes) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.Pods = map[string]string{}
+	fresh := map[string]string{}
 	for _, pod := range pods.Items {
 		if pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning {
-			p.Pods[pod.Spec.NodeName] = pod.Name
+			fresh[pod.Spec.NodeName] = pod.Name
 		}
 	}
+	p.mu.Lock()
+	p.pods = fresh
+	p.mu.Unlock()
 	return nil
+}
+
+// PodOn returns the probe pod on node.
+func (p *Probes) PodOn(node string) (string, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	pod, ok := p.pods[node]
+	return pod, ok
+}
+
+// Ready is how many nodes have a probe pod.
+func (p *Probes) Ready() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.pods)
 }
 
 // brokenReasons are event reasons after which a probe pod will not become
@@ -137,9 +158,9 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 				if err != nil {
 					return err
 				}
-				if pending == 0 && len(p.Pods)+len(stuck) >= int(s.DesiredNumberScheduled) {
+				if pending == 0 && p.Ready()+len(stuck) >= int(s.DesiredNumberScheduled) {
 					p.Problems = stuck
-					if len(p.Pods) == 0 {
+					if p.Ready() == 0 {
 						return fmt.Errorf("probe DaemonSet in %s ready on no node: %s", p.Namespace, p.describeProblems())
 					}
 					return nil
@@ -177,7 +198,7 @@ func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, i
 	}
 	for _, pod := range pods.Items {
 		node := pod.Spec.NodeName
-		if _, ok := p.Pods[node]; ok || pod.DeletionTimestamp != nil {
+		if _, ok := p.PodOn(node); ok || pod.DeletionTimestamp != nil {
 			continue
 		}
 		broken := pod.Status.Phase == corev1.PodFailed
@@ -215,9 +236,11 @@ func (p *Probes) refreshReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, pod := range pods.Items {
 		if !workload.IsReady(&pod) {
-			delete(p.Pods, pod.Spec.NodeName)
+			delete(p.pods, pod.Spec.NodeName)
 		}
 	}
 	return nil
@@ -247,22 +270,19 @@ func (p *Probes) describePods(ctx context.Context) string {
 
 // Nodes returns the node names that have a probe, sorted.
 func (p *Probes) Nodes() []string {
-	var out []string
-	for n := range p.Pods {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Sorted(maps.Keys(p.pods))
 }
 
 // Exec runs a probe subcommand on node and decodes its JSON into out.
 func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) error {
-	pod, ok := p.Pods[node]
+	pod, ok := p.PodOn(node)
 	if !ok {
 		if err := p.refresh(ctx); err != nil {
 			return err
 		}
-		if pod, ok = p.Pods[node]; !ok {
+		if pod, ok = p.PodOn(node); !ok {
 			return fmt.Errorf("no probe pod on node %s", node)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,20 +180,29 @@ func setKubeletFlag(ctx context.Context, t *testing.T, cs kubernetes.Interface, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh(fmt.Sprintf(`set -e; cp %[1]s %[2]s 2>/dev/null || : > %[2]s; touch %[1]s; grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s; sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 %[3]s|' %[1]s; systemctl restart kubelet`, file, saved, flag))
-	wait(flag, ready)
-	return func() {
-		sh(fmt.Sprintf(`mv %[2]s %[1]s; systemctl restart kubelet`, file, saved))
-		origState := orig.State()
-		wait("the original configuration", func(k nodestate.Kubelet) bool {
-			for f, v := range k.State() {
-				if origState[f] != v {
-					return false
+	var once sync.Once
+	undo := func() {
+		once.Do(func() {
+			// The marker says there was no file: remove ours.
+			sh(fmt.Sprintf(`if test -e %[2]s; then if grep -qx '#nodeconform:absent' %[2]s; then rm -f %[2]s %[1]s; else mv %[2]s %[1]s; fi; fi; systemctl restart kubelet`, file, saved))
+			origState := orig.State()
+			wait("the original configuration", func(k nodestate.Kubelet) bool {
+				for f, v := range k.State() {
+					if origState[f] != v {
+						return false
+					}
 				}
-			}
-			return true
+				return true
+			})
 		})
 	}
+	// The copy first, then the undo registered, then the change: a
+	// failure anywhere after the copy still restores the node.
+	sh(fmt.Sprintf(`set -e; if test -e %[1]s; then cp -p %[1]s %[2]s; else echo '#nodeconform:absent' > %[2]s; fi`, file, saved))
+	t.Cleanup(undo)
+	sh(fmt.Sprintf(`set -e; touch %[1]s; grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s; sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 %[2]s|' %[1]s; systemctl restart kubelet`, file, flag))
+	wait(flag, ready)
+	return undo
 }
 
 // workers returns the kind cluster's workers (nodeconform.io/worker

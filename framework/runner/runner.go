@@ -70,6 +70,9 @@ type Options struct {
 	Profile string
 	// Nodes is a label selector narrowing the judged nodes.
 	Nodes string
+	// KubeconfigFromEnv: Kubeconfig came from KUBECONFIG, not --kubeconfig
+	// (only then may a kind cluster behind it be used as kind).
+	KubeconfigFromEnv bool
 	// modeDefaulted: no --mode was given (a kind cluster found behind a
 	// kubeconfig then runs in apply mode, as kind does by default).
 	modeDefaulted bool
@@ -246,15 +249,13 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	// A kubeconfig whose context is a kind cluster Docker has (KUBECONFIG
 	// exported after using kubectl on it) is that kind cluster: use it as
 	// one, with side-loaded images, instead of demanding a probe image.
-	if o.Kubeconfig != "" && o.ProbeImage == "" {
+	if o.KubeconfigFromEnv && o.Kubeconfig != "" && o.ProbeImage == "" {
 		if name := cluster.KindClusterOfContext(o.Kubeconfig, o.Context); name != "" {
-			if ok, _ := cluster.NewKind(name).Exists(); ok {
-				if o.modeDefaulted {
-					o.Mode = ModeApply
-				}
-				logger.V(0).Infof("kubeconfig %s (context kind-%s) is kind cluster %q: using it as a kind cluster (mode %s)", o.Kubeconfig, name, name, o.Mode)
-				o.Kubeconfig, o.Context, clusterName = "", "", name
+			if o.modeDefaulted {
+				o.Mode = ModeApply
 			}
+			logger.V(0).Infof("KUBECONFIG %s (context kind-%s) is kind cluster %q: using it as a kind cluster (mode %s)", o.Kubeconfig, name, name, o.Mode)
+			o.Kubeconfig, o.Context, clusterName = "", "", name
 		}
 	}
 	res.Mode = o.Mode

@@ -92,6 +92,14 @@ func up(ctx context.Context, logger log.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Always from scratch: a cluster left by an interrupted run already
+	// carries the operator's changes, and preparing it twice would fail.
+	if ok, _ := cluster.NewKind(Name).Exists(); ok {
+		logger.V(0).Infof("removing the production-like cluster left by an earlier run")
+		if err := down(ctx); err != nil {
+			return err
+		}
+	}
 	k := cluster.NewKind(Name, cluster.WithConfig("kindconfigs/prodlike.yaml", cfg), cluster.WithNodeImage(image),
 		cluster.WithLogger(logger), cluster.WithReadyTimeout(5*time.Minute))
 	if err := k.Up(ctx); err != nil {

@@ -281,7 +281,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			// the kubelet restarts, or a killed runner, still reverts.
 			j := e.Journal()
 			entry := nodechange.Entry{Node: node, Run: e.RunID, Name: "kubelet-cpu-cfs-quota",
-				Undo: fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", file, saved), Restart: []string{"kubelet.service"}}
+				Undo: fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi; ! grep -q -- --cpu-cfs-quota=false %[1]s", file, saved), Restart: []string{"kubelet.service"}}
 			Expect(j.Record(ctx, entry)).To(Succeed())
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(j.Undo(ctx, entry)).To(Succeed())

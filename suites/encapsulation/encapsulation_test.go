@@ -386,7 +386,7 @@ func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter st
 	// whichever namespace holds them, then remove the directory (and its
 	// parent once empty). Recorded on the node before the pod exists.
 	entry := nodechange.Entry{Node: node.Name, Run: e.RunID, Name: "propagation-" + ns,
-		Undo: fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; true", hostDir, kubensenter, path.Dir(hostDir))}
+		Undo: fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir))}
 	j := e.Journal()
 	Expect(j.Record(ctx, entry)).To(Succeed())
 	DeferCleanup(func(ctx SpecContext) {
