@@ -325,26 +325,37 @@ func (p *Probes) MustHost(ctx context.Context, node string, cmd ...string) (stri
 // failed is not retried. Reverts use it: a revert must not depend on the
 // kubelet being up at the moment it starts.
 func (p *Probes) MustHostRetry(ctx context.Context, node string, retry time.Duration, cmd ...string) (string, error) {
+	r, err := p.HostRetry(ctx, node, retry, cmd...)
+	if err != nil {
+		return "", err
+	}
+	if r.ExitCode != 0 {
+		return r.Stdout, fmt.Errorf("node %s: %q exited %d: %s%s", node, strings.Join(cmd, " "), r.ExitCode, r.Stdout, r.Stderr)
+	}
+	return r.Stdout, nil
+}
+
+// HostRetry is Host that retries, for up to retry, while the node cannot
+// be reached (an error rather than an exit code: the exec path is cut,
+// or answers nothing while the runtime restarts).
+func (p *Probes) HostRetry(ctx context.Context, node string, retry time.Duration, cmd ...string) (HostResult, error) {
 	if p.ReadOnly {
 		if err := readonly.CheckCommand(cmd); err != nil {
-			return "", fmt.Errorf("node %s: %w", node, err)
+			return HostResult{}, fmt.Errorf("node %s: %w", node, err)
 		}
 	}
 	deadline := time.Now().Add(retry)
 	for {
 		r, err := p.Host(ctx, node, cmd...)
 		if err == nil {
-			if r.ExitCode != 0 {
-				return r.Stdout, fmt.Errorf("node %s: %q exited %d: %s%s", node, strings.Join(cmd, " "), r.ExitCode, r.Stdout, r.Stderr)
-			}
-			return r.Stdout, nil
+			return r, nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return "", fmt.Errorf("%w (node unreachable for %s)", err, retry)
+			return r, fmt.Errorf("%w (node unreachable for %s)", err, retry)
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return r, ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
 		_ = p.refresh(ctx) // the probe pod may have been recreated

@@ -105,7 +105,7 @@ func comms(units []string) []string {
 
 // Pending lists a node's journal entries, oldest run first.
 func (j Journal) Pending(ctx context.Context, node string) ([]Entry, error) {
-	r, err := j.Probes.Host(ctx, node, "ls", "-1", Dir)
+	r, err := j.Probes.HostRetry(ctx, node, j.Retry, "ls", "-1", Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (j Journal) Pending(ctx context.Context, node string) ([]Entry, error) {
 		if !ok || !strings.HasSuffix(name, ".sh") {
 			continue
 		}
-		body, err := j.Probes.MustHost(ctx, node, "cat", path.Join(Dir, name))
+		body, err := j.Probes.MustHostRetry(ctx, node, j.Retry, "cat", path.Join(Dir, name))
 		if err != nil {
 			return nil, err
 		}

@@ -99,8 +99,13 @@ func TestInterruptRestoresNodes(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			before := take()
-			cmd := exec.CommandContext(ctx, bin, "run", "--suite", sc.suite, "--focus", sc.focus, "--quiet",
-				"--report-dir", filepath.Join(dir, strings.ReplaceAll(sc.name, " ", "-")))
+			// Reports outside the test's temp dir: they explain a failure
+			// after the test is gone.
+			reports, err := os.MkdirTemp("", "nodeconform-interrupt-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(ctx, bin, "run", "--suite", sc.suite, "--focus", sc.focus, "--quiet", "--report-dir", reports)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			cmd.Dir = e2e.FindModuleRoot()
@@ -135,8 +140,17 @@ func TestInterruptRestoresNodes(t *testing.T) {
 				t.Fatalf("run did not exit within 10m after SIGINT:\n%s", out.String())
 			}
 			after := take()
-			for _, d := range snapshot.Diff(before, after) {
+			diff := snapshot.Diff(before, after)
+			for _, d := range diff {
 				t.Errorf("%s: node left changed after SIGINT: %s", sc.name, d)
+			}
+			if len(diff) > 0 {
+				if log, err := os.ReadFile(filepath.Join(reports, sc.suite+".log")); err == nil {
+					t.Logf("suite log (tail):\n%s", tail(string(log), 6000))
+				}
+				t.Logf("reports kept in %s", reports)
+			} else {
+				_ = os.RemoveAll(reports)
 			}
 			nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 			if err != nil {
