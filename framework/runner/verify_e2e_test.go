@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeconform/nodeconform/fixtures"
@@ -145,25 +144,11 @@ func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
 		t.Fatalf("the deliberate change was not reverted: %v", d)
 	}
 
-	dir := t.TempDir()
-	o := Options{Mode: ModeVerify, ReportDir: filepath.Join(dir, "reports"), Timeout: 30 * time.Minute, Quiet: true,
-		Profile: tg.profile, SourceDir: e2e.FindModuleRoot(), SuitesDir: filepath.Join(dir, "suites")}
+	o := Options{Mode: ModeVerify, Timeout: 30 * time.Minute, Profile: tg.profile}
 	if tg.probeImage != "" {
 		o.Kubeconfig, o.ProbeImage = tg.kubeconfig, tg.probeImage
 	}
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var summary bytes.Buffer
-	res, err := Run(ctx, o, kindcmd.NewLogger(), &summary)
-	report.Summary(&summary, res.Specs)
-	t.Log("\n" + summary.String())
-	if err != nil {
-		t.Fatalf("verify run: %v", err)
-	}
+	res := runSuites(ctx, t, t.TempDir(), "reports", o)
 	after := take()
 	t.Logf("compared %d keys (API objects, node files, daemon PIDs, mounts)", len(before))
 	for _, d := range snapshot.Diff(before, after) {
