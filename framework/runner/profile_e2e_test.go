@@ -265,40 +265,81 @@ func labProfile() string {
 	return filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "default-profile.yaml")
 }
 
-// TestMisconfiguredWorker switches one kubelet setting the cgroups suite
-// checks (the CFS quota) off on each worker in turn, behind the suites'
-// back: the throttling and limit-file checks and the profile spec must
-// fail naming exactly that worker, and the other nodes must pass.
+// TestMisconfiguredWorker breaks one kubelet setting the cgroups suite
+// checks on each worker in turn, behind the suites' back: the CFS quota
+// switched off (throttling, limit files and the profile spec must fail)
+// and the cgroup root moved to "/" (its pods land in /kubepods.slice
+// instead of /kubelet.slice/kubelet-kubepods.slice: QoS placement and the
+// profile spec must fail). Each failure must name exactly that worker;
+// the other nodes pass.
 func TestMisconfiguredWorker(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	cs := kindClient(t)
 	dir := t.TempDir()
-	for _, w := range workers(ctx, t, cs) {
-		t.Run(w, func(t *testing.T) {
-			undo := setKubeletFlag(ctx, t, cs, w, "--cpu-cfs-quota=false", func(k nodestate.Kubelet) bool {
-				return k.CPUCFSQuota != nil && !*k.CPUCFSQuota
-			})
-			defer undo()
-			res := runSuites(ctx, t, dir, "cfs-"+w, Options{Profile: labProfile(), Suites: []string{"cgroups"}, Focus: []string{"throttles", "cgroup files", profileSpecs}})
-			f := failed(res)
-			if len(f) != 3 {
-				t.Fatalf("want the throttling, limit-file and profile specs failing, got %d: %+v", len(f), f)
-			}
-			for _, s := range f {
-				if !strings.Contains(s.Failure, "node "+w+":") {
-					t.Errorf("%s: failure does not name %s: %s", s.Name, w, s.Failure)
+	cases := []struct {
+		name, flag string
+		applied    func(nodestate.Kubelet) bool
+		focus      []string
+		want       []string // the failing specs, by a part of their names
+		// after cleans what the kubelet leaves once the flag is gone.
+		after string
+	}{
+		{name: "cfs", flag: "--cpu-cfs-quota=false",
+			applied: func(k nodestate.Kubelet) bool { return k.CPUCFSQuota != nil && !*k.CPUCFSQuota },
+			focus:   []string{"throttles", "cgroup files", profileSpecs},
+			want:    []string{"throttles", "cgroup files", profileSpecs}},
+		{name: "cgroup-root", flag: "--cgroup-root=/",
+			applied: func(k nodestate.Kubelet) bool { return profile.CanonicalCgroupRoot(k.CgroupRoot) == "/" },
+			focus:   []string{"QoS cgroup", profileSpecs},
+			want:    []string{"QoS cgroup", profileSpecs},
+			// The kubelet made kubepods.slice at the root and never
+			// removes it: a transient systemd slice and empty cgroups.
+			after: `systemctl stop kubepods.slice 2>/dev/null; for d in /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods.slice; do test -d "$d" && find "$d" -depth -type d -exec rmdir {} \; ; done; systemctl daemon-reload; ! ls -d /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods.slice 2>/dev/null`},
+	}
+	all := workers(ctx, t, cs)
+	for _, c := range cases {
+		for _, w := range all {
+			t.Run(c.name+"/"+w, func(t *testing.T) {
+				undo := setKubeletFlag(ctx, t, cs, w, c.flag, c.applied)
+				defer func() {
+					undo()
+					if c.after == "" {
+						return
+					}
+					if out, err := exec.CommandContext(ctx, "docker", "exec", w, "sh", "-c", c.after).CombinedOutput(); err != nil {
+						t.Errorf("clean %s after %s: %v %s", w, c.flag, err, out)
+					}
+				}()
+				res := runSuites(ctx, t, dir, c.name+"-"+w, Options{Profile: labProfile(), Suites: []string{"cgroups"}, Focus: c.focus})
+				f := failed(res)
+				if len(f) != len(c.want) {
+					t.Fatalf("%s on %s: want %d specs failing (%v), got %d: %+v", c.flag, w, len(c.want), c.want, len(f), f)
 				}
-				for _, other := range workers(ctx, t, cs) {
-					if other != w && strings.Contains(s.Failure, "node "+other+":") {
-						t.Errorf("%s: failure names the healthy %s: %s", s.Name, other, s.Failure)
+				for _, part := range c.want {
+					found := false
+					for _, s := range f {
+						found = found || strings.Contains(s.Name, part)
+					}
+					if !found {
+						t.Errorf("%s on %s: no failing spec matches %q", c.flag, w, part)
 					}
 				}
-			}
-		})
+				for _, s := range f {
+					if !strings.Contains(s.Failure, "node "+w+":") {
+						t.Errorf("%s: failure does not name %s: %s", s.Name, w, s.Failure)
+					}
+					for _, other := range all {
+						if other != w && strings.Contains(s.Failure, "node "+other+":") {
+							t.Errorf("%s: failure names the healthy %s: %s", s.Name, other, s.Failure)
+						}
+					}
+				}
+			})
+		}
 	}
 }
 
