@@ -297,7 +297,10 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		}
 		return nil, err
 	}
-	if o.nodeAccess {
+	// A suite without node access still deploys the probe when it swept
+	// a dead run: that run's node journal must be replayed now, since its
+	// owner namespace (the sign that it may have one) is gone.
+	if o.nodeAccess || len(sh.Swept) > 0 {
 		probes, err := nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
 			Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
 		if err != nil {

@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/readonly"
@@ -32,51 +34,8 @@ func TestInterruptRestoresNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cs := kindClient(t)
-	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nodes []string
-	for _, n := range list.Items {
-		nodes = append(nodes, n.Name)
-	}
-	dockerExec := func(node string, cmd ...string) (string, error) {
-		var out bytes.Buffer
-		c := exec.CommandContext(ctx, "docker", append([]string{"exec", node}, cmd...)...)
-		c.Stdout, c.Stderr = &out, &out
-		err := c.Run()
-		return out.String(), err
-	}
-	take := func() snapshot.Snapshot {
-		all := snapshot.Snapshot{}
-		for _, n := range nodes {
-			s, err := snapshot.Node(n, func(cmd ...string) (string, error) { return dockerExec(n, cmd...) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range s {
-				if !strings.Contains(k, ":pids:") {
-					all[k] = v
-				}
-			}
-		}
-		return all
-	}
-	onAnyNode := func(script string) bool {
-		for _, n := range nodes {
-			if _, err := dockerExec(n, "sh", "-c", script); err == nil {
-				return true
-			}
-		}
-		return false
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "nodeconform")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/nodeconform")
-	build.Dir = e2e.FindModuleRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build nodeconform: %v %s", err, out)
-	}
+	take, onAnyNode := nodeSnapshots(ctx, t, cs)
+	bin := buildCLI(ctx, t)
 	dropIn := "ls /etc/systemd/system/*.d/90-nodeconform-kubens.conf"
 	cfsFlag := "grep -q -- --cpu-cfs-quota=false /etc/default/kubelet"
 	var revertSeen bool
@@ -163,6 +122,195 @@ func TestInterruptRestoresNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nodeSnapshots returns a snapshot of every node of the kind cluster
+// (read through docker exec, not the probe; daemon PIDs left out, since a
+// revert restarts the daemons it changed) and a check that a script
+// succeeds on some node.
+func nodeSnapshots(ctx context.Context, t *testing.T, cs kubernetes.Interface) (take func() snapshot.Snapshot, onAnyNode func(script string) bool) {
+	t.Helper()
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, n := range list.Items {
+		nodes = append(nodes, n.Name)
+	}
+	dockerExec := func(node string, cmd ...string) (string, error) {
+		var out bytes.Buffer
+		c := exec.CommandContext(ctx, "docker", append([]string{"exec", node}, cmd...)...)
+		c.Stdout, c.Stderr = &out, &out
+		err := c.Run()
+		return out.String(), err
+	}
+	take = func() snapshot.Snapshot {
+		all := snapshot.Snapshot{}
+		for _, n := range nodes {
+			s, err := snapshot.Node(n, func(cmd ...string) (string, error) { return dockerExec(n, cmd...) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range s {
+				if !strings.Contains(k, ":pids:") {
+					all[k] = v
+				}
+			}
+		}
+		return all
+	}
+	onAnyNode = func(script string) bool {
+		for _, n := range nodes {
+			if _, err := dockerExec(n, "sh", "-c", script); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	return take, onAnyNode
+}
+
+// buildCLI builds the nodeconform binary into the test's temp dir.
+func buildCLI(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nodeconform")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/nodeconform")
+	build.Dir = e2e.FindModuleRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build nodeconform: %v %s", err, out)
+	}
+	return bin
+}
+
+// TestKilledRunIsRepaired kills `nodeconform run` and every process under
+// it with SIGKILL while the cgroups suite's CFS-quota negative control has
+// a worker's kubelet changed — no cleanup can run — and proves the repair
+// path: the next run removes the dead run's namespaces and replays its
+// node journal before it starts, and says what it removed; afterwards
+// every node is as before by the snapshot, and `nodeconform cleanup` on
+// the now clean cluster removes nothing and says so. The owner lease is
+// 15 s here (a config file), so the dead run is recognised after 30 s
+// instead of two minutes.
+func TestKilledRunIsRepaired(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to kill runs on the kind cluster (make interrupt-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	take, onAnyNode := nodeSnapshots(ctx, t, cs)
+	bin := buildCLI(ctx, t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "short-lease.yaml")
+	if err := os.WriteFile(cfg, []byte("timeouts:\n  ownerLease: 15s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := take()
+	cmd := exec.CommandContext(ctx, bin, "run", "--suite", "cgroups", "--focus", "CFS quota disabled", "--quiet", "--config", cfg, "--report-dir", filepath.Join(dir, "killed"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Dir = e2e.FindModuleRoot()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(8 * time.Minute)
+	for !onAnyNode("grep -q -- --cpu-cfs-quota=false /etc/default/kubelet") {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before the kubelet was changed:\n%s", err, out.String())
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kubelet change never came:\n%s", out.String())
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
+	killed := killTree(t, cmd.Process.Pid)
+	t.Logf("SIGKILL to %d processes", killed)
+	<-exited
+	if !onAnyNode("ls /var/lib/nodeconform/journal/*.sh") {
+		t.Fatal("the killed run left no journal entry: the kill came too late to test the replay")
+	}
+	// The dead run's lease must be stale and its ID older than two
+	// lease durations.
+	time.Sleep(35 * time.Second)
+	next := exec.CommandContext(ctx, bin, "run", "--suite", "cluster", "--config", cfg, "--report-dir", filepath.Join(dir, "next"))
+	next.Dir = e2e.FindModuleRoot()
+	nextOut, err := next.CombinedOutput()
+	t.Logf("next run (%v):\n%s", err, tail(string(nextOut), 4000))
+	if err != nil {
+		t.Fatalf("the next run failed: %v", err)
+	}
+	for _, want := range []string{"removed leftovers of earlier runs", "namespace/nodeconform-", "removed node changes of earlier runs (journal)"} {
+		if !strings.Contains(string(nextOut), want) {
+			t.Errorf("the next run does not say %q", want)
+		}
+	}
+	for _, d := range snapshot.Diff(before, take()) {
+		t.Errorf("node left changed after the kill and the next run: %s", d)
+	}
+	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range nss.Items {
+		if strings.HasPrefix(ns.Name, readonly.NamespacePrefix) {
+			t.Errorf("namespace %s left after the next run", ns.Name)
+		}
+	}
+	clean := exec.CommandContext(ctx, bin, "cleanup")
+	clean.Env = append(os.Environ(), "NODECONFORM_CONFIG="+cfg)
+	cleanOut, err := clean.CombinedOutput()
+	t.Logf("cleanup (%v):\n%s", err, cleanOut)
+	if err != nil || !strings.Contains(string(cleanOut), "nothing to remove") {
+		t.Errorf("cleanup on a clean cluster must remove nothing and say so: %v", err)
+	}
+}
+
+// killTree sends SIGKILL to pid and every process below it, the deepest
+// first, so that no parent sees a child die and starts a cleanup.
+func killTree(t *testing.T, pid int) int {
+	t.Helper()
+	children := map[int][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces.
+		rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var order []int
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			walk(c)
+		}
+		order = append(order, p)
+	}
+	walk(pid)
+	for _, p := range order {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+	return len(order)
 }
 
 func tail(s string, n int) string {

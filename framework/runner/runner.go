@@ -436,7 +436,9 @@ func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName 
 	// Ctrl-C or timeout the whole group is interrupted (not killed), as a
 	// terminal would, so every process runs Ginkgo's cleanup: reverting
 	// nodes and deleting namespaces.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a CLI killed outright (SIGKILL, OOM) still gets its
+	// suite interrupted, and so cleaned up, instead of orphaned.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGINT}
 	if o.Quiet {
 		logf, err := os.Create(filepath.Join(o.ReportDir, suite+".log"))
 		if err != nil {
