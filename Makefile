@@ -11,7 +11,7 @@ SUITE_TIMEOUT ?= 80m
 PROFILE ?= kindconfigs/default-profile.yaml
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe clean distclean
+.PHONY: all build unit images cluster e2e verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
 
 all: build
 
@@ -98,3 +98,10 @@ distclean: clean
 # Prints the probe DaemonSet's time to Ready and its memory per node.
 bench-probe:
 	$(GO) run ./hack/benchprobe
+
+# Per suite: nodes judged, pods created, API requests and wall time on the
+# lab cluster and on a larger kind cluster (WORKERS workers, created and
+# deleted), with a projection to 100 and 1,000 nodes.
+WORKERS ?= 5
+bench-scale: images
+	$(GO) run ./hack/benchscale --workers $(WORKERS)

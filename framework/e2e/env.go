@@ -23,6 +23,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
@@ -422,6 +423,7 @@ func clients(kubeconfig, context string, readOnly bool) (*rest.Config, kubernete
 	if readOnly {
 		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return readonly.Transport{Next: rt} })
 	}
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cost.Transport{Next: rt} })
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, nil, err

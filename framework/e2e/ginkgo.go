@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
 	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -53,9 +55,15 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "connect to cluster")
 		*env = e
 	})
-	ginkgo.SynchronizedAfterSuite(func() {}, func(ctx context.Context) {
+	ginkgo.SynchronizedAfterSuite(func() {
+		if ginkgo.GinkgoParallelProcess() != 1 {
+			writeCost(*env)
+		}
+	}, func(ctx context.Context) {
 		defer lock.release()
 		e := *env
+		// After the removal: cleanup's requests are part of the cost.
+		defer writeCost(e)
 		if e == nil {
 			return
 		}
@@ -111,6 +119,7 @@ var runScopedKinds = []schema.GroupVersionResource{
 // its owner lease included.
 func RemoveLeftovers(ctx context.Context, e *Env) error {
 	stopOwner(e.RunID)
+	countControllerPods(ctx, e)
 	dyn, err := dynamic.NewForConfig(e.REST)
 	if err != nil {
 		return err
@@ -217,5 +226,47 @@ func (e *Env) SkipInVerify(reason string) {
 func (e *Env) RequireApply(what string) {
 	if e.Mode == "verify" {
 		ginkgo.Skip("verify mode (read-only): " + what + " changes node configuration")
+	}
+}
+
+// CostEnv names the file prefix a suite process writes its cost figures
+// to (<prefix>.<process>.json); the runner sums them per suite.
+const CostEnv = "NODECONFORM_COST_FILE"
+
+// writeCost stores this process's request and pod counts where the runner
+// asked for them.
+func writeCost(e *Env) {
+	prefix := os.Getenv(CostEnv)
+	if prefix == "" {
+		return
+	}
+	nodes := 0
+	if e != nil {
+		nodes = len(e.Targets)
+	}
+	path := fmt.Sprintf("%s.%d.json", prefix, ginkgo.GinkgoParallelProcess())
+	if err := cost.Write(path, cost.Snapshot(nodes)); err != nil {
+		fmt.Fprintf(ginkgo.GinkgoWriter, "cost figures not written: %v\n", err)
+	}
+}
+
+// countControllerPods adds the pods the run's DaemonSets and Deployments
+// had (made by their controllers, so no request of ours counts them).
+func countControllerPods(ctx context.Context, e *Env) {
+	nss, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID})
+	if err != nil {
+		return
+	}
+	for _, ns := range nss.Items {
+		if dss, err := e.Clientset.AppsV1().DaemonSets(ns.Name).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, ds := range dss.Items {
+				cost.AddControllerPods(int64(ds.Status.DesiredNumberScheduled))
+			}
+		}
+		if ds, err := e.Clientset.AppsV1().Deployments(ns.Name).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, d := range ds.Items {
+				cost.AddControllerPods(int64(d.Status.Replicas))
+			}
+		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/nodeconform/nodeconform/framework/cost"
 )
 
 // Spec is one spec's outcome and evidence.
@@ -38,7 +40,9 @@ type Results struct {
 	StartedAt time.Time `json:"startedAt"`
 	// SuiteSeconds is each suite's wall time, setup and cleanup included.
 	SuiteSeconds map[string]float64 `json:"suiteSeconds,omitempty"`
-	Specs        []Spec             `json:"specs"`
+	// SuiteCost is what each suite asked of the cluster.
+	SuiteCost map[string]cost.Figures `json:"suiteCost,omitempty"`
+	Specs     []Spec                  `json:"specs"`
 }
 
 // Outcome states as written in results.json.
@@ -222,6 +226,22 @@ func Timings(w io.Writer, specs []Spec, seconds map[string]float64) {
 		}
 	}
 	fmt.Fprintf(w, "wall time: %s\n", strings.Join(parts, ", "))
+}
+
+// Costs prints what each suite asked of the cluster, in run order.
+func Costs(w io.Writer, specs []Spec, costs map[string]cost.Figures) {
+	if len(costs) == 0 {
+		return
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if c, ok := costs[s.Suite]; ok && !seen[s.Suite] {
+			seen[s.Suite] = true
+			parts = append(parts, fmt.Sprintf("%s %d nodes %d pods %d requests (%d writes)", s.Suite, c.Nodes, c.PodsCreated, c.APIRequests, c.APIWrites))
+		}
+	}
+	fmt.Fprintf(w, "cost: %s\n", strings.Join(parts, "; "))
 }
 
 // Summary prints a table per suite, the skip reasons, each failed or

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/report"
 )
@@ -333,11 +334,17 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		_ = os.Remove(jsonPath)
 		logger.V(0).Infof("=== suite %s", suite)
 		suiteStart := time.Now()
+		costPrefix := filepath.Join(o.ReportDir, suite+".cost")
 		runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
 		if res.SuiteSeconds == nil {
-			res.SuiteSeconds = map[string]float64{}
+			res.SuiteSeconds, res.SuiteCost = map[string]float64{}, map[string]cost.Figures{}
 		}
 		res.SuiteSeconds[suite] = time.Since(suiteStart).Seconds()
+		if f, ok, err := cost.Collect(costPrefix); err != nil {
+			logger.Warnf("suite %s: %v", suite, err)
+		} else if ok {
+			res.SuiteCost[suite] = f
+		}
 		reports, err := report.LoadGinkgoJSON(jsonPath)
 		if err != nil {
 			// No report: the suite binary itself failed (setup crash,
@@ -428,7 +435,7 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 
 func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
 	c := exec.Command(ginkgo, o.SuiteArgs(suite, bin, remaining)...)
-	c.Env = o.Env(clusterName)
+	c.Env = append(o.Env(clusterName), e2e.CostEnv+"="+filepath.Join(o.ReportDir, suite+".cost"))
 	// Ginkgo runs a compiled suite in the binary's directory, whatever
 	// the CLI's; Validate made every path absolute.
 	c.Dir = o.ReportDir

@@ -1,0 +1,104 @@
+// Package cost counts what a suite asks of the cluster — API requests,
+// the writes among them, pods created — so the README can state how a
+// suite's load grows with the node count.
+package cost
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+)
+
+// Figures are one suite's counts (one Ginkgo process, or summed).
+type Figures struct {
+	// Nodes is how many nodes the suite judged.
+	Nodes int `json:"nodes"`
+	// APIRequests counts every request to the API server, watches and
+	// exec upgrades included; APIWrites the POST, PUT, PATCH and DELETE
+	// among them.
+	APIRequests int64 `json:"apiRequests"`
+	APIWrites   int64 `json:"apiWrites"`
+	// PodsCreated counts pods the suite created itself plus the pods of
+	// its DaemonSets and Deployments (made by their controllers).
+	PodsCreated int64 `json:"podsCreated"`
+}
+
+// Add sums g into f; Nodes is the largest seen.
+func (f *Figures) Add(g Figures) {
+	f.Nodes = max(f.Nodes, g.Nodes)
+	f.APIRequests += g.APIRequests
+	f.APIWrites += g.APIWrites
+	f.PodsCreated += g.PodsCreated
+}
+
+var requests, writes, podCreates, controllerPods atomic.Int64
+
+// Transport counts the requests that go through it.
+type Transport struct{ Next http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper.
+func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	requests.Add(1)
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		writes.Add(1)
+	}
+	if r.Method == http.MethodPost && IsPodCreate(r.URL.Path) {
+		podCreates.Add(1)
+	}
+	return t.Next.RoundTrip(r)
+}
+
+// IsPodCreate reports whether a POST to path creates a pod
+// (/api/v1/namespaces/<ns>/pods, not a subresource such as eviction).
+func IsPodCreate(path string) bool {
+	p := strings.Split(strings.Trim(path, "/"), "/")
+	return len(p) == 5 && p[0] == "api" && p[1] == "v1" && p[2] == "namespaces" && p[4] == "pods"
+}
+
+// AddControllerPods records pods a controller made for this process's
+// objects (a DaemonSet's desired pods).
+func AddControllerPods(n int64) { controllerPods.Add(n) }
+
+// Snapshot returns this process's counts so far.
+func Snapshot(nodes int) Figures {
+	return Figures{Nodes: nodes, APIRequests: requests.Load(), APIWrites: writes.Load(), PodsCreated: podCreates.Load() + controllerPods.Load()}
+}
+
+// Write stores f as JSON at path.
+func Write(path string, f Figures) error {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// Collect sums the files prefix.*.json (one per Ginkgo process) and
+// removes them.
+func Collect(prefix string) (Figures, bool, error) {
+	paths, err := filepath.Glob(prefix + ".*.json")
+	if err != nil {
+		return Figures{}, false, err
+	}
+	sort.Strings(paths)
+	var sum Figures
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return sum, false, err
+		}
+		var f Figures
+		if err := json.Unmarshal(data, &f); err != nil {
+			return sum, false, fmt.Errorf("cost file %s: %w", p, err)
+		}
+		sum.Add(f)
+		_ = os.Remove(p)
+	}
+	return sum, len(paths) > 0, nil
+}
