@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/onsi/ginkgo/v2/types"
 )
 
@@ -97,5 +98,23 @@ func TestWriteLoadAndMergeJUnit(t *testing.T) {
 	s := string(data)
 	if !strings.Contains(s, `tests="3"`) || !strings.Contains(s, `name="a"`) || !strings.Contains(s, `name="b"`) || !strings.Contains(s, `failures="1"`) {
 		t.Fatalf("merged junit:\n%s", s)
+	}
+}
+
+func TestCostsInRunOrder(t *testing.T) {
+	specs := []Spec{{Suite: "sysctl"}, {Suite: "sysctl"}, {Suite: "cgroups"}}
+	var b strings.Builder
+	Costs(&b, specs, map[string]cost.Figures{
+		"cgroups": {Nodes: 3, PodsCreated: 21, APIRequests: 800, APIWrites: 120},
+		"sysctl":  {Nodes: 3, PodsCreated: 9, APIRequests: 300, APIWrites: 40},
+	})
+	want := "cost: sysctl 3 nodes 9 pods 300 requests (40 writes); cgroups 3 nodes 21 pods 800 requests (120 writes)\n"
+	if b.String() != want {
+		t.Errorf("Costs =\n%q\nwant\n%q", b.String(), want)
+	}
+	b.Reset()
+	Costs(&b, specs, nil)
+	if b.Len() != 0 {
+		t.Errorf("no costs must print nothing, got %q", b.String())
 	}
 }

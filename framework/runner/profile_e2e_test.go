@@ -25,6 +25,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/nodestate"
 	"github.com/nodeconform/nodeconform/framework/profile"
 	"github.com/nodeconform/nodeconform/framework/report"
+	"github.com/nodeconform/nodeconform/framework/snapshot"
 )
 
 // profileSpecs focuses a run on every suite's "equals the profile" spec.
@@ -356,6 +357,8 @@ func TestBrokenNodeIsAFinding(t *testing.T) {
 	cs := kindClient(t)
 	dir := t.TempDir()
 	broken := workers(ctx, t, cs)[1]
+	take, _ := nodeSnapshots(ctx, t, cs)
+	before := take()
 	undo := setKubeletFlag(ctx, t, cs, broken, "--cgroups-per-qos=false --enforce-node-allocatable=", func(k nodestate.Kubelet) bool {
 		return k.CgroupsPerQOS != nil && !*k.CgroupsPerQOS
 	})
@@ -396,6 +399,19 @@ func TestBrokenNodeIsAFinding(t *testing.T) {
 	if healthyPassed == 0 {
 		t.Errorf("no check passed on the healthy nodes: results.json has no per-node results")
 	}
+	noLeftovers(ctx, t, cs)
+	// The kubelet change undone, the nodes must be as before: the run
+	// left no file, unit, mount or journal entry.
+	undo()
+	for _, d := range snapshot.Diff(before, take()) {
+		t.Errorf("node-side leftover after the run: %s", d)
+	}
+}
+
+// noLeftovers fails t for any nodeconform namespace or any cluster-scoped
+// object carrying a run label.
+func noLeftovers(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
 	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -404,6 +420,26 @@ func TestBrokenNodeIsAFinding(t *testing.T) {
 		if strings.HasPrefix(ns.Name, "nodeconform-") {
 			t.Errorf("namespace %s left behind", ns.Name)
 		}
+	}
+	sel := metav1.ListOptions{LabelSelector: e2e.RunLabel}
+	var names []string
+	if l, err := cs.NodeV1().RuntimeClasses().List(ctx, sel); err == nil {
+		for _, o := range l.Items {
+			names = append(names, "runtimeclass/"+o.Name)
+		}
+	}
+	if l, err := cs.RbacV1().ClusterRoles().List(ctx, sel); err == nil {
+		for _, o := range l.Items {
+			names = append(names, "clusterrole/"+o.Name)
+		}
+	}
+	if l, err := cs.RbacV1().ClusterRoleBindings().List(ctx, sel); err == nil {
+		for _, o := range l.Items {
+			names = append(names, "clusterrolebinding/"+o.Name)
+		}
+	}
+	for _, n := range names {
+		t.Errorf("%s carries a run label after the run", n)
 	}
 }
 
