@@ -135,19 +135,37 @@ func (k *Kind) Up(ctx context.Context) error {
 			return fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
 		}
 	} else {
+		if err := ensureInotify(k.logger); err != nil {
+			return err
+		}
 		if err := k.create(ctx); err != nil {
 			return err
 		}
+	}
+	// A cluster this call created and that never became usable is
+	// removed (unless retained for debugging): nothing half-made stays.
+	created := !exists
+	discard := func(err error) error {
+		if created && !k.retain {
+			k.logger.Warnf("kind cluster %q did not become ready: deleting it (NODECONFORM_RETAIN=1 keeps it)", k.name)
+			if derr := k.Delete(); derr != nil {
+				err = fmt.Errorf("%w; and deleting the cluster failed: %v", err, derr)
+			}
+		}
+		return err
 	}
 	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
 	if err != nil {
 		if exists {
 			return EnvError{fmt.Errorf("kind cluster %q exists but its API server does not answer (half-started or broken: delete it with `nodeconform cluster delete` and run again): %w", k.name, err)}
 		}
-		return err
+		return discard(err)
 	}
 	k.cfg = cfg
-	return WaitNodesReady(ctx, cfg, k.readyWait, k.logger)
+	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+		return discard(err)
+	}
+	return nil
 }
 
 // EnvError is an environment problem the user must fix (exit code 2): a
