@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -64,6 +65,16 @@ func IsPodCreate(path string) bool {
 // AddControllerPods records pods a controller made for this process's
 // objects (a DaemonSet's desired pods).
 func AddControllerPods(n int64) { controllerPods.Add(n) }
+
+var counted sync.Map
+
+// FirstCount reports whether namespace ns has not been counted yet in
+// this process (and marks it): a namespace's controller pods are counted
+// once, whichever deletion path sees it first.
+func FirstCount(ns string) bool {
+	_, seen := counted.LoadOrStore(ns, true)
+	return !seen
+}
 
 // Snapshot returns this process's counts so far.
 func Snapshot(nodes int) Figures {

@@ -119,7 +119,6 @@ var runScopedKinds = []schema.GroupVersionResource{
 // its owner lease included.
 func RemoveLeftovers(ctx context.Context, e *Env) error {
 	stopOwner(e.RunID)
-	countControllerPods(ctx, e)
 	dyn, err := dynamic.NewForConfig(e.REST)
 	if err != nil {
 		return err
@@ -183,6 +182,7 @@ func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string 
 		Labels: map[string]string{RunLabel: e.RunID}})
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "create namespace")
 	ginkgo.DeferCleanup(func(ctx context.Context) {
+		workload.CountControllerPods(ctx, e.Clientset, ns.Name)
 		err := e.Clientset.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
 		if !apierrors.IsNotFound(err) {
 			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "delete namespace %s", ns.Name)
@@ -247,26 +247,5 @@ func writeCost(e *Env) {
 	path := fmt.Sprintf("%s.%d.json", prefix, ginkgo.GinkgoParallelProcess())
 	if err := cost.Write(path, cost.Snapshot(nodes)); err != nil {
 		fmt.Fprintf(ginkgo.GinkgoWriter, "cost figures not written: %v\n", err)
-	}
-}
-
-// countControllerPods adds the pods the run's DaemonSets and Deployments
-// had (made by their controllers, so no request of ours counts them).
-func countControllerPods(ctx context.Context, e *Env) {
-	nss, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + e.RunID})
-	if err != nil {
-		return
-	}
-	for _, ns := range nss.Items {
-		if dss, err := e.Clientset.AppsV1().DaemonSets(ns.Name).List(ctx, metav1.ListOptions{}); err == nil {
-			for _, ds := range dss.Items {
-				cost.AddControllerPods(int64(ds.Status.DesiredNumberScheduled))
-			}
-		}
-		if ds, err := e.Clientset.AppsV1().Deployments(ns.Name).List(ctx, metav1.ListOptions{}); err == nil {
-			for _, d := range ds.Items {
-				cost.AddControllerPods(int64(d.Status.Replicas))
-			}
-		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 
+	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 )
 
@@ -55,6 +56,7 @@ func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace,
 // DeleteNamespace deletes a namespace and waits until it is gone, so a run
 // leaves nothing behind.
 func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
+	CountControllerPods(ctx, cs, name)
 	err := cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -219,4 +221,23 @@ func IsReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// CountControllerPods adds to the suite's cost the pods namespace ns's
+// DaemonSets and Deployments have (made by their controllers, so no
+// request of ours counts them). Call it before deleting the namespace.
+func CountControllerPods(ctx context.Context, cs kubernetes.Interface, ns string) {
+	if !cost.FirstCount(ns) {
+		return
+	}
+	if dss, err := cs.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, ds := range dss.Items {
+			cost.AddControllerPods(int64(ds.Status.DesiredNumberScheduled))
+		}
+	}
+	if ds, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range ds.Items {
+			cost.AddControllerPods(int64(d.Status.Replicas))
+		}
+	}
 }

@@ -135,10 +135,11 @@ func print(small, large point, suites []string) {
 	fmt.Printf("all suites: %d nodes %d pods %d requests; %d nodes %d pods %d requests\n", sa.Nodes, sa.PodsCreated, sa.APIRequests, sb.Nodes, sb.PodsCreated, sb.APIRequests)
 }
 
-// line extends the line through (x1, y1) and (x2, y2) to x.
+// line extends the line through (x1, y1) and (x2, y2) to x. A figure
+// that did not grow with the nodes (noise) is taken as constant.
 func line(x1, x2 int, y1, y2 float64, x int) float64 {
-	if x1 == x2 {
-		return y2
+	if x1 == x2 || y2 <= y1 {
+		return max(y1, y2)
 	}
 	return y1 + (y2-y1)*float64(x-x1)/float64(x2-x1)
 }
