@@ -218,14 +218,25 @@ func Timings(w io.Writer, specs []Spec, seconds map[string]float64) {
 		return
 	}
 	var parts []string
-	seen := map[string]bool{}
-	for _, s := range specs {
-		if t, ok := seconds[s.Suite]; ok && !seen[s.Suite] {
-			seen[s.Suite] = true
-			parts = append(parts, fmt.Sprintf("%s %s", s.Suite, time.Duration(t*float64(time.Second)).Round(100*time.Millisecond)))
+	for _, suite := range suiteOrder(specs) {
+		if t, ok := seconds[suite]; ok {
+			parts = append(parts, fmt.Sprintf("%s %s", suite, time.Duration(t*float64(time.Second)).Round(100*time.Millisecond)))
 		}
 	}
 	fmt.Fprintf(w, "wall time: %s\n", strings.Join(parts, ", "))
+}
+
+// suiteOrder lists the suites of specs once each, in run order.
+func suiteOrder(specs []Spec) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if !seen[s.Suite] {
+			seen[s.Suite] = true
+			out = append(out, s.Suite)
+		}
+	}
+	return out
 }
 
 // Costs prints what each suite asked of the cluster, in run order.
@@ -234,11 +245,9 @@ func Costs(w io.Writer, specs []Spec, costs map[string]cost.Figures) {
 		return
 	}
 	var parts []string
-	seen := map[string]bool{}
-	for _, s := range specs {
-		if c, ok := costs[s.Suite]; ok && !seen[s.Suite] {
-			seen[s.Suite] = true
-			parts = append(parts, fmt.Sprintf("%s %d nodes %d pods %d requests (%d writes)", s.Suite, c.Nodes, c.PodsCreated, c.APIRequests, c.APIWrites))
+	for _, suite := range suiteOrder(specs) {
+		if c, ok := costs[suite]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d nodes %d pods %d requests (%d writes)", suite, c.Nodes, c.PodsCreated, c.APIRequests, c.APIWrites))
 		}
 	}
 	fmt.Fprintf(w, "cost: %s\n", strings.Join(parts, "; "))

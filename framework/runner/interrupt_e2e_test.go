@@ -64,26 +64,7 @@ func TestInterruptRestoresNodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.CommandContext(ctx, bin, "run", "--suite", sc.suite, "--focus", sc.focus, "--quiet", "--report-dir", reports)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			cmd.Dir = e2e.FindModuleRoot()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			deadline := time.Now().Add(8 * time.Minute)
-			for !sc.ready() {
-				select {
-				case err := <-exited:
-					t.Fatalf("the run ended (%v) before the moment to interrupt:\n%s", err, out.String())
-				case <-time.After(300 * time.Millisecond):
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the moment to interrupt never came:\n%s", out.String())
-				}
-			}
+			cmd, exited, out := startUntil(ctx, t, sc.ready, "the moment to interrupt", bin, "run", "--suite", sc.suite, "--focus", sc.focus, "--quiet", "--report-dir", reports)
 			// The restart is scheduled 2 s after the change: interrupt
 			// while the daemon is down or coming back.
 			time.Sleep(2500 * time.Millisecond)
@@ -207,26 +188,8 @@ func TestKilledRunIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := take()
-	cmd := exec.CommandContext(ctx, bin, "run", "--suite", "cgroups", "--focus", "CFS quota disabled", "--quiet", "--config", cfg, "--report-dir", filepath.Join(dir, "killed"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Dir = e2e.FindModuleRoot()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(8 * time.Minute)
-	for !onAnyNode("grep -q -- --cpu-cfs-quota=false /etc/default/kubelet") {
-		select {
-		case err := <-exited:
-			t.Fatalf("the run ended (%v) before the kubelet was changed:\n%s", err, out.String())
-		case <-time.After(300 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the kubelet change never came:\n%s", out.String())
-		}
-	}
+	changed := func() bool { return onAnyNode("grep -q -- --cpu-cfs-quota=false /etc/default/kubelet") }
+	cmd, exited, _ := startUntil(ctx, t, changed, "the kubelet change", bin, "run", "--suite", "cgroups", "--focus", "CFS quota disabled", "--quiet", "--config", cfg, "--report-dir", filepath.Join(dir, "killed"))
 	time.Sleep(2500 * time.Millisecond)
 	killed := killTree(t, cmd.Process.Pid)
 	t.Logf("SIGKILL to %d processes", killed)
@@ -268,6 +231,35 @@ func TestKilledRunIsRepaired(t *testing.T) {
 	if err != nil || !strings.Contains(string(cleanOut), "nothing to remove") {
 		t.Errorf("cleanup on a clean cluster must remove nothing and say so: %v", err)
 	}
+}
+
+// startUntil starts bin with args in the module root and returns once
+// moment() holds, with the running command, a channel that gets its exit,
+// and its output so far; it fails t when the run ends first or the moment
+// does not come within 8 minutes.
+func startUntil(ctx context.Context, t *testing.T, moment func() bool, what, bin string, args ...string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out := new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Dir = e2e.FindModuleRoot()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(8 * time.Minute)
+	for !moment() {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before %s:\n%s", err, what, out.String())
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never came:\n%s", what, out.String())
+		}
+	}
+	return cmd, exited, out
 }
 
 // killTree sends SIGKILL to pid and every process below it, the deepest

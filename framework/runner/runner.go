@@ -334,13 +334,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		_ = os.Remove(jsonPath)
 		logger.V(0).Infof("=== suite %s", suite)
 		suiteStart := time.Now()
-		costPrefix := filepath.Join(o.ReportDir, suite+".cost")
 		runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
 		if res.SuiteSeconds == nil {
 			res.SuiteSeconds, res.SuiteCost = map[string]float64{}, map[string]cost.Figures{}
 		}
 		res.SuiteSeconds[suite] = time.Since(suiteStart).Seconds()
-		if f, ok, err := cost.Collect(costPrefix); err != nil {
+		if f, ok, err := cost.Collect(o.costPrefix(suite)); err != nil {
 			logger.Warnf("suite %s: %v", suite, err)
 		} else if ok {
 			res.SuiteCost[suite] = f
@@ -435,7 +434,7 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 
 func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
 	c := exec.Command(ginkgo, o.SuiteArgs(suite, bin, remaining)...)
-	c.Env = append(o.Env(clusterName), e2e.CostEnv+"="+filepath.Join(o.ReportDir, suite+".cost"))
+	c.Env = append(o.Env(clusterName), e2e.CostEnv+"="+o.costPrefix(suite))
 	// Ginkgo runs a compiled suite in the binary's directory, whatever
 	// the CLI's; Validate made every path absolute.
 	c.Dir = o.ReportDir
@@ -474,6 +473,12 @@ func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName 
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 		return <-done
 	}
+}
+
+// costPrefix is where a suite's processes write their cost figures
+// (<prefix>.<process>.json) for the runner to sum.
+func (o *Options) costPrefix(suite string) string {
+	return filepath.Join(o.ReportDir, suite+".cost")
 }
 
 // cleanupGrace bounds Ginkgo's cleanup after an interrupt: reverting a
