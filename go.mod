@@ -13,7 +13,7 @@ require (
 	k8s.io/client-go v0.35.3
 	k8s.io/component-helpers v0.35.3
 	sigs.k8s.io/e2e-framework v0.7.0
-	sigs.k8s.io/kind v0.30.0
+	sigs.k8s.io/kind v0.33.0
 	sigs.k8s.io/yaml v1.6.0
 )
 

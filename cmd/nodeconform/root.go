@@ -90,8 +90,8 @@ func newVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print the pinned versions",
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "kubernetes %s\netcd %s\ncoredns %s\ndebian %s\n",
-				versions.Kubernetes, versions.Etcd, versions.CoreDNS, versions.DebianSuite)
+			fmt.Fprintf(cmd.OutOrStdout(), "kubernetes %s\ncontainerd %s\nrunc %s\ndebian %s\n(etcd, CoreDNS and pause: the versions kubeadm of that release names)\n",
+				versions.Kubernetes, versions.Containerd, versions.Runc, versions.DebianSuite)
 		},
 	}
 }

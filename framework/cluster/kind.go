@@ -264,8 +264,17 @@ func (k *Kind) create(ctx context.Context) error {
 	}
 	start := time.Now()
 	k.logger.V(0).Infof("creating kind cluster %q (config %s, image %s)", k.name, k.configName, k.image)
+	config := k.config
+	if v2, err := HostCgroupV2(); err != nil {
+		return err
+	} else if !v2 {
+		k.logger.V(0).Info("host cgroups are v1: kubelets get failCgroupV1: false (Kubernetes v1.35 and later refuse v1 otherwise)")
+		if config, err = AddClusterPatch(config, failCgroupV1Patch); err != nil {
+			return fmt.Errorf("kind config %s: %w", k.configName, err)
+		}
+	}
 	opts := []kindcluster.CreateOption{
-		kindcluster.CreateWithRawConfig(k.config),
+		kindcluster.CreateWithRawConfig(config),
 		kindcluster.CreateWithKubeconfigPath(k.kubeconfig),
 		kindcluster.CreateWithDisplayUsage(false),
 		kindcluster.CreateWithDisplaySalutation(false),

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/yaml"
 )
 
 func TestValidateConfig(t *testing.T) {
@@ -108,5 +111,26 @@ func TestExistingHangsBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("took %s, want about the 2s timeout", d)
+	}
+}
+
+func TestAddClusterPatch(t *testing.T) {
+	in := []byte("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nkubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  podPidsLimit: 4096\nnodes:\n- role: control-plane\n- role: worker\n  labels:\n    a: \"1\"\n")
+	out, err := AddClusterPatch(in, failCgroupV1Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateConfig("patched", out); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var c v1alpha4.Cluster
+	if err := yaml.UnmarshalStrict(out, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.KubeadmConfigPatches) != 2 || c.KubeadmConfigPatches[1] != failCgroupV1Patch || len(c.Nodes) != 2 || c.Nodes[1].Labels["a"] != "1" {
+		t.Fatalf("%+v", c)
+	}
+	if out, err := AddClusterPatch([]byte("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"), failCgroupV1Patch); err != nil || !strings.Contains(string(out), "failCgroupV1: false") {
+		t.Fatalf("%v %s", err, out)
 	}
 }

@@ -75,6 +75,13 @@ func (b *builder) assemble(ctx context.Context, base string, bins binaries, imag
 	return nil
 }
 
+// nodeBinaries are the built binaries installed in the node, by directory.
+var nodeBinaries = map[string][]string{
+	"usr/bin":        {"kubelet", "kubeadm", "kubectl"},
+	"usr/local/bin":  containerdCommands,
+	"usr/local/sbin": {"runc"},
+}
+
 // nodeFiles returns a tar stream of every file added to the base root.
 func (b *builder) nodeFiles(bins binaries, images, cniImage string) (io.Reader, error) {
 	var buf bytes.Buffer
@@ -112,12 +119,23 @@ func (b *builder) nodeFiles(bins binaries, images, cniImage string) (io.Reader, 
 			return nil, err
 		}
 	}
+	// containerd reads its sandbox (pause) image from its own config:
+	// current kubelets no longer pass one.
+	data, err := renderTemplate("templates/containerd-config.toml", map[string]string{"Pause": registry + "pause:" + b.kube.pauseTag})
+	if err != nil {
+		return nil, err
+	}
+	if err := add("etc/containerd/config.toml", 0o644, data); err != nil {
+		return nil, err
+	}
 	if err := add("kind/version", 0o644, []byte(b.KubernetesVersion+"\n")); err != nil {
 		return nil, err
 	}
-	for _, c := range []string{"kubelet", "kubeadm", "kubectl"} {
-		if err := addFile(tw, "usr/bin/"+c, bins[c], 0o755); err != nil {
-			return nil, err
+	for dir, cmds := range nodeBinaries {
+		for _, c := range cmds {
+			if err := addFile(tw, dir+"/"+c, bins[c], 0o755); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := addFile(tw, "kind/images.tar", images, 0o644); err != nil {

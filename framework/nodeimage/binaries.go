@@ -12,11 +12,15 @@ import (
 	"strings"
 
 	"github.com/nodeconform/nodeconform/framework/digest"
+	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
 // kubeCommands are built from k8s.io/kubernetes.
 var kubeCommands = []string{"kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}
+
+// containerdCommands are built from github.com/containerd/containerd/v2.
+var containerdCommands = []string{"containerd", "containerd-shim-runc-v2", "ctr"}
 
 // binaries maps a binary name to its path in the cache.
 type binaries map[string]string
@@ -35,20 +39,33 @@ func (b *builder) ensureBinaries(ctx context.Context) (binaries, error) {
 	for _, c := range kubeCommands {
 		out[c] = filepath.Join(kdir, c)
 	}
-	edir := b.binDir("etcd", versions.Etcd)
-	if err := b.cached(edir, []string{"etcd"}, "etcd "+versions.Etcd, func() error {
-		return b.goBuildWrapper(ctx, edir, "etcd", "go.etcd.io/etcd/server/v3@"+versions.Etcd, etcdMain, nil)
+	ev := b.kube.etcdVersion()
+	edir := b.binDir("etcd", ev)
+	if err := b.cached(edir, []string{"etcd"}, "etcd "+ev, func() error {
+		return b.goBuildWrapper(ctx, edir, "etcd", "go.etcd.io/etcd/server/v3@"+ev, etcdMain, nil)
 	}); err != nil {
 		return nil, err
 	}
 	out["etcd"] = filepath.Join(edir, "etcd")
-	cdir := b.binDir("coredns", versions.CoreDNS)
-	if err := b.cached(cdir, []string{"coredns"}, "CoreDNS "+versions.CoreDNS, func() error {
-		return b.goBuildWrapper(ctx, cdir, "coredns", "github.com/coredns/coredns@"+versions.CoreDNS, corednsMain, nil)
+	cdir := b.binDir("coredns", b.kube.dnsTag)
+	if err := b.cached(cdir, []string{"coredns"}, "CoreDNS "+b.kube.dnsTag, func() error {
+		return b.goBuildWrapper(ctx, cdir, "coredns", "github.com/coredns/coredns@"+b.kube.dnsTag, corednsMain, nil)
 	}); err != nil {
 		return nil, err
 	}
 	out["coredns"] = filepath.Join(cdir, "coredns")
+	rdir := b.binDir("containerd", versions.Containerd)
+	if err := b.cached(rdir, containerdCommands, "containerd "+versions.Containerd, func() error { return b.buildContainerd(ctx, rdir) }); err != nil {
+		return nil, err
+	}
+	for _, c := range containerdCommands {
+		out[c] = filepath.Join(rdir, c)
+	}
+	udir := b.binDir("runc", versions.Runc)
+	if err := b.cached(udir, []string{"runc"}, "runc "+versions.Runc, func() error { return b.buildRunc(ctx, udir) }); err != nil {
+		return nil, err
+	}
+	out["runc"] = filepath.Join(udir, "runc")
 	pdir := b.binDir("pause", b.kube.pauseTag)
 	if err := b.cached(pdir, []string{"pause"}, "pause "+b.kube.pauseTag, func() error { return b.buildPause(ctx, pdir) }); err != nil {
 		return nil, err
@@ -235,6 +252,55 @@ func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc st
 	}
 	if _, err := run(ctx, "go", append([]string{"build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", name), "."}, extra...), withDir(work), withEnv(goEnv()...), withProgress(b.progressWriter())); err != nil {
 		return err
+	}
+	return os.Rename(dir+".tmp", dir)
+}
+
+// buildContainerd builds containerd, its runc shim and ctr with cgo off
+// (static; the btrfs snapshotter, which needs cgo, is left out) and the
+// version stamped as containerd's release build does.
+func (b *builder) buildContainerd(ctx context.Context, dir string) error {
+	const mod = "github.com/containerd/containerd/v2"
+	ldflags := "-s -w -X " + mod + "/version.Version=" + versions.Containerd + " -X " + mod + "/version.Revision=nodeconform"
+	args := []string{"install", "-v", "-trimpath", "-tags", "urfave_cli_no_docs no_btrfs", "-ldflags", ldflags}
+	for _, c := range containerdCommands {
+		args = append(args, mod+"/cmd/"+c+"@"+versions.Containerd)
+	}
+	work := filepath.Join(b.CacheDir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	env := []string{"CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOBIN=" + dir + ".tmp"}
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(b.progressWriter())); err != nil {
+		return err
+	}
+	return os.Rename(dir+".tmp", dir)
+}
+
+// seccompArchive is the static libseccomp runc links against.
+const seccompArchive = "/usr/lib/x86_64-linux-gnu/libseccomp.a"
+
+// buildRunc builds runc with seccomp (pods' RuntimeDefault profile needs
+// it), linked statically so the same binary runs in the node image and on
+// a VM node whatever their libseccomp.
+func (b *builder) buildRunc(ctx context.Context, dir string) error {
+	if _, err := os.Stat(seccompArchive); err != nil {
+		b.Logger.V(0).Info("installing libseccomp-dev with apt-get (runc links libseccomp statically)")
+		if err := hostprep.AptInstall(ctx, b.Logger, "libseccomp-dev", "pkg-config"); err != nil {
+			return err
+		}
+	}
+	work := filepath.Join(b.CacheDir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	v := strings.TrimPrefix(versions.Runc, "v")
+	args := []string{"install", "-v", "-trimpath", "-tags", "seccomp urfave_cli_no_docs netgo osusergo",
+		"-ldflags", "-s -w -X main.version=" + v + " -X main.gitCommit=nodeconform -extldflags -static",
+		"github.com/opencontainers/runc@" + versions.Runc}
+	env := []string{"CGO_ENABLED=1", "GOFLAGS=-buildvcs=false", "GOBIN=" + dir + ".tmp"}
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(b.progressWriter())); err != nil {
+		return fmt.Errorf("build runc (needs gcc and Debian's libseccomp-dev): %w", err)
 	}
 	return os.Rename(dir+".tmp", dir)
 }

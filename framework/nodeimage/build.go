@@ -1,6 +1,6 @@
 // Package nodeimage builds nodeconform's air-gapped kind node image from
 // Debian packages and the Go module proxy only: a debootstrapped root
-// filesystem with systemd, containerd and runc; kubelet, kubeadm and kubectl
+// filesystem with systemd; containerd, runc, kubelet, kubeadm and kubectl
 // built from source; and the control-plane, DNS, pause and CNI images built
 // here and preloaded into the node's containerd. Each stage is cached, and
 // the final image carries a content key so an unchanged recipe is never
@@ -31,11 +31,11 @@ var assets embed.FS
 
 // recipeVersion changes whenever the build steps change in a way the hashed
 // inputs do not show.
-const recipeVersion = "3"
+const recipeVersion = "4"
 
 // basePackages are installed into the node root filesystem.
 var basePackages = []string{
-	"systemd", "systemd-sysv", "dbus", "containerd", "runc", "iptables",
+	"systemd", "systemd-sysv", "dbus", "iptables",
 	"containernetworking-plugins", "iproute2", "procps", "kmod", "conntrack",
 	"ethtool", "socat", "util-linux", "mount",
 }
@@ -109,7 +109,7 @@ func Build(ctx context.Context, o Options) (string, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return "", err
 	}
-	b := &builder{Options: o, kube: kubeImagesFor(o.KubernetesVersion), started: time.Now()}
+	b := &builder{Options: o, started: time.Now()}
 	return b.build(ctx)
 }
 
@@ -128,7 +128,10 @@ func (b *builder) build(ctx context.Context) (string, error) {
 			return b.Image, nil
 		}
 	}
-	b.Logger.V(0).Infof("building node image %s (Kubernetes %s)", b.Image, b.KubernetesVersion)
+	b.Logger.V(0).Infof("building node image %s (Kubernetes %s, containerd %s, runc %s)", b.Image, b.KubernetesVersion, versions.Containerd, versions.Runc)
+	if b.kube, err = b.kubeImagesFor(ctx); err != nil {
+		return "", err
+	}
 	base, err := b.ensureBase(ctx)
 	if err != nil {
 		return "", err
@@ -152,8 +155,8 @@ func (b *builder) build(ctx context.Context) (string, error) {
 // key hashes every input of the node image.
 func (b *builder) key(cniSum string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe=%s k8s=%s etcd=%s coredns=%s suite=%s pkgs=%s cni=%s\n",
-		recipeVersion, b.KubernetesVersion, versions.Etcd, versions.CoreDNS, versions.DebianSuite,
+	fmt.Fprintf(h, "recipe=%s k8s=%s containerd=%s runc=%s suite=%s pkgs=%s cni=%s\n",
+		recipeVersion, b.KubernetesVersion, versions.Containerd, versions.Runc, versions.DebianSuite,
 		strings.Join(basePackages, ","), cniSum)
 	var paths []string
 	err := fs.WalkDir(assets, ".", func(p string, d fs.DirEntry, err error) error {

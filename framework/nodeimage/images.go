@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
-
-	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
 // kubeImages are the image references kubeadm of one Kubernetes release
-// expects (kubeadm's constants: etcd, CoreDNS and pause tags per release).
+// expects. The etcd, CoreDNS and pause tags are read from that release's
+// kubeadm constants, so any release builds the components its kubeadm asks
+// for, and the etcd and CoreDNS sources built are the versions those tags
+// name.
 type kubeImages struct {
 	version  string
 	etcdTag  string
@@ -19,13 +21,61 @@ type kubeImages struct {
 	pauseTag string
 }
 
-func kubeImagesFor(v string) kubeImages {
-	return kubeImages{
-		version:  strings.ReplaceAll(v, "+", "_"),
-		etcdTag:  strings.TrimPrefix(versions.Etcd, "v") + "-0",
-		dnsTag:   versions.CoreDNS,
-		pauseTag: "3.10.1",
+// etcdVersion is the etcd module version behind the image tag (3.7.0-0 ->
+// v3.7.0).
+func (k kubeImages) etcdVersion() string {
+	v := k.etcdTag
+	if i := strings.LastIndex(v, "-"); i > 0 {
+		v = v[:i]
 	}
+	return "v" + v
+}
+
+var kubeadmConstRe = regexp.MustCompile(`(?m)^\s*(DefaultEtcdVersion|CoreDNSVersion|PauseVersion)\s*=\s*"([^"]+)"`)
+
+// KubeadmImageTags reads the etcd, CoreDNS and pause tags from the source
+// of kubeadm's constants.go (cmd/kubeadm/app/constants) of one release.
+func KubeadmImageTags(constantsGo string) (etcd, coreDNS, pause string, err error) {
+	found := map[string]string{}
+	for _, m := range kubeadmConstRe.FindAllStringSubmatch(constantsGo, -1) {
+		if _, dup := found[m[1]]; !dup {
+			found[m[1]] = m[2]
+		}
+	}
+	for _, name := range []string{"DefaultEtcdVersion", "CoreDNSVersion", "PauseVersion"} {
+		if found[name] == "" {
+			return "", "", "", fmt.Errorf("kubeadm constants: %s not found", name)
+		}
+	}
+	return found["DefaultEtcdVersion"], found["CoreDNSVersion"], found["PauseVersion"], nil
+}
+
+// kubeImagesFor reads the tags from the release's module source (the same
+// download the Kubernetes build uses).
+func (b *builder) kubeImagesFor(ctx context.Context) (kubeImages, error) {
+	work := filepath.Join(b.CacheDir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return kubeImages{}, err
+	}
+	mod := "k8s.io/kubernetes@" + b.KubernetesVersion
+	_, dir, err := moduleGoMod(ctx, work, mod)
+	if err != nil {
+		return kubeImages{}, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "cmd", "kubeadm", "app", "constants", "constants.go"))
+	if err != nil {
+		return kubeImages{}, fmt.Errorf("%s: %w", mod, err)
+	}
+	etcd, dns, pause, err := KubeadmImageTags(string(data))
+	if err != nil {
+		return kubeImages{}, fmt.Errorf("%s: %w", mod, err)
+	}
+	return kubeImages{
+		version:  strings.ReplaceAll(b.KubernetesVersion, "+", "_"),
+		etcdTag:  etcd,
+		dnsTag:   dns,
+		pauseTag: pause,
+	}, nil
 }
 
 const registry = "registry.k8s.io/"

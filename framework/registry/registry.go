@@ -70,6 +70,17 @@ const (
 // NodeHost is the registry as the nodes reach it.
 const NodeHost = ContainerName + ":5000"
 
+// HostsTOMLPath is where a node's containerd (config_path
+// /etc/containerd/certs.d) looks for how to reach NodeHost.
+const HostsTOMLPath = "/etc/containerd/certs.d/" + NodeHost + "/hosts.toml"
+
+// HostsTOML tells containerd to pull from NodeHost over plain HTTP.
+const HostsTOML = `server = "http://` + NodeHost + `"
+
+[host."http://` + NodeHost + `"]
+  capabilities = ["pull", "resolve"]
+`
+
 // BuildOptions configure Build.
 type BuildOptions struct {
 	CacheDir string

@@ -19,7 +19,8 @@ type Safe struct {
 	Value string
 }
 
-// SafeSysctls lists the safe set up to v1.34.
+// SafeSysctls lists the safe set up to v1.37 (the kubelet's
+// pkg/kubelet/sysctl/safe_sysctls.go of each release).
 var SafeSysctls = []Safe{
 	{"kernel.shm_rmid_forced", 0, "1"},
 	{"net.ipv4.ip_local_port_range", 0, "1100 60999"},
@@ -33,6 +34,8 @@ var SafeSysctls = []Safe{
 	{"net.ipv4.tcp_keepalive_probes", 29, "5"},
 	{"net.ipv4.tcp_rmem", 32, "4096 87380 6291000"},
 	{"net.ipv4.tcp_wmem", 32, "4096 16384 4194000"},
+	{"net.ipv4.tcp_slow_start_after_idle", 37, "0"},
+	{"net.ipv4.tcp_notsent_lowat", 37, "16384"},
 }
 
 // SafeFor returns the safe sysctls of a Kubernetes minor version.
@@ -142,6 +145,16 @@ func Table(cells []Cell) string {
 // multi-value sysctls print tab-separated fields.
 func NormalizeValue(v string) string {
 	return strings.Join(strings.Fields(v), " ")
+}
+
+// NamesMissingFile reports whether a runtime's error message says the
+// sysctl's /proc/sys file does not exist. runc up to 1.3 writes
+// "open /proc/sys/net/ipv4/x: no such file or directory"; runc 1.4 opens it
+// through a private procfs: "open sysctl net.ipv4.x file: unsafe procfs
+// detected: openat2 fsmount:fscontext:proc/./sys/net/ipv4/x: no such file
+// or directory". Both name the file under sys/.
+func NamesMissingFile(msg, name string) bool {
+	return strings.Contains(msg, "sys/"+strings.ReplaceAll(name, ".", "/")+":") && strings.Contains(msg, "no such file or directory")
 }
 
 // ProcPath is the /proc/sys file of a sysctl name.

@@ -67,3 +67,21 @@ func TestHelpers(t *testing.T) {
 		t.Fatal("helpers")
 	}
 }
+
+func TestNamesMissingFile(t *testing.T) {
+	const name = "net.ipv4.nodeconform_missing"
+	for msg, want := range map[string]bool{
+		// runc 1.1 (Debian bookworm), recorded.
+		"failed to create containerd task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: open /proc/sys/net/ipv4/nodeconform_missing: no such file or directory: unknown": true,
+		// runc 1.4.3, recorded.
+		"runc create failed: unable to start container process: error during container init: open sysctl net.ipv4.nodeconform_missing file: unsafe procfs detected: openat2 fsmount:fscontext:proc/./sys/net/ipv4/nodeconform_missing: no such file or directory": true,
+		// Another sysctl's file, or another error.
+		"open /proc/sys/net/ipv4/nodeconform_missing_other: no such file or directory": false,
+		"open /proc/sys/net/ipv4/nodeconform_missing: permission denied":               false,
+		"forbidden sysctl: \"net.ipv4.nodeconform_missing\" not allowlisted":           false,
+	} {
+		if got := NamesMissingFile(msg, name); got != want {
+			t.Errorf("NamesMissingFile(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}

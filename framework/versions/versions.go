@@ -5,16 +5,20 @@
 // a one-line change here.
 package versions
 
-// Kubernetes is the default Kubernetes release built into the node image.
-// v1.34 is the newest line that still runs on cgroup v1 hosts without
-// opting in, and it pairs with kind v0.30.
-const Kubernetes = "v1.34.4"
+// Kubernetes is the default Kubernetes release built into the node image:
+// the newest minor. From v1.35 the kubelet refuses cgroup v1 hosts unless
+// failCgroupV1 is false, which the kind provider sets on such hosts. etcd,
+// CoreDNS and pause are built at the versions this release's kubeadm names
+// (read from its constants), so they are not pinned here.
+const Kubernetes = "v1.37.2"
 
-// Etcd is the etcd server module version built for the control plane.
-const Etcd = "v3.6.5"
+// Containerd is the containerd release built from the Go module proxy for
+// the node image (and copied onto VM nodes): kind v0.33's base image pins
+// the same.
+const Containerd = "v2.3.4"
 
-// CoreDNS is the CoreDNS module version built for cluster DNS.
-const CoreDNS = "v1.12.1"
+// Runc is the runc release built (static, with seccomp) beside containerd.
+const Runc = "v1.4.3"
 
 // DebianSuite is the Debian release debootstrapped as the node root filesystem.
 const DebianSuite = "bookworm"

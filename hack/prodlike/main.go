@@ -167,7 +167,7 @@ func up(ctx context.Context, logger log.Logger) error {
 	return nil
 }
 
-// encapsulate installs kubens.service, kubensenter and the drop-ins that
+// encapsulate trusts the registry, installs kubens.service, kubensenter and the drop-ins that
 // start kubelet and containerd inside the pinned namespace, with docker
 // exec, and restarts both: the state an operator would have made.
 func encapsulate(ctx context.Context, node string) error {
@@ -183,6 +183,11 @@ func encapsulate(ctx context.Context, node string) error {
 	}
 	write := func(path string, content []byte, mode string) error {
 		_, err := sh(fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && echo %[2]s | base64 -d > %[1]s && chmod %[3]s %[1]s", path, base64.StdEncoding.EncodeToString(content), mode))
+		return err
+	}
+	// containerd 2 reads registry hosts from hosts.toml files: the plain
+	// HTTP registry on the kind network gets one, as an operator would add.
+	if err := write(registry.HostsTOMLPath, []byte(registry.HostsTOML), "0644"); err != nil {
 		return err
 	}
 	if err := write(encapsulation.UnitPath, fixtures.MustRead("encapsulation/kubens.service"), "0644"); err != nil {

@@ -190,12 +190,12 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 				return err.Error()
 			}
 			for _, x := range ev.Items {
-				if strings.Contains(x.Message, sc.ProcPath(missing)) {
+				if sc.NamesMissingFile(x.Message, missing) {
 					msg = x.Reason + ": " + x.Message
 				}
 			}
 			return msg
-		}, e.Config.Timeouts.PodReady.Duration).Should(ContainSubstring("no such file or directory"))
+		}, e.Config.Timeouts.PodReady.Duration).ShouldNot(BeEmpty(), "no event says that %s does not exist", sc.ProcPath(missing))
 		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		evidence.Record("missingSysctl", map[string]string{"event": msg, "phase": string(got.Status.Phase)})
