@@ -11,7 +11,7 @@ SUITE_TIMEOUT ?= 80m
 PROFILE ?= kindconfigs/default-profile.yaml
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
+.PHONY: all build unit images cluster e2e vm-e2e verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
 
 all: build
 
@@ -71,6 +71,18 @@ prodlike-e2e: images
 	trap '$(GO) run ./hack/prodlike down' EXIT; \
 	$(GO) run ./hack/prodlike up && \
 	NODECONFORM_E2E=1 NODECONFORM_PRODLIKE_STATE=$(PRODLIKE_STATE) $(GO) test -count=1 -timeout 45m -run TestProductionLikeCluster -v ./framework/runner/
+
+# The cgroup v2 VM worker (QEMU, Debian's kernel with the unified
+# hierarchy) joined to the lab cluster, then every suite on all nodes:
+# the v1 kind nodes and the v2 VM, judged with the VM profile. The VM is
+# stopped afterwards, pass or fail. On a cgroup v2 host no VM is needed
+# and `vm up` says so.
+VM_REPORT_DIR ?= $(REPORT_DIR)/vm
+VM_PROFILE ?= kindconfigs/vm-profile.yaml
+vm-e2e: images
+	trap '$(BIN) vm down' EXIT; \
+	$(BIN) vm up && \
+	$(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(VM_PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES))
 
 # What CI runs: unit tests, the read-only proof, the profile, findings
 # and interrupt proofs, every suite on the lab kind cluster (created once

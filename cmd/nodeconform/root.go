@@ -76,6 +76,7 @@ func newRoot(logger log.Logger) *cobra.Command {
 		newVersionCmd(),
 		newImageCmd(logger),
 		newClusterCmd(logger),
+		newVMCmd(logger),
 		newRunCmd(logger),
 		newListCmd(),
 		newDiffCmd(),

@@ -21,6 +21,9 @@ import (
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 	"sigs.k8s.io/kind/pkg/log"
 	"sigs.k8s.io/yaml"
+
+	"github.com/nodeconform/nodeconform/framework/nodeimage"
+	"github.com/nodeconform/nodeconform/framework/vmnode"
 )
 
 // Kind is a kind cluster created (or reused) through kind's Go library.
@@ -318,18 +321,50 @@ func commandOutput(err error) string {
 // Delete removes the cluster, its kubeconfig, and the docker network kind
 // made for it once no other container uses that network.
 func (k *Kind) Delete() error {
+	// A VM node on the cluster's bridge goes first: its control plane is
+	// about to disappear.
+	if _, err := vmnode.Down(vmStateRoot(), k.name); err != nil {
+		k.logger.Warnf("stop the VM node of %q: %v", k.name, err)
+	}
 	err := k.provider.Delete(k.name, k.kubeconfig)
 	if rmErr := os.Remove(k.kubeconfig); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
 		err = rmErr
 	}
 	if err == nil {
-		err = removeUnusedNetwork(kindNetwork())
+		err = removeUnusedNetwork(KindNetwork())
 	}
 	return err
 }
 
-// kindNetwork is the docker network kind puts nodes on.
-func kindNetwork() string {
+// vmStateRoot is where VM nodes of kind clusters keep their state.
+func vmStateRoot() string {
+	return vmnode.DefaultStateRoot(nodeimage.DefaultOptions(nil).CacheDir)
+}
+
+// DownVMs stops the cluster's VM node (if any) and removes its Node
+// object when the cluster answers.
+func (k *Kind) DownVMs(ctx context.Context) error {
+	did, err := vmnode.Down(vmStateRoot(), k.name)
+	if err != nil {
+		return err
+	}
+	if !did {
+		k.logger.V(0).Infof("no VM node recorded for cluster %q", k.name)
+		return nil
+	}
+	if rc, lerr := LoadKubeconfig(k.kubeconfig, ""); lerr == nil {
+		if cs, cerr := kubernetes.NewForConfig(rc); cerr == nil {
+			if derr := vmnode.DeleteNode(ctx, cs, k.name); derr != nil {
+				k.logger.Warnf("delete Node %s: %v", vmnode.NodeName(k.name), derr)
+			}
+		}
+	}
+	k.logger.V(0).Infof("stopped VM node %s (QEMU, tap device and overlay disk removed)", vmnode.NodeName(k.name))
+	return nil
+}
+
+// KindNetwork is the docker network kind puts nodes on.
+func KindNetwork() string {
 	if n := os.Getenv("KIND_EXPERIMENTAL_DOCKER_NETWORK"); n != "" {
 		return n
 	}
@@ -388,6 +423,16 @@ func (k *Kind) LoadImageArchive(ctx context.Context, archive string) error {
 	var all []error
 	for range nodes {
 		all = append(all, <-errs)
+	}
+	// VM nodes joined to the cluster take the same images over ssh.
+	vms, err := vmnode.Attached(vmStateRoot(), k.name)
+	if err != nil {
+		all = append(all, err)
+	}
+	for _, m := range vms {
+		if err := m.ImportArchive(ctx, archive); err != nil {
+			all = append(all, fmt.Errorf("load %s into VM node %s: %w", archive, m.Node, err))
+		}
 	}
 	return errors.Join(all...)
 }

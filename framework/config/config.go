@@ -94,6 +94,17 @@ type Config struct {
 		// once (pods started, files read).
 		MaxParallel int `json:"maxParallel"`
 	} `json:"nodes"`
+	VM struct {
+		// CPUs and MemoryMiB size the cgroup v2 VM node's guest.
+		CPUs      int `json:"cpus"`
+		MemoryMiB int `json:"memoryMiB"`
+		// HugePages2Mi are reserved in the guest at boot.
+		HugePages2Mi int `json:"hugePages2Mi"`
+		// Boot bounds QEMU start to the guest's sshd; Join bounds kubeadm
+		// join to the node Ready.
+		Boot Duration `json:"boot"`
+		Join Duration `json:"join"`
+	} `json:"vm"`
 	Cluster struct {
 		Name       string `json:"name"`
 		MinNodes   int    `json:"minNodes"`

@@ -120,6 +120,21 @@ func ProbePod(in ProbePodInput) *corev1.Pod {
 	}
 }
 
+// PinToNode makes the scheduler place the pod on node (node affinity on
+// metadata.name, as DaemonSets do), instead of spec.nodeName, which skips
+// the scheduler: the kubelet then rejects the pod outright (OutOfcpu)
+// while pods of an earlier spec still terminate there, where the
+// scheduler waits for the room. The node name is matched exactly; the
+// hostname label may differ from it on real clusters.
+func PinToNode(p *corev1.Pod, node string) {
+	p.Spec.NodeName = ""
+	p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
+		}}},
+	}}
+}
+
 // CreateReady creates the pod and waits until it is Ready, returning the
 // pod as the API server last saw it. On timeout the error holds the pod's
 // status and events, which is what a person would look at first.

@@ -350,7 +350,10 @@ func twoContainers() []corev1.ResourceRequirements {
 // kataPod is a probe pod of runtimeClass with one container per resource
 // requirement; node "" leaves placement to the scheduler.
 func kataPod(e *e2e.Env, ns, name, runtimeClass, node string, reqs ...corev1.ResourceRequirements) *corev1.Pod {
-	p := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: e.ProbeImage, NodeName: node})
+	p := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: e.ProbeImage})
+	if node != "" {
+		workload.PinToNode(p, node)
+	}
 	base := p.Spec.Containers[0]
 	p.Spec.Containers = nil
 	for i, rr := range reqs {
@@ -367,13 +370,10 @@ func kataPod(e *e2e.Env, ns, name, runtimeClass, node string, reqs ...corev1.Res
 	return p
 }
 
-// scheduledPod requests milliCPU on node through the scheduler (a
-// nodeSelector: spec.nodeName would bypass it).
+// scheduledPod requests milliCPU on node through the scheduler.
 func scheduledPod(e *e2e.Env, ns, name, runtimeClass, node string, milliCPU int64) *corev1.Pod {
 	r := corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(milliCPU, resource.DecimalSI), corev1.ResourceMemory: resource.MustParse("16Mi")}
-	p := kataPod(e, ns, name, runtimeClass, "", corev1.ResourceRequirements{Requests: r, Limits: r})
-	p.Spec.NodeSelector = map[string]string{hostnameLabel: node}
-	return p
+	return kataPod(e, ns, name, runtimeClass, node, corev1.ResourceRequirements{Requests: r, Limits: r})
 }
 
 func run(ctx context.Context, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
