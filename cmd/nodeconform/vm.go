@@ -11,7 +11,9 @@ import (
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
+	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/framework/vmnode"
 )
 
@@ -47,7 +49,17 @@ func newVMCmd(logger log.Logger) *cobra.Command {
 			if s.CacheDir != "" {
 				o.CacheDir = s.CacheDir
 			}
-			disk, err := nodeimage.BuildVMDisk(cmd.Context(), o)
+			// The probe and NFD images go into the disk: importing them in
+			// the guest at every run would hash their layers under emulation.
+			pimg, err := probe.BuildImage(cmd.Context(), probe.BuildOptions{SourceDir: s.SourceDir, CacheDir: o.CacheDir})
+			if err != nil {
+				return err
+			}
+			nimg, err := nfd.BuildImage(cmd.Context(), nfd.BuildOptions{SourceDir: s.SourceDir, CacheDir: o.CacheDir})
+			if err != nil {
+				return err
+			}
+			disk, err := nodeimage.BuildVMDisk(cmd.Context(), o, pimg.Archive, nimg.Archive)
 			if err != nil {
 				return err
 			}

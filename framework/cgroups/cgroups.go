@@ -160,12 +160,41 @@ func QuotaFromMilliCPU(milli, period int64) int64 {
 	return q
 }
 
-// WeightFromShares is the cgroup v2 conversion runc and the kubelet use.
+// WeightFromShares is the linear cgroup v2 conversion of cpu.shares to
+// cpu.weight that runtimes and the kubelet used until 2025 (runc ≤ 1.3,
+// opencontainers/cgroups < v0.0.3).
 func WeightFromShares(shares int64) int64 {
 	if shares == 0 {
 		return 0
 	}
 	return 1 + ((shares-2)*9999)/262142
+}
+
+// WeightFromSharesQuadratic is the conversion of opencontainers/cgroups
+// v0.0.3 and later (runc 1.4, kubelet 1.35+): a quadratic in log2(shares)
+// that maps 2, 1024 and 262144 shares to 1, 100 and 10000, so the default
+// request weighs what an unconfigured cgroup does (100) instead of 39.
+func WeightFromSharesQuadratic(shares int64) int64 {
+	switch {
+	case shares == 0:
+		return 0
+	case shares <= 2:
+		return 1
+	case shares >= 262144:
+		return 10000
+	}
+	l := math.Log2(float64(shares))
+	return int64(math.Ceil(math.Pow(10, (l*l+125*l)/612.0-7.0/34.0)))
+}
+
+// WeightsFromShares are the cpu.weight values a runtime may write for
+// shares: the linear and the quadratic conversion (both are in use).
+func WeightsFromShares(shares int64) []int64 {
+	a, b := WeightFromShares(shares), WeightFromSharesQuadratic(shares)
+	if a == b {
+		return []int64{a}
+	}
+	return []int64{a, b}
 }
 
 // Limits are what a cgroup's files say, in the kubelet's units.
@@ -268,8 +297,15 @@ func Check(v Version, e Expected, l Limits) []string {
 	if v == V1 && l.CPUShares != shares {
 		out = append(out, fmt.Sprintf("cpu.shares %d, want %d (request %dm)", l.CPUShares, shares, e.CPURequestMilli))
 	}
-	if v == V2 && l.CPUWeight != WeightFromShares(shares) {
-		out = append(out, fmt.Sprintf("cpu.weight %d, want %d (request %dm)", l.CPUWeight, WeightFromShares(shares), e.CPURequestMilli))
+	if v == V2 {
+		ok := false
+		for _, w := range WeightsFromShares(shares) {
+			ok = ok || l.CPUWeight == w
+		}
+		if !ok {
+			out = append(out, fmt.Sprintf("cpu.weight %d, want %d (linear) or %d (quadratic conversion) for %d shares (request %dm)",
+				l.CPUWeight, WeightFromShares(shares), WeightFromSharesQuadratic(shares), shares, e.CPURequestMilli))
+		}
 	}
 	wantMem := int64(-1)
 	if e.MemoryLimit > 0 {
@@ -395,4 +431,31 @@ func ExpectedPodParent(driver, cgroupRoot string, perQOS bool, q QoS) string {
 		b.WriteString("/" + prefix + ".slice")
 	}
 	return b.String()
+}
+
+// OOMFile is the memory controller file that counts OOM kills: v2's
+// memory.events (hierarchical: a pod cgroup counts its containers' kills)
+// and v1's memory.oom_control (that cgroup's own kills only).
+func OOMFile(v Version) string {
+	if v == V2 {
+		return "memory.events"
+	}
+	return "memory.oom_control"
+}
+
+// OOMKills reads the oom_kill counter of OOMFile's content, and on v2 says
+// what is wrong when a pod cgroup whose container the kubelet reports
+// OOMKilled counts none. v1 counts kills per memory cgroup, and the
+// killed container's cgroup is gone after its restart, so a pod cgroup's
+// zero there proves nothing and is not a problem.
+func OOMKills(v Version, text string) (int64, string, error) {
+	kv := keyValues(text)
+	n, ok := kv["oom_kill"]
+	if !ok {
+		return 0, "", fmt.Errorf("%s has no oom_kill counter: %q", OOMFile(v), strings.TrimSpace(text))
+	}
+	if v == V2 && n == 0 {
+		return 0, "the kubelet reports OOMKilled but the pod cgroup's memory.events counts no oom_kill", nil
+	}
+	return n, "", nil
 }

@@ -66,6 +66,13 @@ func TestFormulas(t *testing.T) {
 	if WeightFromShares(2) != 1 || WeightFromShares(1024) != 39 || WeightFromShares(262144) != 10000 {
 		t.Fatalf("weight %d %d", WeightFromShares(1024), WeightFromShares(262144))
 	}
+	// The quadratic conversion (runc 1.4): 102 shares (100m) read 17 on
+	// the cgroup v2 VM node; 1024 shares give the default 100.
+	for shares, want := range map[int64]int64{0: 0, 2: 1, 102: 17, 1024: 100, 262144: 10000} {
+		if got := WeightFromSharesQuadratic(shares); got != want {
+			t.Errorf("quadratic weight of %d shares = %d, want %d", shares, got, want)
+		}
+	}
 }
 
 func TestCheckV1AndV2(t *testing.T) {
@@ -83,6 +90,16 @@ func TestCheckV1AndV2(t *testing.T) {
 	}
 	if m := Check(V2, e, v2); len(m) != 0 {
 		t.Fatal(m)
+	}
+	// Recorded on the VM node (runc 1.4.3): the quadratic weight passes;
+	// a weight of neither conversion (e.g. the request ignored) fails.
+	quad, _ := ParseV2(map[string]string{"cpu.max": "20000 100000", "cpu.weight": "17", "memory.max": "67108864"})
+	if m := Check(V2, e, quad); len(m) != 0 {
+		t.Fatal(m)
+	}
+	wrong, _ := ParseV2(map[string]string{"cpu.max": "20000 100000", "cpu.weight": "100", "memory.max": "67108864"})
+	if m := Check(V2, e, wrong); len(m) != 1 || !strings.Contains(m[0], "cpu.weight 100, want 4 (linear) or 17 (quadratic") {
+		t.Fatalf("%v", m)
 	}
 	// CFS quota disabled (cpuCFSQuota: false): the limit is not enforced.
 	off, _ := ParseV1(map[string]string{"cpu.cfs_quota_us": "-1", "cpu.cfs_period_us": "100000", "cpu.shares": "102", "memory.limit_in_bytes": "9223372036854771712"})
@@ -152,5 +169,26 @@ func TestExpectedPodParent(t *testing.T) {
 		if got := ExpectedPodParent(c.driver, c.root, c.perQOS, c.q); got != c.want {
 			t.Errorf("%s %q perQOS=%v %s: got %s, want %s", c.driver, c.root, c.perQOS, c.q, got, c.want)
 		}
+	}
+}
+
+func TestOOMKills(t *testing.T) {
+	// Recorded on the cgroup v2 VM node after an OOMKilled container.
+	v2 := "low 0\nhigh 0\nmax 57\noom 1\noom_kill 1\noom_group_kill 0\n"
+	if n, problem, err := OOMKills(V2, v2); err != nil || n != 1 || problem != "" {
+		t.Fatalf("%d %q %v", n, problem, err)
+	}
+	if _, problem, _ := OOMKills(V2, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"); !strings.Contains(problem, "counts no oom_kill") {
+		t.Fatalf("no kill on v2 must be a problem: %q", problem)
+	}
+	// v1 pod cgroups do not count their containers' kills: zero is evidence, not a failure.
+	if n, problem, err := OOMKills(V1, "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"); err != nil || n != 0 || problem != "" {
+		t.Fatalf("%d %q %v", n, problem, err)
+	}
+	if _, _, err := OOMKills(V2, "garbage"); err == nil {
+		t.Fatal("a file without oom_kill must be an error")
+	}
+	if OOMFile(V2) != "memory.events" || OOMFile(V1) != "memory.oom_control" {
+		t.Fatal("oom files")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -37,7 +38,9 @@ func newSSH(addr, keyFile, hostKey string) (*sshClient, error) {
 		User:            "root",
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.FixedHostKey(hk),
-		Timeout:         10 * time.Second,
+		// Ask for the recorded key's type: sshd offers several.
+		HostKeyAlgorithms: []string{hk.Type()},
+		Timeout:           10 * time.Second,
 	}}, nil
 }
 
@@ -61,7 +64,9 @@ func (c *sshClient) Run(ctx context.Context, cmd string, stdin io.Reader) (strin
 		return "", err
 	}
 	defer s.Close()
-	var out bytes.Buffer
+	// Stdout and stderr are copied by goroutines of their own: one
+	// buffer needs a lock (unguarded, output was lost).
+	var out lockedBuffer
 	s.Stdout, s.Stderr, s.Stdin = &out, &out, stdin
 	done := make(chan error, 1)
 	go func() { done <- s.Run(cmd) }()
@@ -75,6 +80,23 @@ func (c *sshClient) Run(ctx context.Context, cmd string, stdin io.Reader) (strin
 		return out.String(), fmt.Errorf("on the VM: %s: %w\n%s", cmd, err, tail(out.String(), 3000))
 	}
 	return out.String(), nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func tail(s string, n int) string {

@@ -97,11 +97,6 @@ func Up(ctx context.Context, o Options, cs kubernetes.Interface) (m *Machine, er
 	booted := time.Since(start)
 	o.Logger.V(0).Infof("VM node %s booted to sshd in %s", node, booted.Round(time.Second))
 	t := time.Now()
-	if err := m.ImportArchive(ctx, o.Disk.Images); err != nil {
-		return nil, fmt.Errorf("import node images into the VM: %w", err)
-	}
-	o.Logger.V(0).Infof("VM node %s: pause, kube-proxy and CNI images imported in %s", node, time.Since(t).Round(time.Second))
-	t = time.Now()
 	if err := m.join(ctx, o, cpName, ip.String()); err != nil {
 		return nil, err
 	}
@@ -140,7 +135,7 @@ func (m *Machine) waitSSH(ctx context.Context, o Options, dir string) error {
 			return fmt.Errorf("VM node did not answer ssh within %s (last: %v)%s", o.BootTimeout, err, consoleTail(dir))
 		}
 		if time.Since(last) >= 15*time.Second {
-			o.Logger.V(0).Infof("   … VM booting: %s elapsed (console: %s)", time.Since(deadline.Add(-o.BootTimeout)).Round(time.Second), filepath.Join(dir, "console.log"))
+			o.Logger.V(0).Infof("   … VM booting: %s elapsed, ssh: %s (console: %s)", time.Since(deadline.Add(-o.BootTimeout)).Round(time.Second), firstLine(err), filepath.Join(dir, "console.log"))
 			last = time.Now()
 		}
 		time.Sleep(2 * time.Second)

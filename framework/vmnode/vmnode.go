@@ -12,10 +12,12 @@
 package vmnode
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -127,14 +129,36 @@ func (m *Machine) Run(ctx context.Context, cmd string) (string, error) {
 	return m.ssh.Run(ctx, cmd, nil)
 }
 
+// RunInput runs a shell command on the VM with stdin.
+func (m *Machine) RunInput(ctx context.Context, cmd string, stdin io.Reader) (string, error) {
+	return m.ssh.Run(ctx, cmd, stdin)
+}
+
 // ImportArchive imports an image archive (docker save format) into the
-// VM's containerd, as kind does for its nodes.
+// VM's containerd, as kind does for its nodes. Images the guest already
+// holds (same configuration, same tags; the disk preloads the probe and
+// NFD images) are not sent again: importing hashes every layer under
+// emulation.
 func (m *Machine) ImportArchive(ctx context.Context, archive string) error {
 	f, err := os.Open(archive)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	imgs, err := ArchiveImages(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", archive, err)
+	}
+	out, err := m.ssh.Run(ctx, missingScript(imgs), nil)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) == "" {
+		return nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	_, err = m.ssh.Run(ctx, "ctr --namespace=k8s.io images import --all-platforms --digests -", f)
 	return err
 }
@@ -274,4 +298,73 @@ func ensureQEMU(ctx context.Context, logger log.Logger, install func(context.Con
 		return fmt.Errorf("QEMU is needed for the cgroup v2 VM node: %w", err)
 	}
 	return nil
+}
+
+// ArchiveImage is one image of a docker-save archive.
+type ArchiveImage struct {
+	// Config is the hex sha256 of the image configuration.
+	Config string
+	// Refs are the archive's tags as containerd names them.
+	Refs []string
+}
+
+// ArchiveImages reads manifest.json of a docker-save archive.
+func ArchiveImages(r io.Reader) ([]ArchiveImage, error) {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("image archive has no manifest.json")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var m []struct {
+			Config   string
+			RepoTags []string
+		}
+		if err := json.NewDecoder(tr).Decode(&m); err != nil {
+			return nil, fmt.Errorf("manifest.json: %w", err)
+		}
+		var out []ArchiveImage
+		for _, e := range m {
+			cfg := strings.TrimSuffix(filepath.Base(e.Config), ".json")
+			img := ArchiveImage{Config: cfg}
+			for _, t := range e.RepoTags {
+				img.Refs = append(img.Refs, NormalizeRef(t))
+			}
+			out = append(out, img)
+		}
+		return out, nil
+	}
+}
+
+// NormalizeRef names an image as containerd does (docker.io/library/...).
+func NormalizeRef(ref string) string {
+	first, rest, found := strings.Cut(ref, "/")
+	if !found {
+		return "docker.io/library/" + ref
+	}
+	if strings.ContainsAny(first, ".:") || first == "localhost" {
+		return ref
+	}
+	return "docker.io/" + first + "/" + rest
+}
+
+// missingScript is a guest command printing the configs (of configs)
+// absent from containerd's content store or not tagged as refs.
+func missingScript(imgs []ArchiveImage) string {
+	var b strings.Builder
+	b.WriteString("refs=$(ctr --namespace=k8s.io images ls -q); ")
+	for _, img := range imgs {
+		fmt.Fprintf(&b, "test -e /var/lib/containerd/io.containerd.content.v1.content/blobs/sha256/%s || echo %s; ", img.Config, img.Config)
+		for _, r := range img.Refs {
+			fmt.Fprintf(&b, "echo \"$refs\" | grep -qxF '%s' || echo %s; ", r, img.Config)
+		}
+	}
+	b.WriteString("true")
+	return b.String()
 }

@@ -220,7 +220,22 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			status := e.ExpectRestartedAfter(ctx, g, ns, p.Name, "OOMKilled")
-			return map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated}
+			ev := map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated}
+			// The kernel's own count, beside the kubelet's reason.
+			got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			dir, err := c.rd.PodPath(ctx, got, "memory")
+			g.Expect(err).NotTo(HaveOccurred())
+			file := cg.Dir(c.rd.Version, "memory", dir) + "/" + cg.OOMFile(c.rd.Version)
+			text, err := c.rd.Cat(ctx, file)
+			g.Expect(err).NotTo(HaveOccurred())
+			kills, problem, err := cg.OOMKills(c.rd.Version, text)
+			g.Expect(err).NotTo(HaveOccurred())
+			ev["oomFile"], ev["oomFileContent"], ev["oomKills"] = file, text, kills
+			if problem != "" {
+				verdict.FailNode(fmt.Sprintf("pod %s: %s (%s)", p.Name, problem, file))
+			}
+			return ev
 		})
 	})
 
