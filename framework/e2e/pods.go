@@ -33,7 +33,9 @@ func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod
 		}
 		return ""
 	}).WithTimeout(e.Config.Timeouts.PodReady.Duration).WithPolling(e.Config.Intervals.Poll.Duration).Should(gomega.Equal(reason),
-		func() string { return fmt.Sprintf("pod %s/%s restarted after %s; last seen: %s", ns, pod, reason, seen) })
+		func() string {
+			return fmt.Sprintf("pod %s/%s restarted after %s; last seen: %s", ns, pod, reason, seen)
+		})
 	return status
 }
 
