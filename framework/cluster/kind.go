@@ -348,16 +348,17 @@ func (k *Kind) DownVMs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !did {
-		k.logger.V(0).Infof("no VM node recorded for cluster %q", k.name)
-		return nil
-	}
+	// The Node object goes even without a recorded VM (a crashed run).
 	if rc, lerr := LoadKubeconfig(k.kubeconfig, ""); lerr == nil {
 		if cs, cerr := kubernetes.NewForConfig(rc); cerr == nil {
 			if derr := vmnode.DeleteNode(ctx, cs, k.name); derr != nil {
 				k.logger.Warnf("delete Node %s: %v", vmnode.NodeName(k.name), derr)
 			}
 		}
+	}
+	if !did {
+		k.logger.V(0).Infof("no VM node recorded for cluster %q", k.name)
+		return nil
 	}
 	k.logger.V(0).Infof("stopped VM node %s (QEMU, tap device and overlay disk removed)", vmnode.NodeName(k.name))
 	return nil

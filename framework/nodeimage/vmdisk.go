@@ -224,7 +224,11 @@ for a in /images/*.tar; do ctr --namespace=k8s.io images import --no-unpack --di
 kill $pid; wait $pid || true
 rm -rf /var/lib/containerd/io.containerd.runtime.v2.task
 `
-	args := append([]string{"run", "--rm", "--privileged", "--label", "io.nodeconform.build=true", "--entrypoint", "bash",
+	// Named, so that a cancelled build removes it: killing the docker
+	// CLI does not stop the container writing into the store.
+	name := fmt.Sprintf("nodeconform-vm-preload-%d", time.Now().UnixNano())
+	defer func() { _, _ = docker(context.Background(), "rm", "-f", name) }()
+	args := append([]string{"run", "--rm", "--name", name, "--privileged", "--label", "io.nodeconform.build=true", "--entrypoint", "bash",
 		"-v", store + ":/var/lib/containerd"}, mounts...)
 	_, err := docker(ctx, append(args, b.Image, "-c", script)...)
 	return err
@@ -305,11 +309,15 @@ func (b *builder) vmRoot(ctx context.Context, dir string) (string, error) {
 		}
 	}
 	tmp := root + ".tmp"
-	_ = os.RemoveAll(tmp)
+	if err := removeRoot(tmp); err != nil {
+		return "", err
+	}
 	if _, err := run(ctx, "debootstrap", []string{
 		"--variant=minbase", "--include=" + strings.Join(vmPackages, ","),
 		versions.DebianSuite, tmp, mirror}); err != nil {
-		_ = os.RemoveAll(tmp)
+		if rerr := removeRoot(tmp); rerr != nil {
+			b.Logger.Warnf("%v", rerr)
+		}
 		return "", fmt.Errorf("debootstrap from %s: %w", mirror, err)
 	}
 	for _, p := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists"} {
@@ -321,7 +329,9 @@ func (b *builder) vmRoot(ctx context.Context, dir string) (string, error) {
 	old, _ := filepath.Glob(filepath.Join(dir, "root-*"))
 	for _, o := range old {
 		if o != tmp {
-			_ = os.RemoveAll(o)
+			if err := removeRoot(o); err != nil {
+				b.Logger.Warnf("%v", err)
+			}
 		}
 	}
 	if err := os.Rename(tmp, root); err != nil {

@@ -52,11 +52,17 @@ func (c *sshClient) Run(ctx context.Context, cmd string, stdin io.Reader) (strin
 	if err != nil {
 		return "", err
 	}
+	// The handshake gets the dial's time limit too (a guest that accepts
+	// TCP but whose sshd stalls), and ends with ctx (Ctrl-C).
+	_ = conn.SetDeadline(time.Now().Add(c.cfg.Timeout))
+	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stopWatch()
 	sc, chans, reqs, err := ssh.NewClientConn(conn, c.addr, c.cfg)
 	if err != nil {
 		conn.Close()
 		return "", err
 	}
+	_ = conn.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
 	defer client.Close()
 	s, err := client.NewSession()

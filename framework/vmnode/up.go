@@ -36,7 +36,8 @@ func Up(ctx context.Context, o Options, cs kubernetes.Interface) (m *Machine, er
 	if cpIP == nil {
 		return nil, fmt.Errorf("control-plane container %s is not on docker network %s", cpName, o.Network)
 	}
-	ip, err := PickAddress(nw.Subnet, nw.Used, 0)
+	// Another cluster's VM on the shared kind network is not in Docker's list.
+	ip, err := PickAddress(nw.Subnet, append(nw.Used, recordedIPs(o.StateRoot)...), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -57,9 +58,13 @@ func Up(ctx context.Context, o Options, cs kubernetes.Interface) (m *Machine, er
 	}
 	defer func() {
 		if err != nil {
-			o.Logger.Warnf("VM node %s failed (%v); console log kept in the error, removing it", node, firstLine(err))
+			o.Logger.Warnf("VM node %s failed (%v); removing it", node, firstLine(err))
+			// The VM first: a kubelet still running could register the
+			// Node again after its deletion.
+			if _, derr := Down(o.StateRoot, o.Cluster); derr != nil {
+				o.Logger.Warnf("%v", derr)
+			}
 			_ = deleteNode(context.Background(), cs, node)
-			_, _ = Down(o.StateRoot, o.Cluster)
 		}
 	}()
 	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", o.Disk.Disk, filepath.Join(dir, "overlay.qcow2")).CombinedOutput(); err != nil {
@@ -120,10 +125,19 @@ func (m *Machine) waitSSH(ctx context.Context, o Options, dir string) error {
 	last := time.Now()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		_, err := m.Run(cctx, "systemctl is-system-running --wait >/dev/null 2>&1; true")
+		state, err := m.Run(cctx, "systemctl is-system-running --wait 2>/dev/null; true")
 		cancel()
 		if err == nil {
-			return nil
+			switch strings.TrimSpace(state) {
+			case "running":
+				return nil
+			case "degraded":
+				// Say which units failed; the join shows whether they matter.
+				failed, _ := m.Run(ctx, "systemctl --failed --no-legend --plain 2>&1 | head -20")
+				o.Logger.Warnf("VM node booted degraded; failed units:\n%s", failed)
+				return nil
+			}
+			err = fmt.Errorf("system state %q", strings.TrimSpace(state))
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -189,16 +203,35 @@ nodeRegistration:
 }
 
 func (m *Machine) join(ctx context.Context, o Options, cpName, ip string) error {
-	// A short-lived token for this join only, removed after it.
-	out, err := exec.CommandContext(ctx, "docker", "exec", cpName, "kubeadm", "token", "create", "--ttl", "30m", "--print-join-command").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("kubeadm token create on %s: %w: %s", cpName, err, out)
+	cp := func(ctx context.Context, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, "docker", append([]string{"exec", cpName, "kubeadm"}, args...)...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("kubeadm %s on %s: %w: %s", strings.Join(args, " "), cpName, err, out)
+		}
+		return string(out), nil
 	}
-	endpoint, token, hash, err := ParseJoinCommand(string(out))
+	// A token for this join only: generated first, so it is deleted
+	// whatever happens after it is created.
+	tok, err := cp(ctx, "token", "generate")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = exec.Command("docker", "exec", cpName, "kubeadm", "token", "delete", token).Run() }()
+	token := strings.TrimSpace(tok)
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := cp(dctx, "token", "delete", token); err != nil {
+			o.Logger.Warnf("%v", err)
+		}
+	}()
+	out, err := cp(ctx, "token", "create", token, "--ttl", "30m", "--print-join-command")
+	if err != nil {
+		return err
+	}
+	endpoint, _, hash, err := ParseJoinCommand(out)
+	if err != nil {
+		return err
+	}
 	cfg := JoinConfiguration(endpoint, token, hash, m.Node, ip)
 	o.Logger.V(0).Infof("VM node %s: kubeadm join %s", m.Node, endpoint)
 	if _, err := m.ssh.Run(ctx, "cat > /run/nodeconform-join.yaml && kubeadm join --config /run/nodeconform-join.yaml && rm -f /run/nodeconform-join.yaml", strings.NewReader(cfg)); err != nil {

@@ -78,8 +78,14 @@ type State struct {
 	Started time.Time `json:"started"`
 }
 
-// DefaultStateRoot is where running VM nodes keep their state.
-func DefaultStateRoot(cache string) string { return filepath.Join(cache, "vm", "run") }
+// DefaultStateRoot is where running VM nodes keep their state (absolute,
+// so every command finds the same one).
+func DefaultStateRoot(cache string) string {
+	if abs, err := filepath.Abs(cache); err == nil {
+		cache = abs
+	}
+	return filepath.Join(cache, "vm", "run")
+}
 
 // NodeName is the VM node of a cluster.
 func NodeName(cluster string) string { return cluster + "-vm" }
@@ -173,7 +179,7 @@ func Attached(root, cluster string) ([]*Machine, error) {
 		return nil, err
 	}
 	if !alive(st.PID) {
-		return nil, nil
+		return nil, fmt.Errorf("VM node %s of %s is recorded in %s but its QEMU (pid %d) is not running: nodeconform vm down, then vm up", st.Node, cluster, filepath.Join(root, cluster), st.PID)
 	}
 	c, err := newSSH(st.IP, st.SSHKey, st.HostKey)
 	if err != nil {
@@ -232,30 +238,48 @@ func stop(pid int, grace time.Duration) {
 
 // Down stops a cluster's VM, removes its tap and state (overlay disk,
 // console log). Removing the Node object is the caller's (it holds the
-// API client); Down works without the cluster.
+// API client); Down works without the cluster. A QEMU that does not stop
+// keeps its state, so the next Down still knows its PID.
 func Down(root, cluster string) (bool, error) {
 	dir := filepath.Join(root, cluster)
-	st, err := readState(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		if _, serr := os.Stat(dir); serr != nil {
-			// Nothing recorded; a tap may still be there from a crash.
-			return false, delTap(TapName(cluster))
-		}
-	} else if err != nil {
-		return false, err
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		// Nothing recorded; a tap may still be there from a crash.
+		return false, delTap(TapName(cluster))
 	}
-	pid := st.PID
+	pid := 0
+	if st, err := readState(dir); err == nil {
+		pid = st.PID
+	}
 	if pid == 0 {
+		// No (or a corrupt) state.json: QEMU's own pid file.
 		if data, err := os.ReadFile(filepath.Join(dir, "qemu.pid")); err == nil {
 			pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 		}
 	}
 	stop(pid, 5*time.Second)
+	if alive(pid) {
+		return true, fmt.Errorf("QEMU (pid %d) of the VM node of %s did not stop; its state stays in %s", pid, cluster, dir)
+	}
 	tapErr := delTap(TapName(cluster))
 	if err := os.RemoveAll(dir); err != nil {
 		return true, err
 	}
 	return true, tapErr
+}
+
+// recordedIPs are the addresses of every VM node recorded under root:
+// VMs of other clusters share the kind network but are not Docker's.
+func recordedIPs(root string) []net.IP {
+	var out []net.IP
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if st, err := readState(filepath.Join(root, e.Name())); err == nil && alive(st.PID) {
+			if ip := net.ParseIP(st.IP); ip != nil {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
 }
 
 // DownAll stops every VM node recorded under root.

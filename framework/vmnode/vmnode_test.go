@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -133,5 +134,17 @@ func TestArchiveImages(t *testing.T) {
 	}
 	if _, err := ArchiveImages(strings.NewReader("")); err == nil {
 		t.Fatal("an archive without manifest.json must be an error")
+	}
+}
+
+// TestVMProfileSelectsTheVM keeps the shipped VM profile's group on the
+// label the join gives the VM node.
+func TestVMProfileSelectsTheVM(t *testing.T) {
+	data, err := os.ReadFile("../../kindconfigs/vm-profile.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), Label+": "+LabelValue) {
+		t.Fatalf("kindconfigs/vm-profile.yaml has no group selecting %s=%s", Label, LabelValue)
 	}
 }
