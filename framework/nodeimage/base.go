@@ -27,35 +27,15 @@ func (b *builder) ensureBase(ctx context.Context) (string, error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("debootstrap needs root")
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		b.Logger.V(0).Info("installing debootstrap with apt-get")
-		if err := hostprep.AptInstall(ctx, b.Logger, "debootstrap"); err != nil {
-			return "", err
-		}
-	}
-	mirror := b.Mirror
-	if mirror == "" {
-		var err error
-		if mirror, err = HostDebianMirror(versions.DebianSuite); err != nil {
-			return "", err
-		}
-	}
 	rootfs := filepath.Join(b.CacheDir, "rootfs")
-	if err := os.RemoveAll(rootfs); err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(rootfs)
-	if _, err := run(ctx, "debootstrap", []string{
-		"--variant=minbase", "--include=" + strings.Join(basePackages, ","),
-		versions.DebianSuite, rootfs, mirror}); err != nil {
-		return "", fmt.Errorf("debootstrap from %s: %w", mirror, err)
-	}
-	// Documentation, locales and apt lists are dead weight in a node.
-	for _, p := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists", "var/log"} {
-		if err := os.RemoveAll(filepath.Join(rootfs, p)); err != nil {
-			return "", err
+	defer func() {
+		if err := removeRoot(rootfs); err != nil {
+			b.Logger.Warnf("%v", err)
 		}
-		_ = os.MkdirAll(filepath.Join(rootfs, p), 0o755)
+	}()
+	// The node root also drops the build's logs.
+	if err := b.debootstrap(ctx, rootfs, basePackages, "var/log"); err != nil {
+		return "", err
 	}
 	tar := exec.CommandContext(ctx, "tar", "-C", rootfs, "-c", ".")
 	pipe, err := tar.StdoutPipe()
@@ -74,4 +54,43 @@ func (b *builder) ensureBase(ctx context.Context) (string, error) {
 	}
 	done()
 	return tag, nil
+}
+
+// debootstrap makes a minbase Debian root with packages in dir (replacing
+// what is there), installing debootstrap and finding the host's mirror as
+// needed. Documentation, locales, apt caches and the extra paths are
+// emptied: dead weight in a node. A failed run's root is removed without
+// walking into mounts debootstrap left inside it.
+func (b *builder) debootstrap(ctx context.Context, dir string, packages []string, trim ...string) error {
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		b.Logger.V(0).Info("installing debootstrap with apt-get")
+		if err := hostprep.AptInstall(ctx, b.Logger, "debootstrap"); err != nil {
+			return err
+		}
+	}
+	mirror := b.Mirror
+	if mirror == "" {
+		var err error
+		if mirror, err = HostDebianMirror(versions.DebianSuite); err != nil {
+			return err
+		}
+	}
+	if err := removeRoot(dir); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "debootstrap", []string{
+		"--variant=minbase", "--include=" + strings.Join(packages, ","),
+		versions.DebianSuite, dir, mirror}); err != nil {
+		if rerr := removeRoot(dir); rerr != nil {
+			b.Logger.Warnf("%v", rerr)
+		}
+		return fmt.Errorf("debootstrap from %s: %w", mirror, err)
+	}
+	for _, p := range append([]string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists"}, trim...) {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			return err
+		}
+		_ = os.MkdirAll(filepath.Join(dir, p), 0o755)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -158,23 +159,33 @@ func (b *builder) key(cniSum string) (string, error) {
 	fmt.Fprintf(h, "recipe=%s k8s=%s containerd=%s runc=%s suite=%s pkgs=%s cni=%s\n",
 		recipeVersion, b.KubernetesVersion, versions.Containerd, versions.Runc, versions.DebianSuite,
 		strings.Join(basePackages, ","), cniSum)
+	if err := hashAssets(h, assets); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashAssets writes every file of fsys, in path order, into h.
+func hashAssets(h io.Writer, fsys fs.FS) error {
 	var paths []string
-	err := fs.WalkDir(assets, ".", func(p string, d fs.DirEntry, err error) error {
+	if err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			paths = append(paths, p)
 		}
 		return err
-	})
-	if err != nil {
-		return "", err
+	}); err != nil {
+		return err
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		data, _ := assets.ReadFile(p)
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(h, "%s %d\n", p, len(data))
 		h.Write(data)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return nil
 }
 
 func (b *builder) step(name string) func() {

@@ -13,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,7 +21,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/nodeconform/nodeconform/framework/digest"
-	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
 
@@ -267,20 +265,8 @@ func (b *builder) vmKey(ctx context.Context, bins binaries, cniImage string, pub
 		fmt.Fprintf(h, "bin %s %s\n", n, sum)
 	}
 	for _, a := range []fs.FS{assets, vmAssets} {
-		var paths []string
-		if err := fs.WalkDir(a, ".", func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				paths = append(paths, p)
-			}
-			return err
-		}); err != nil {
+		if err := hashAssets(h, a); err != nil {
 			return "", err
-		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			data, _ := fs.ReadFile(a, p)
-			fmt.Fprintf(h, "%s %d\n", p, len(data))
-			h.Write(data)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -295,36 +281,9 @@ func (b *builder) vmRoot(ctx context.Context, dir string) (string, error) {
 		return root, nil
 	}
 	done := b.step("debootstrap " + versions.DebianSuite + " VM root filesystem (kernel, systemd, sshd)")
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		b.Logger.V(0).Info("installing debootstrap with apt-get")
-		if err := hostprep.AptInstall(ctx, b.Logger, "debootstrap"); err != nil {
-			return "", err
-		}
-	}
-	mirror := b.Mirror
-	if mirror == "" {
-		var err error
-		if mirror, err = HostDebianMirror(versions.DebianSuite); err != nil {
-			return "", err
-		}
-	}
 	tmp := root + ".tmp"
-	if err := removeRoot(tmp); err != nil {
+	if err := b.debootstrap(ctx, tmp, vmPackages); err != nil {
 		return "", err
-	}
-	if _, err := run(ctx, "debootstrap", []string{
-		"--variant=minbase", "--include=" + strings.Join(vmPackages, ","),
-		versions.DebianSuite, tmp, mirror}); err != nil {
-		if rerr := removeRoot(tmp); rerr != nil {
-			b.Logger.Warnf("%v", rerr)
-		}
-		return "", fmt.Errorf("debootstrap from %s: %w", mirror, err)
-	}
-	for _, p := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists"} {
-		if err := os.RemoveAll(filepath.Join(tmp, p)); err != nil {
-			return "", err
-		}
-		_ = os.MkdirAll(filepath.Join(tmp, p), 0o755)
 	}
 	old, _ := filepath.Glob(filepath.Join(dir, "root-*"))
 	for _, o := range old {
