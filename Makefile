@@ -11,7 +11,7 @@ SUITE_TIMEOUT ?= 80m
 PROFILE ?= kindconfigs/default-profile.yaml
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e vm-e2e verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
+.PHONY: all build unit images cluster e2e vm-e2e test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
 
 all: build
 
@@ -73,23 +73,45 @@ prodlike-e2e: images
 	NODECONFORM_E2E=1 NODECONFORM_PRODLIKE_STATE=$(PRODLIKE_STATE) $(GO) test -count=1 -timeout 45m -run TestProductionLikeCluster -v ./framework/runner/
 
 # The cgroup v2 VM worker (QEMU, Debian's kernel with the unified
-# hierarchy) joined to the lab cluster, then every suite on all nodes:
-# the v1 kind nodes and the v2 VM, judged with the VM profile. The VM is
-# stopped afterwards, pass or fail. On a cgroup v2 host no VM is needed
-# and `vm up` says so.
+# hierarchy) joined to the lab cluster, then the suites (VM_SUITES, empty:
+# every suite) on all nodes: the v1 kind nodes and the v2 VM, judged with
+# the VM profile. The VM is stopped afterwards, pass or fail. On a cgroup
+# v2 host the kind nodes are v2 themselves: no VM, `make e2e` covers it.
 VM_REPORT_DIR ?= $(REPORT_DIR)/vm
 VM_PROFILE ?= kindconfigs/vm-profile.yaml
+VM_SUITES ?=
 vm-e2e: images
+	@if [ "$$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then echo "vm-e2e: host cgroups are v2, the kind nodes are v2 themselves: no VM node (make e2e covers v2)"; exit 0; fi; \
 	trap '$(BIN) vm down' EXIT; \
 	$(BIN) vm up && \
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 5m -run TestEntrypointDelegatesOnV2 -v ./framework/vmnode/ && \
 	$(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(VM_PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES))
 
+# The suites CI runs with the VM joined (README: "Targets and what CI
+# runs"): the ones whose checks differ on cgroup v2.
+CI_VM_SUITES ?= cgroups,runtimeclass,sysctl
+test-vm:
+	$(MAKE) vm-e2e VM_SUITES=$(CI_VM_SUITES)
+
 # What CI runs: unit tests, the read-only proof, the profile, findings
 # and interrupt proofs, every suite on the lab kind cluster (created once
-# and reused), then the production-like target. vm-e2e is not in it yet
-# (README: "Targets and what CI runs").
-test: unit verify-readonly findings-e2e interrupt-e2e e2e prodlike-e2e
+# and reused), the cgroup v2 VM joined to it for CI_VM_SUITES, then the
+# production-like target.
+test: unit verify-readonly findings-e2e interrupt-e2e e2e test-vm prodlike-e2e
+
+# Beyond CI's budget (README: "Support matrix"): every suite with the VM
+# joined, then each older Kubernetes minor on its own lab cluster (node
+# image built, cluster created, every suite, cluster deleted).
+MATRIX_VERSIONS ?= v1.36.3 v1.35.4
+test-matrix: images
+	$(MAKE) vm-e2e VM_SUITES=
+	set -e; for v in $(MATRIX_VERSIONS); do \
+		$(BIN) image build --kubernetes-version $$v; \
+		$(BIN) cluster delete; \
+		$(BIN) cluster up --node-image nodeconform/node:$$v; \
+		$(BIN) run --report-dir $(REPORT_DIR)/matrix-$$v --timeout $(SUITE_TIMEOUT) --profile $(PROFILE) || status=1; \
+		$(BIN) cluster delete; \
+	done; exit $${status:-0}
 
 # Prints node image build (cold and warm), image size, cluster creation
 # and deletion times.

@@ -351,6 +351,50 @@ func CPUFraction(a, b CPUUsage, wallNanos int64) float64 {
 	return float64(b.UsageNanos-a.UsageNanos) / float64(wallNanos)
 }
 
+// ThrottleBounds are the CPU fractions a throttling measurement is
+// judged against (config: cgroups.limitedCPUMin/Max, unlimitedCPUMin).
+type ThrottleBounds struct {
+	LimitedMin, LimitedMax, UnlimitedMin float64
+}
+
+// ThrottleSample is one measurement: a busy loop under a CPU limit and
+// one without, each read before and after the same wall-clock window.
+type ThrottleSample struct {
+	LimitedBefore, LimitedAfter     CPUUsage
+	UnlimitedBefore, UnlimitedAfter CPUUsage
+	WallNanos                       int64
+}
+
+// JudgeThrottle returns every way the sample contradicts CFS bandwidth
+// control (nil when it holds): the limited loop must run, stay under the
+// ceiling and be throttled by its own cgroup; the unlimited loop must not
+// be throttled by its own cgroup and must get far more than the limit. The
+// floor is what catches a quota on a parent (kubepods, a slice): that
+// throttles the parent's counter, not the container's.
+func JudgeThrottle(b ThrottleBounds, s ThrottleSample) []string {
+	var out []string
+	fl := CPUFraction(s.LimitedBefore, s.LimitedAfter, s.WallNanos)
+	ff := CPUFraction(s.UnlimitedBefore, s.UnlimitedAfter, s.WallNanos)
+	switch {
+	case math.IsNaN(fl) || math.IsNaN(ff):
+		return []string{fmt.Sprintf("no measurement window (%d ns)", s.WallNanos)}
+	case fl < b.LimitedMin:
+		out = append(out, fmt.Sprintf("busy loop under the limit used %.3f of a CPU, wanted at least %.2f", fl, b.LimitedMin))
+	case fl > b.LimitedMax:
+		out = append(out, fmt.Sprintf("busy loop under the limit used %.3f of a CPU, wanted at most %.2f: the limit is not enforced", fl, b.LimitedMax))
+	}
+	if s.LimitedAfter.NrThrottled <= s.LimitedBefore.NrThrottled {
+		out = append(out, fmt.Sprintf("throttle counter of the limited loop did not grow (%d -> %d)", s.LimitedBefore.NrThrottled, s.LimitedAfter.NrThrottled))
+	}
+	if s.UnlimitedAfter.NrThrottled > s.UnlimitedBefore.NrThrottled {
+		out = append(out, fmt.Sprintf("busy loop without a limit was throttled by its own cgroup (%d -> %d)", s.UnlimitedBefore.NrThrottled, s.UnlimitedAfter.NrThrottled))
+	}
+	if ff < b.UnlimitedMin {
+		out = append(out, fmt.Sprintf("busy loop without a limit used only %.3f of a CPU, wanted at least %.2f", ff, b.UnlimitedMin))
+	}
+	return out
+}
+
 func keyValues(text string) map[string]int64 {
 	out := map[string]int64{}
 	for _, line := range strings.Split(text, "\n") {

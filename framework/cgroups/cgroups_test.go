@@ -192,3 +192,36 @@ func TestOOMKills(t *testing.T) {
 		t.Fatal("oom files")
 	}
 }
+
+func TestJudgeThrottle(t *testing.T) {
+	b := ThrottleBounds{LimitedMin: 0.05, LimitedMax: 0.15, UnlimitedMin: 0.3}
+	const wall = int64(6e9)
+	u := func(fraction float64, throttled int64) CPUUsage {
+		return CPUUsage{UsageNanos: int64(fraction * float64(wall)), NrThrottled: throttled}
+	}
+	good := ThrottleSample{LimitedAfter: u(0.1, 60), UnlimitedAfter: u(0.9, 0), WallNanos: wall}
+	if got := JudgeThrottle(b, good); got != nil {
+		t.Fatalf("enforced limit and a free loop: %v", got)
+	}
+	for name, tc := range map[string]struct {
+		mutate func(*ThrottleSample)
+		want   string
+	}{
+		// cpuCFSQuota false: no quota, the loop escapes and nothing throttles it.
+		"no quota":             {func(s *ThrottleSample) { s.LimitedAfter = u(0.95, 0) }, "the limit is not enforced"},
+		"limited loop starved": {func(s *ThrottleSample) { s.LimitedAfter = u(0.01, 3) }, "wanted at least 0.05"},
+		"no throttle events":   {func(s *ThrottleSample) { s.LimitedAfter = u(0.1, 0) }, "did not grow (0 -> 0)"},
+		// A quota where there must be none (a limit on the unlimited container).
+		"free loop throttled": {func(s *ThrottleSample) { s.UnlimitedAfter = u(0.5, 40) }, "throttled by its own cgroup (0 -> 40)"},
+		// A quota on a parent cgroup: the container's counter stays still.
+		"parent quota": {func(s *ThrottleSample) { s.UnlimitedAfter = u(0.2, 0) }, "used only 0.200 of a CPU, wanted at least 0.30"},
+		"empty window": {func(s *ThrottleSample) { s.WallNanos = 0 }, "no measurement window"},
+	} {
+		s := good
+		tc.mutate(&s)
+		got := JudgeThrottle(b, s)
+		if len(got) == 0 || !strings.Contains(strings.Join(got, "; "), tc.want) {
+			t.Errorf("%s: got %q, want a problem containing %q", name, got, tc.want)
+		}
+	}
+}
