@@ -11,7 +11,7 @@ SUITE_TIMEOUT ?= 80m
 PROFILE ?= kindconfigs/default-profile.yaml
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build unit images cluster e2e vm-e2e test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
+.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
 
 all: build
 
@@ -81,7 +81,10 @@ VM_REPORT_DIR ?= $(REPORT_DIR)/vm
 VM_PROFILE ?= kindconfigs/vm-profile.yaml
 VM_SUITES ?=
 vm-e2e: images
-	@if [ "$$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then echo "vm-e2e: host cgroups are v2, the kind nodes are v2 themselves: no VM node (make e2e covers v2)"; exit 0; fi; \
+	@if [ "$$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then \
+		echo "vm-e2e: host cgroups are v2, so are the kind nodes: no VM node, the suites run on the lab with its profile"; \
+		exec $(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES)); \
+	fi; \
 	trap '$(BIN) vm down' EXIT; \
 	$(BIN) vm up && \
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 5m -run TestEntrypointDelegatesOnV2 -v ./framework/vmnode/ && \
@@ -93,11 +96,17 @@ CI_VM_SUITES ?= cgroups,runtimeclass,sysctl
 test-vm:
 	$(MAKE) vm-e2e VM_SUITES=$(CI_VM_SUITES)
 
+# The other suites, on the lab alone: together with test-vm, every suite
+# on the lab's kind nodes once.
+CI_LAB_SUITES ?= cluster,primitives,nfd,encapsulation
+test-lab:
+	$(MAKE) e2e SUITES=$(CI_LAB_SUITES)
+
 # What CI runs: unit tests, the read-only proof, the profile, findings
 # and interrupt proofs, every suite on the lab kind cluster (created once
-# and reused), the cgroup v2 VM joined to it for CI_VM_SUITES, then the
+# and reused; CI_VM_SUITES with the cgroup v2 VM joined), then the
 # production-like target.
-test: unit verify-readonly findings-e2e interrupt-e2e e2e test-vm prodlike-e2e
+test: unit verify-readonly findings-e2e interrupt-e2e test-lab test-vm prodlike-e2e
 
 # Beyond CI's budget (README: "Support matrix"): every suite with the VM
 # joined, then each older Kubernetes minor on its own lab cluster (node

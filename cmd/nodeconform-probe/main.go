@@ -42,6 +42,8 @@ func main() {
 		err = host(os.Args[2:])
 	case "read":
 		err = readFile(os.Args[2:])
+	case "read-all":
+		err = readFiles(os.Args[2:])
 	case "burn":
 		burn()
 	case "alloc":
@@ -71,6 +73,7 @@ func usage() {
   mount-tmpfs PATH            mount a small tmpfs at PATH
   host -- CMD [ARGS]          run CMD in the node's namespaces (hostPID, privileged)
   read PATH                   print a file
+  read-all PATH...            print several files (one exec, not one each)
   burn                        spin one CPU (throttling load)
   alloc [--mib N]             allocate and hold N MiB (OOM load)
   cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)

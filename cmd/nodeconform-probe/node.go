@@ -136,6 +136,22 @@ func readFile(args []string) error {
 	return nil
 }
 
+func readFiles(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: read-all PATH...")
+	}
+	out := make([]probeapi.Read, 0, len(args))
+	for _, a := range args {
+		data, err := os.ReadFile(a)
+		if err != nil {
+			return err
+		}
+		out = append(out, probeapi.Read{Path: a, Content: string(data)})
+	}
+	emit(out)
+	return nil
+}
+
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }

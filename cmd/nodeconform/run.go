@@ -56,6 +56,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 			res, err := runner.Run(cmd.Context(), o, logger, out)
 			if len(res.Specs) > 0 {
 				report.Summary(cmd.OutOrStdout(), res.Specs)
+				report.Nodes(cmd.OutOrStdout(), res.Specs)
 				report.Timings(cmd.OutOrStdout(), res.Specs, res.SuiteSeconds)
 				report.Costs(cmd.OutOrStdout(), res.Specs, res.SuiteCost)
 				fmt.Fprintf(cmd.OutOrStdout(), "reports: %s\n", o.ReportDir)

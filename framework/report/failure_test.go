@@ -77,3 +77,28 @@ func TestSummaryShowsNodeLines(t *testing.T) {
 		t.Fatalf("summary shows more than the node lines:\n%s", out)
 	}
 }
+
+func TestNodesLine(t *testing.T) {
+	specs := []Spec{
+		{Suite: "cgroups", Name: "version", State: Passed, Evidence: map[string]any{"nodes": []any{
+			map[string]any{"node": "vm", "state": "passed", "evidence": map[string]any{"cgroupVersion": float64(2)}},
+			map[string]any{"node": "w1", "state": "passed", "evidence": map[string]any{"cgroupVersion": "v1"}},
+		}}},
+		{Suite: "cgroups", Name: "hugepages", State: Failed, Evidence: map[string]any{"nodes": []any{
+			map[string]any{"node": "vm", "state": "failed", "finding": "no huge pages"},
+			map[string]any{"node": "w1", "state": "skipped", "finding": "none declared"},
+		}}},
+		{Suite: "cluster", Name: "no per-node evidence", State: Passed, Evidence: map[string]any{"nodes": "not a list"}},
+	}
+	var b strings.Builder
+	Nodes(&b, specs)
+	want := "nodes: vm (cgroup v2) 1 passed, 1 failed, 0 skipped; w1 (cgroup v1) 1 passed, 0 failed, 1 skipped\n"
+	if b.String() != want {
+		t.Fatalf("got %q\nwant %q", b.String(), want)
+	}
+	b.Reset()
+	Nodes(&b, specs[2:])
+	if b.String() != "" {
+		t.Fatalf("no per-node results must print nothing, got %q", b.String())
+	}
+}

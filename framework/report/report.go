@@ -342,3 +342,58 @@ func AnyFailed(specs []Spec) bool {
 	}
 	return false
 }
+
+// Nodes prints one line per node judged node by node ("nodes:" then each
+// node's passed, failed and skipped verdicts and its cgroup version where
+// a spec recorded one), from the per-node results the specs recorded:
+// which node a run proved something on, without opening results.json.
+func Nodes(w io.Writer, specs []Spec) {
+	type tally struct {
+		Counts
+		cgroup string
+	}
+	by := map[string]*tally{}
+	for _, s := range specs {
+		list, _ := s.Evidence["nodes"].([]any)
+		for _, item := range list {
+			m, _ := item.(map[string]any)
+			name, _ := m["node"].(string)
+			state, _ := m["state"].(string)
+			if name == "" || state == "" {
+				continue
+			}
+			t := by[name]
+			if t == nil {
+				t = &tally{}
+				by[name] = t
+			}
+			t.add(state)
+			if ev, ok := m["evidence"].(map[string]any); ok && t.cgroup == "" {
+				switch v := ev["cgroupVersion"].(type) {
+				case float64:
+					t.cgroup = fmt.Sprintf("v%d", int(v))
+				case string:
+					t.cgroup = v
+				}
+			}
+		}
+	}
+	if len(by) == 0 {
+		return
+	}
+	names := make([]string, 0, len(by))
+	for n := range by {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		t := by[n]
+		label := n
+		if t.cgroup != "" {
+			label += " (cgroup " + t.cgroup + ")"
+		}
+		parts = append(parts, fmt.Sprintf("%s %d passed, %d failed, %d skipped", label, t.Passed, t.Failed, t.Skipped))
+	}
+	fmt.Fprintf(w, "nodes: %s\n", strings.Join(parts, "; "))
+}

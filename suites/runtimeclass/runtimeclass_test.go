@@ -26,6 +26,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/podcgroup"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	rcx "github.com/nodeconform/nodeconform/framework/runtimeclass"
+	"github.com/nodeconform/nodeconform/framework/verdict"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -135,33 +136,44 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, ContinueOnFailure,
 		Expect(got.Spec.NodeName).To(BeEmpty(), "the sandboxed pod was bound to %s although request+overhead exceed its free CPU", got.Spec.NodeName)
 	})
 
-	It("writes the containers' limits plus the overhead into the pod cgroup", func(ctx SpecContext) {
+	// The pod cgroup is node-level (cgroup version, driver, the kubelet's
+	// CFS quota): judged on every node the RuntimeClass may run on.
+	It("writes the containers' limits plus the overhead into the pod cgroup on each node", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "rc-cgroup", "")
-		got := run(ctx, e, kataPod(e, ns, "limits", rc.Name, node, twoContainers()...))
-		Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
-		expected := rcx.ExpectedPodCgroup(got, cfsQuota)
-		l, err := rd.PodLimits(ctx, got)
-		Expect(err).NotTo(HaveOccurred())
-		evidence.Record("podCgroup", map[string]any{"expected": expected, "files": l.Files, "overhead": got.Spec.Overhead, "qos": got.Status.QOSClass})
-		Expect(cg.Check(rd.Version, expected, l)).To(BeEmpty(), "pod cgroup of %s/%s on %s", ns, got.Name, node)
+		verdict.Expect("pod cgroup with overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
+			got := runG(ctx, g, e, kataPod(e, ns, "limits-"+n, rc.Name, n, twoContainers()...))
+			g.Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
+			expected := rcx.ExpectedPodCgroup(got, quota)
+			l, err := rd.PodLimits(ctx, got)
+			g.Expect(err).NotTo(HaveOccurred())
+			if problems := cg.Check(rd.Version, expected, l); len(problems) > 0 {
+				verdict.FailNode(fmt.Sprintf("pod cgroup of %s/%s: %s", ns, got.Name, strings.Join(problems, "; ")))
+			}
+			return map[string]any{"cgroupVersion": rd.Version, "expected": expected, "files": l.Files, "overhead": got.Spec.Overhead, "qos": got.Status.QOSClass}
+		}))
 	})
 
 	// The check above must fail when the overhead is not applied: a
 	// RuntimeClass on the same handler without overhead, read against the
-	// expectation of the configured overhead.
+	// expectation of the configured overhead, on each node (each cgroup
+	// version's files).
 	It("reports a pod cgroup without the overhead (negative control)", Label("negative"), func(ctx SpecContext) {
 		e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 		bare := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-nooverhead-" + e.RunID}, Handler: rc.Handler})
 		ns := e.Namespace(ctx, "rc-nooverhead", "")
-		got := run(ctx, e, kataPod(e, ns, "bare", bare.Name, node, twoContainers()...))
-		Expect(got.Spec.Overhead).To(BeEmpty())
-		withOverhead := got.DeepCopy()
-		withOverhead.Spec.Overhead = want
-		l, err := rd.PodLimits(ctx, got)
-		Expect(err).NotTo(HaveOccurred())
-		problems := cg.Check(rd.Version, rcx.ExpectedPodCgroup(withOverhead, cfsQuota), l)
-		evidence.Record("withoutOverhead", map[string]any{"files": l.Files, "problems": problems})
-		Expect(problems).To(ContainElement(ContainSubstring("memory limit")), "the pod cgroup check passed a pod without overhead")
+		verdict.Expect("negative control: pod cgroup without overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
+			got := runG(ctx, g, e, kataPod(e, ns, "bare-"+n, bare.Name, n, twoContainers()...))
+			g.Expect(got.Spec.Overhead).To(BeEmpty())
+			withOverhead := got.DeepCopy()
+			withOverhead.Spec.Overhead = want
+			l, err := rd.PodLimits(ctx, got)
+			g.Expect(err).NotTo(HaveOccurred())
+			problems := cg.Check(rd.Version, rcx.ExpectedPodCgroup(withOverhead, quota), l)
+			if !containsText(problems, "memory limit") {
+				verdict.FailNode(fmt.Sprintf("the pod cgroup check passed pod %s/%s without overhead (problems: %q)", ns, got.Name, problems))
+			}
+			return map[string]any{"cgroupVersion": rd.Version, "files": l.Files, "problems": problems}
+		}))
 	})
 
 	It("merges the RuntimeClass's nodeSelector and tolerations into the pod and honours them", func(ctx SpecContext) {
@@ -374,6 +386,54 @@ func kataPod(e *e2e.Env, ns, name, runtimeClass, node string, reqs ...corev1.Res
 func scheduledPod(e *e2e.Env, ns, name, runtimeClass, node string, milliCPU int64) *corev1.Pod {
 	r := corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(milliCPU, resource.DecimalSI), corev1.ResourceMemory: resource.MustParse("16Mi")}
 	return kataPod(e, ns, name, runtimeClass, node, corev1.ResourceRequirements{Requests: r, Limits: r})
+}
+
+// eachNode runs check on every judged node the RuntimeClass's nodeSelector
+// admits, with that node's cgroup reader and the kubelet's CFS quota.
+func eachNode(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass, check func(ctx context.Context, g Gomega, node string, rd *podcgroup.Reader, cfsQuota bool) any) []verdict.Result {
+	GinkgoHelper()
+	var selector map[string]string
+	if rc.Scheduling != nil {
+		selector = rc.Scheduling.NodeSelector
+	}
+	list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	admitted := map[string]bool{}
+	for _, n := range list.Items {
+		admitted[n.Name] = labels.SelectorFromSet(selector).Matches(labels.Set(n.Labels))
+	}
+	var nodes []string
+	for _, n := range e.NodeNames() {
+		if admitted[n] {
+			nodes = append(nodes, n)
+		}
+	}
+	Expect(nodes).NotTo(BeEmpty(), "no judged node matches RuntimeClass %s's nodeSelector %v", rc.Name, selector)
+	return verdict.Each(ctx, verdict.Input{Nodes: nodes, Unreachable: e.Unreachable(), Parallel: e.Config.Nodes.MaxParallel},
+		func(ctx context.Context, g Gomega, n string) any {
+			rd, err := podcgroup.NewReader(ctx, e.Nodes, n)
+			g.Expect(err).NotTo(HaveOccurred())
+			var kc struct {
+				CPUCFSQuota *bool `json:"cpuCFSQuota"`
+			}
+			g.Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, n, &kc)).To(Succeed())
+			return check(ctx, g, n, rd, kc.CPUCFSQuota == nil || *kc.CPUCFSQuota)
+		})
+}
+
+func containsText(list []string, sub string) bool {
+	for _, s := range list {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func runG(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
+	got, err := workload.CreateReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
+	g.Expect(err).NotTo(HaveOccurred())
+	return got
 }
 
 func run(ctx context.Context, e *e2e.Env, p *corev1.Pod) *corev1.Pod {

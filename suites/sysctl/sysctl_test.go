@@ -307,31 +307,66 @@ func readInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod, name string) 
 	return sc.NormalizeValue(r.Content)
 }
 
-func readOnNode(ctx context.Context, g Gomega, e *e2e.Env, node, name string) string {
-	out, err := e.Nodes.MustHost(ctx, node, "cat", sc.ProcPath(name))
-	g.Expect(err).NotTo(HaveOccurred())
-	return sc.NormalizeValue(out)
-}
-
 // checkRuns runs a pod with sysctls on node and proves each value is set
 // inside the pod while the node's own value did not change; it returns
 // what it read.
 func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl) any {
-	before := map[string]string{}
-	for _, s := range sysctls {
-		before[s.Name] = readOnNode(ctx, g, e, node, s.Name)
-	}
+	// One exec per read of all the files: on an emulated node an exec
+	// costs seconds.
+	before := readAllOnNode(ctx, g, e, node, sysctls)
 	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, podWithSysctls(ns, name, e.ProbeImage, node, sysctls), e.Config.Timeouts.PodReady.Duration)
 	g.Expect(err).NotTo(HaveOccurred())
+	inPod, after := readAllInPod(ctx, g, e, ns, name, sysctls), readAllOnNode(ctx, g, e, node, sysctls)
 	type row struct{ Requested, InPod, NodeBefore, NodeAfter string }
 	rows := map[string]row{}
 	for _, s := range sysctls {
-		r := row{Requested: sc.NormalizeValue(s.Value), InPod: readInPod(ctx, g, e, ns, name, s.Name), NodeBefore: before[s.Name], NodeAfter: readOnNode(ctx, g, e, node, s.Name)}
+		r := row{Requested: sc.NormalizeValue(s.Value), InPod: inPod[s.Name], NodeBefore: before[s.Name], NodeAfter: after[s.Name]}
 		rows[s.Name] = r
 		g.Expect(r.InPod).To(Equal(r.Requested), "%s inside pod %s", s.Name, name)
 		g.Expect(r.NodeAfter).To(Equal(r.NodeBefore), "%s on the node changed: not namespaced?", s.Name)
 	}
 	return rows
+}
+
+// readAllInPod reads each sysctl's /proc/sys file inside the pod.
+func readAllInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod string, sysctls []corev1.Sysctl) map[string]string {
+	args := []string{"read-all"}
+	for _, s := range sysctls {
+		args = append(args, sc.ProcPath(s.Name))
+	}
+	var rs []probeapi.Read
+	g.Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, args, &rs)).To(Succeed())
+	g.Expect(rs).To(HaveLen(len(sysctls)), "pod %s answered %d of %d reads", pod, len(rs), len(sysctls))
+	out := map[string]string{}
+	for i, s := range sysctls {
+		g.Expect(rs[i].Path).To(Equal(sc.ProcPath(s.Name)))
+		out[s.Name] = sc.NormalizeValue(rs[i].Content)
+	}
+	return out
+}
+
+// readAllOnNode reads each sysctl's /proc/sys file on the node (one-line
+// files: grep prints "path:value" for each).
+func readAllOnNode(ctx context.Context, g Gomega, e *e2e.Env, node string, sysctls []corev1.Sysctl) map[string]string {
+	args := []string{"grep", "-H", ""}
+	for _, s := range sysctls {
+		args = append(args, sc.ProcPath(s.Name))
+	}
+	text, err := e.Nodes.MustHost(ctx, node, args...)
+	g.Expect(err).NotTo(HaveOccurred())
+	out := map[string]string{}
+	for _, s := range sysctls {
+		prefix := sc.ProcPath(s.Name) + ":"
+		var lines []string
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, prefix) {
+				lines = append(lines, strings.TrimPrefix(line, prefix))
+			}
+		}
+		g.Expect(lines).NotTo(BeEmpty(), "%s not read on %s: %q", sc.ProcPath(s.Name), node, text)
+		out[s.Name] = sc.NormalizeValue(strings.Join(lines, "\n"))
+	}
+	return out
 }
 
 // observe creates one pod and classifies what happened to it.
