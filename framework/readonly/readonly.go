@@ -59,7 +59,7 @@ func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // readOnlyCommands are node commands that only read.
 var readOnlyCommands = map[string]bool{
-	"cat": true, "findmnt": true, "test": true, "stat": true, "readlink": true, "ls": true,
+	"cat": true, "grep": true, "findmnt": true, "test": true, "stat": true, "readlink": true, "ls": true,
 	"iptables-save": true, "ip6tables-save": true, "uname": true, "ps": true,
 	"/usr/local/bin/kubensenter": true, "/usr/bin/kubensenter": true, "kubensenter": true,
 }

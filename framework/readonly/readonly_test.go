@@ -58,7 +58,7 @@ func TestTransport(t *testing.T) {
 
 func TestCheckCommand(t *testing.T) {
 	for _, ok := range [][]string{
-		{"cat", "/proc/meminfo"}, {"findmnt", "-rn"}, {"systemctl", "is-enabled", "kubens.service"},
+		{"cat", "/proc/meminfo"}, {"grep", "-H", "", "/proc/sys/kernel/sem", "/proc/sys/kernel/msgmax"}, {"findmnt", "-rn"}, {"systemctl", "is-enabled", "kubens.service"},
 		{"/usr/local/bin/kubensenter", "findmnt", "-rn"}, {"iptables-save", "-t", "nat"}, {"sh", "-c", "command -v kubensenter"},
 	} {
 		if err := CheckCommand(ok); err != nil {
