@@ -366,31 +366,42 @@ type ThrottleSample struct {
 }
 
 // JudgeThrottle returns every way the sample contradicts CFS bandwidth
-// control (nil when it holds): the limited loop must run, stay under the
-// ceiling and be throttled by its own cgroup; the unlimited loop must not
-// be throttled by its own cgroup and must get far more than the limit. The
-// floor is what catches a quota on a parent (kubepods, a slice): that
-// throttles the parent's counter, not the container's.
+// control (nil when it holds): the limited loop as JudgeLimited; the
+// unlimited loop must not be throttled by its own cgroup and must get far
+// more than the limit. The floor is what catches a quota on a parent
+// (kubepods, a slice): that throttles the parent's counter, not the
+// container's.
 func JudgeThrottle(b ThrottleBounds, s ThrottleSample) []string {
-	var out []string
-	fl := CPUFraction(s.LimitedBefore, s.LimitedAfter, s.WallNanos)
 	ff := CPUFraction(s.UnlimitedBefore, s.UnlimitedAfter, s.WallNanos)
-	switch {
-	case math.IsNaN(fl) || math.IsNaN(ff):
+	if math.IsNaN(ff) {
 		return []string{fmt.Sprintf("no measurement window (%d ns)", s.WallNanos)}
-	case fl < b.LimitedMin:
-		out = append(out, fmt.Sprintf("busy loop under the limit used %.3f of a CPU, wanted at least %.2f", fl, b.LimitedMin))
-	case fl > b.LimitedMax:
-		out = append(out, fmt.Sprintf("busy loop under the limit used %.3f of a CPU, wanted at most %.2f: the limit is not enforced", fl, b.LimitedMax))
 	}
-	if s.LimitedAfter.NrThrottled <= s.LimitedBefore.NrThrottled {
-		out = append(out, fmt.Sprintf("throttle counter of the limited loop did not grow (%d -> %d)", s.LimitedBefore.NrThrottled, s.LimitedAfter.NrThrottled))
-	}
+	out := JudgeLimited(b, s.LimitedBefore, s.LimitedAfter, s.WallNanos)
 	if s.UnlimitedAfter.NrThrottled > s.UnlimitedBefore.NrThrottled {
 		out = append(out, fmt.Sprintf("busy loop without a limit was throttled by its own cgroup (%d -> %d)", s.UnlimitedBefore.NrThrottled, s.UnlimitedAfter.NrThrottled))
 	}
 	if ff < b.UnlimitedMin {
 		out = append(out, fmt.Sprintf("busy loop without a limit used only %.3f of a CPU, wanted at least %.2f", ff, b.UnlimitedMin))
+	}
+	return out
+}
+
+// JudgeLimited returns every way a busy loop under a CPU limit, read
+// before and after wallNanos, contradicts its quota: it must run, stay
+// under the ceiling and be throttled by its own cgroup.
+func JudgeLimited(b ThrottleBounds, before, after CPUUsage, wallNanos int64) []string {
+	fl := CPUFraction(before, after, wallNanos)
+	var out []string
+	switch {
+	case math.IsNaN(fl):
+		return []string{fmt.Sprintf("no measurement window (%d ns)", wallNanos)}
+	case fl < b.LimitedMin:
+		out = append(out, fmt.Sprintf("busy loop under the limit used %.3f of a CPU, wanted at least %.2f", fl, b.LimitedMin))
+	case fl > b.LimitedMax:
+		out = append(out, fmt.Sprintf("busy loop under the limit used %.3f of a CPU, wanted at most %.2f: the limit is not enforced", fl, b.LimitedMax))
+	}
+	if after.NrThrottled <= before.NrThrottled {
+		out = append(out, fmt.Sprintf("throttle counter of the limited loop did not grow (%d -> %d)", before.NrThrottled, after.NrThrottled))
 	}
 	return out
 }

@@ -225,3 +225,15 @@ func TestJudgeThrottle(t *testing.T) {
 		}
 	}
 }
+
+// The CFS-quota negative control judges the limited loop alone.
+func TestJudgeLimitedAlone(t *testing.T) {
+	b := ThrottleBounds{LimitedMin: 0.05, LimitedMax: 0.15, UnlimitedMin: 0.3}
+	if got := JudgeLimited(b, CPUUsage{}, CPUUsage{UsageNanos: 6e8, NrThrottled: 60}, 6e9); got != nil {
+		t.Fatalf("an enforced limit: %v", got)
+	}
+	got := JudgeLimited(b, CPUUsage{}, CPUUsage{UsageNanos: 57e8}, 6e9)
+	if len(got) != 2 || !strings.Contains(got[0], "the limit is not enforced") || !strings.Contains(got[1], "did not grow") {
+		t.Fatalf("cpuCFSQuota false: want the escaped loop and the still counter, got %q", got)
+	}
+}

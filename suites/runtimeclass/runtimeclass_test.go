@@ -437,9 +437,8 @@ func runG(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod 
 }
 
 func run(ctx context.Context, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
-	got, err := workload.CreateReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
-	Expect(err).NotTo(HaveOccurred())
-	return got
+	GinkgoHelper()
+	return runG(ctx, Default, e, p)
 }
 
 // dryRun admits a pod without persisting it: the answer is the pod as
