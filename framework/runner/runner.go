@@ -406,6 +406,19 @@ func GinkgoCLI(ctx context.Context, o Options) (string, error) {
 	return compiled(ctx, o, "ginkgo", filepath.Join(o.SourceDir, "go.mod"), "build", "-o", "{bin}", "github.com/onsi/ginkgo/v2/ginkgo")
 }
 
+// BuildEnv is the build configuration the Makefile exports (cgo off,
+// -trimpath added to goflags): suites compiled by a run started outside
+// make reuse the packages the CLI's own build compiled.
+func BuildEnv(goflags string) []string {
+	fields := strings.Fields(goflags)
+	for _, f := range fields {
+		if f == "-trimpath" {
+			return []string{"CGO_ENABLED=0", "GOFLAGS=" + strings.Join(fields, " ")}
+		}
+	}
+	return []string{"CGO_ENABLED=0", "GOFLAGS=" + strings.Join(append(fields, "-trimpath"), " ")}
+}
+
 // compiled runs `go <args>` in the source tree ({bin} is the output path)
 // when source exists, else returns the prebuilt binary name in SuitesDir.
 func compiled(ctx context.Context, o Options, name, source string, args ...string) (string, error) {
@@ -421,6 +434,7 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 		}
 		c := exec.CommandContext(ctx, "go", args...)
 		c.Dir = o.SourceDir
+		c.Env = append(os.Environ(), BuildEnv(os.Getenv("GOFLAGS"))...)
 		if out, err := c.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 		}

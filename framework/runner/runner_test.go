@@ -80,3 +80,16 @@ func TestSuiteArgs(t *testing.T) {
 		t.Errorf("env: %s", env)
 	}
 }
+
+func TestBuildEnv(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                           "GOFLAGS=-trimpath",
+		"-buildvcs=false":            "GOFLAGS=-buildvcs=false -trimpath",
+		" -trimpath -buildvcs=false": "GOFLAGS=-trimpath -buildvcs=false",
+	} {
+		got := BuildEnv(in)
+		if len(got) != 2 || got[0] != "CGO_ENABLED=0" || got[1] != want {
+			t.Errorf("BuildEnv(%q) = %q, want [CGO_ENABLED=0 %s]", in, got, want)
+		}
+	}
+}

@@ -84,16 +84,25 @@ func PodRequests(p *corev1.Pod) corev1.ResourceList {
 func ExpectedPodCgroup(p *corev1.Pod, cfsQuota bool) cgroups.Expected {
 	cpuDeclared, memDeclared := true, true
 	reqs := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
-	limits := resourcehelper.PodLimits(p, resourcehelper.PodResourcesOptions{
-		ContainerFn: func(res corev1.ResourceList, _ resourcehelper.ContainerType) {
-			if res.Cpu().IsZero() {
-				cpuDeclared = false
-			}
-			if res.Memory().IsZero() {
-				memDeclared = false
-			}
-		},
-	})
+	limits := resourcehelper.PodLimits(p, resourcehelper.PodResourcesOptions{})
+	// As the kubelet does: a limit counts only when every container,
+	// init containers included, declares it, or the pod-level resources do.
+	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		if c.Resources.Limits.Cpu().IsZero() {
+			cpuDeclared = false
+		}
+		if c.Resources.Limits.Memory().IsZero() {
+			memDeclared = false
+		}
+	}
+	if r := p.Spec.Resources; r != nil {
+		if !r.Limits.Cpu().IsZero() {
+			cpuDeclared = true
+		}
+		if !r.Limits.Memory().IsZero() {
+			memDeclared = true
+		}
+	}
 	var e cgroups.Expected
 	switch p.Status.QOSClass {
 	case corev1.PodQOSGuaranteed:

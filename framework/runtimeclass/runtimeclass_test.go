@@ -93,6 +93,10 @@ func TestExpectedPodCgroup(t *testing.T) {
 		// One container without a memory limit: the pod cgroup gets none.
 		{"burstable, a container without limits", pod(corev1.PodQOSBurstable, rl("500m", "500Mi"), two[0], corev1.ResourceRequirements{Requests: rl("10m", "")}), true,
 			cgroups.Expected{CPURequestMilli: 610}},
+		{"burstable, an init container without limits", withInit(pod(corev1.PodQOSBurstable, nil, two...), corev1.ResourceRequirements{Requests: rl("10m", "8Mi")}), true,
+			cgroups.Expected{CPURequestMilli: 150}},
+		{"burstable, pod-level limits", withPodLimits(pod(corev1.PodQOSBurstable, nil, two[0], corev1.ResourceRequirements{Requests: rl("10m", "")}), rl("1", "1Gi")), true,
+			cgroups.Expected{CPURequestMilli: 110, CPULimitMilli: 1000, MemoryLimit: 1 << 30}},
 		{"best effort", pod(corev1.PodQOSBestEffort, nil, corev1.ResourceRequirements{}), true, cgroups.Expected{}},
 	} {
 		if got := ExpectedPodCgroup(tc.p, tc.cfsQuota); got != tc.want {
@@ -169,4 +173,14 @@ func TestKernelAndVMProcesses(t *testing.T) {
 	if strings.Join(got, ",") != "qemu-kvm,virtiofsd" {
 		t.Errorf("got %v", got)
 	}
+}
+
+func withInit(p *corev1.Pod, r corev1.ResourceRequirements) *corev1.Pod {
+	p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "init", Resources: r})
+	return p
+}
+
+func withPodLimits(p *corev1.Pod, limits corev1.ResourceList) *corev1.Pod {
+	p.Spec.Resources = &corev1.ResourceRequirements{Limits: limits}
+	return p
 }
