@@ -30,10 +30,11 @@ unit:
 	$(GO) test -count=1 ./cmd/... ./framework/... ./kindconfigs/...
 
 # The air-gapped node image and the NFD image (cached: a no-op when
-# nothing changed).
+# nothing changed). On a cgroup v1 host the VM node's root filesystem is
+# debootstrapped beside the compilation, for test-vm.
 images: build
 	$(BIN) setup
-	$(BIN) image build
+	$(BIN) image build $(if $(filter cgroup2fs,$(shell stat -fc %T /sys/fs/cgroup)),,--vm-root)
 	$(BIN) image nfd
 
 # The default kind cluster: created, or reused when it exists.

@@ -42,6 +42,7 @@ func newImageCmd(logger log.Logger) *cobra.Command {
 	f.StringVar(&o.Mirror, "debian-mirror", "", "Debian archive to debootstrap from (default: the one this host's apt uses)")
 	f.StringVar(&o.SourceDir, "source-dir", o.SourceDir, "nodeconform source tree (for the in-cluster binaries)")
 	f.BoolVar(&o.Force, "force", false, "rebuild the final image even when it is up to date")
+	f.BoolVar(&o.VMRoot, "vm-root", false, "also debootstrap the cgroup v2 VM node's root filesystem while the binaries compile (for a later vm up)")
 	var probeOpts probe.BuildOptions
 	var push string
 	probeCmd := &cobra.Command{

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -124,9 +125,16 @@ func AptInstall(ctx context.Context, logger log.Logger, pkgs ...string) error {
 	return aptInstall(ctx, logger, pkgs...)
 }
 
+// aptMu serialises this process's apt-get runs (image build stages run
+// side by side); the lock timeout covers other processes' runs.
+var aptMu sync.Mutex
+
 func aptInstall(ctx context.Context, logger log.Logger, pkgs ...string) error {
+	aptMu.Lock()
+	defer aptMu.Unlock()
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq", "--no-install-recommends"}, pkgs...)} {
+	lock := []string{"-o", "DPkg::Lock::Timeout=300"}
+	for _, args := range [][]string{append([]string{"update", "-qq"}, lock...), append(append([]string{"install", "-y", "-qq", "--no-install-recommends"}, lock...), pkgs...)} {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()

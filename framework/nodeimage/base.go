@@ -23,7 +23,7 @@ func (b *builder) ensureBase(ctx context.Context) (string, error) {
 		b.Logger.V(0).Infof(" • base root filesystem %s cached", tag)
 		return tag, nil
 	}
-	done := b.step("debootstrap " + versions.DebianSuite + " root filesystem")
+	done := b.sideStep("debootstrap " + versions.DebianSuite + " root filesystem")
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("debootstrap needs root")
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/kind/pkg/log"
 
 	"github.com/nodeconform/nodeconform/framework/progress"
@@ -56,6 +57,9 @@ type Options struct {
 	SourceDir string
 	// Force rebuilds even when a node image with the same key exists.
 	Force bool
+	// VMRoot also debootstraps the cgroup v2 VM node's root filesystem
+	// while the binaries compile, so a later VM disk build finds it cached.
+	VMRoot bool
 }
 
 // DefaultOptions fills in the defaults.
@@ -90,6 +94,9 @@ type builder struct {
 	started time.Time
 	// current is the running step's progress.
 	current *progress.Step
+	// side are the side steps' progress, stopped at the end of Build
+	// whatever path it took.
+	side []*progress.Step
 }
 
 // Build produces the node image and returns its tag.
@@ -111,6 +118,14 @@ func Build(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	b := &builder{Options: o, started: time.Now()}
+	defer func() {
+		for _, p := range b.side {
+			p.Stop()
+		}
+		if b.current != nil {
+			b.current.Stop()
+		}
+	}()
 	return b.build(ctx)
 }
 
@@ -133,12 +148,23 @@ func (b *builder) build(ctx context.Context) (string, error) {
 	if b.kube, err = b.kubeImagesFor(ctx); err != nil {
 		return "", err
 	}
-	base, err := b.ensureBase(ctx)
-	if err != nil {
-		return "", err
+	// The root filesystems are downloads and unpacking, the binaries are
+	// compilation: side by side, the first hide in the second. The first
+	// failure stops the others and is the error told.
+	g, gctx := errgroup.WithContext(ctx)
+	var base string
+	var bins binaries
+	g.Go(func() (err error) { base, err = b.ensureBase(gctx); return err })
+	g.Go(func() (err error) { bins, err = b.ensureBinaries(gctx); return err })
+	if b.VMRoot {
+		g.Go(func() error {
+			if _, err := b.vmRoot(gctx, filepath.Join(b.CacheDir, "vm")); err != nil {
+				b.Logger.Warnf("VM root filesystem not prepared (vm up makes it): %v", err)
+			}
+			return nil
+		})
 	}
-	bins, err := b.ensureBinaries(ctx)
-	if err != nil {
+	if err := g.Wait(); err != nil {
 		return "", err
 	}
 	cniImage := "nodeconform.local/cni:" + cni[:12]
@@ -193,9 +219,23 @@ func (b *builder) step(name string) func() {
 	b.Logger.V(0).Infof(" • %s ...", name)
 	// Go builds report each package they compile (go build -v) into the
 	// step's count.
-	b.current = progress.Start(b.Logger, name, "Go packages compiled")
+	p := progress.Start(b.Logger, name, "Go packages compiled")
+	b.current = p
 	return func() {
-		b.current.Stop()
+		p.Stop()
+		b.Logger.V(0).Infof(" ✓ %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
+	}
+}
+
+// sideStep is a step that runs beside the compiling ones: its own
+// progress lines, no package count, and b.current left to them.
+func (b *builder) sideStep(name string) func() {
+	start := time.Now()
+	b.Logger.V(0).Infof(" • %s (beside the builds) ...", name)
+	p := progress.Start(b.Logger, name, "")
+	b.side = append(b.side, p)
+	return func() {
+		p.Stop()
 		b.Logger.V(0).Infof(" ✓ %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
 	}
 }

@@ -280,7 +280,7 @@ func (b *builder) vmRoot(ctx context.Context, dir string) (string, error) {
 		b.Logger.V(0).Infof(" • VM root filesystem %s cached", root)
 		return root, nil
 	}
-	done := b.step("debootstrap " + versions.DebianSuite + " VM root filesystem (kernel, systemd, sshd)")
+	done := b.sideStep("debootstrap " + versions.DebianSuite + " VM root filesystem (kernel, systemd, sshd)")
 	tmp := root + ".tmp"
 	if err := b.debootstrap(ctx, tmp, vmPackages); err != nil {
 		return "", err

@@ -4,6 +4,7 @@
 package progress
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ type Step struct {
 	Unit  string
 	stop  chan struct{}
 	done  chan struct{}
+	once  sync.Once
 }
 
 // Start prints a progress line for what every Interval until Stop.
@@ -46,9 +48,10 @@ func Start(logger log.Logger, what, unit string) *Step {
 	return s
 }
 
-// Stop ends the progress lines.
+// Stop ends the progress lines; stopping again is a no-op, so a deferred
+// Stop can back up the one on the success path.
 func (s *Step) Stop() {
-	close(s.stop)
+	s.once.Do(func() { close(s.stop) })
 	<-s.done
 }
 
