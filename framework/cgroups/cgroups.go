@@ -514,3 +514,27 @@ func OOMKills(v Version, text string) (int64, string, error) {
 	}
 	return n, "", nil
 }
+
+// HugeTLB2MiLimitFile is the hugetlb controller's limit file for 2Mi pages.
+func HugeTLB2MiLimitFile(v Version) string {
+	if v == V2 {
+		return "hugetlb.2MB.max"
+	}
+	return "hugetlb.2MB.limit_in_bytes"
+}
+
+// JudgeHugePages2Mi decides whether a node's 2Mi huge pages can be
+// checked, from /proc/meminfo's HugePages_Total, the Node's capacity and
+// what its profile group declares (0: nothing). A node without pages is a
+// skip, unless its group declares pages: then a skip would hide a boot that
+// lost its reservation, and it is a failure.
+func JudgeHugePages2Mi(declaredBytes int64, total string, capacityBytes int64) (have bool, reason string, fail bool) {
+	if total != "" && total != "0" && capacityBytes > 0 {
+		return true, "", false
+	}
+	found := fmt.Sprintf("HugePages_Total=%q, capacity %d bytes", total, capacityBytes)
+	if declaredBytes > 0 {
+		return false, fmt.Sprintf("the profile declares hugePages2Mi %d bytes, the node has none (%s)", declaredBytes, found), true
+	}
+	return false, "no 2Mi huge pages (" + found + ")", false
+}

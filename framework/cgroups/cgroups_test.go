@@ -237,3 +237,27 @@ func TestJudgeLimitedAlone(t *testing.T) {
 		t.Fatalf("cpuCFSQuota false: want the escaped loop and the still counter, got %q", got)
 	}
 }
+
+func TestJudgeHugePages2Mi(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		declared   int64
+		total      string
+		capacity   int64
+		have, fail bool
+		reasonHas  string
+	}{
+		{"pages, none declared", 0, "32", 64 << 20, true, false, ""},
+		{"pages, declared", 64 << 20, "32", 64 << 20, true, false, ""},
+		{"none, none declared: skip", 0, "0", 0, false, false, "no 2Mi huge pages"},
+		{"none, declared: fail", 64 << 20, "0", 0, false, true, "declares hugePages2Mi 67108864"},
+		// Reserved in the kernel but the kubelet started before: no capacity.
+		{"meminfo only, declared: fail", 64 << 20, "32", 0, false, true, "capacity 0"},
+		{"no meminfo field", 0, "", 0, false, false, `HugePages_Total=""`},
+	} {
+		have, reason, fail := JudgeHugePages2Mi(tc.declared, tc.total, tc.capacity)
+		if have != tc.have || fail != tc.fail || !strings.Contains(reason, tc.reasonHas) {
+			t.Errorf("%s: got (%v, %q, %v), want have=%v fail=%v reason containing %q", tc.name, have, reason, fail, tc.have, tc.fail, tc.reasonHas)
+		}
+	}
+}

@@ -269,25 +269,23 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			nd, err := e.Clientset.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			capacity := nd.Status.Capacity[corev1.ResourceName("hugepages-2Mi")]
-			if total == "" || total == "0" || capacity.IsZero() {
-				// A node the profile gives huge pages must have them: a
-				// skip there would hide a boot that lost its reservation.
-				// (profile.Parse has folded the defaults into each group.)
-				if grp := e.Group(n); grp != nil && grp.Node.HugePages2Mi != nil && !grp.Node.HugePages2Mi.IsZero() {
-					verdict.FailNode(fmt.Sprintf("the profile declares hugePages2Mi %s, the node has none (HugePages_Total=%q, capacity %s)", grp.Node.HugePages2Mi.String(), total, capacity.String()))
+			var declared int64
+			// profile.Parse has folded the defaults into each group.
+			if grp := e.Group(n); grp != nil && grp.Node.HugePages2Mi != nil {
+				declared = grp.Node.HugePages2Mi.Value()
+			}
+			if have, reason, fail := cg.JudgeHugePages2Mi(declared, total, capacity.Value()); !have {
+				if fail {
+					verdict.FailNode(reason)
 				}
-				verdict.SkipNode(fmt.Sprintf("no 2Mi huge pages (HugePages_Total=%q, capacity %s)", total, capacity.String()))
+				verdict.SkipNode(reason)
 			}
 			p := probePod(ns, "huge-"+n, e.ProbeImage, n, nil, nil, nil)
 			lim := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("100m"), "hugepages-2Mi": resource.MustParse("4Mi")}
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Limits: lim, Requests: lim}
 			got := run(ctx, g, e, p)
 			podPath := path.Dir(containerPath(ctx, g, c.rd, got, "hugetlb"))
-			name := "hugetlb.2MB.limit_in_bytes"
-			if c.rd.Version == cg.V2 {
-				name = "hugetlb.2MB.max"
-			}
-			file := path.Join(cg.Dir(c.rd.Version, "hugetlb", podPath), name)
+			file := path.Join(cg.Dir(c.rd.Version, "hugetlb", podPath), cg.HugeTLB2MiLimitFile(c.rd.Version))
 			v, err := e.Nodes.MustHost(ctx, n, "cat", file)
 			g.Expect(err).NotTo(HaveOccurred())
 			if strings.TrimSpace(v) != fmt.Sprint(4<<20) {
