@@ -250,8 +250,18 @@ func (k *Kind) warnOutdated(ctx context.Context) {
 		return
 	}
 	for _, n := range nodes {
-		got, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.Image}}", n.String()).Output()
-		if err == nil && strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+		got, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.Image}} {{.Config.Image}}", n.String()).Output()
+		if err != nil {
+			continue
+		}
+		id, ref, _ := strings.Cut(strings.TrimSpace(string(got)), " ")
+		if ref != "" && ref != k.image {
+			// Made from another image on purpose (cluster up --node-image):
+			// not outdated, but not what this run would create either.
+			k.logger.Warnf("kind cluster %q: node %s runs %s, not %s; the run tests the nodes as they are", k.name, n.String(), ref, k.image)
+			return
+		}
+		if id != strings.TrimSpace(string(want)) {
 			k.logger.Warnf("kind cluster %q: node %s runs an older build of %s; run `nodeconform cluster delete` to test the current one", k.name, n.String(), k.image)
 			return
 		}
