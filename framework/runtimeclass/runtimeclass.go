@@ -158,15 +158,95 @@ func SameKernel(pod, node Kernel) bool {
 	return strings.TrimSpace(pod.BootID) != "" && strings.TrimSpace(pod.BootID) == strings.TrimSpace(node.BootID)
 }
 
+// Sandbox kinds, as Classify decides them.
+const (
+	// SharedKernel: the pod runs on the node's kernel (runc, crun).
+	SharedKernel = "shared-kernel"
+	// VMSandbox: the pod runs on a guest kernel in a VM (Kata).
+	VMSandbox = "vm"
+	// UserSpaceKernel: the pod's system calls are served by a kernel in
+	// user space on the node (gVisor's sentry).
+	UserSpaceKernel = "user-space-kernel"
+)
+
 // VMProcesses are the host-side processes of a VM-backed sandbox: the
 // Kata shim and the hypervisors it drives.
 var VMProcesses = []string{"containerd-shim-kata-v2", "qemu", "qemu-kvm", "qemu-system-x86_64", "cloud-hypervisor", "firecracker", "virtiofsd"}
 
+// GVisorProcesses are gVisor's sandbox and file proxy on the node; runsc
+// names them in argv[0]. Its shim alone proves no sandbox and is left out.
+var GVisorProcesses = []string{"runsc-sandbox", "runsc-gofer"}
+
+// Isolation is what Classify decided and why.
+type Isolation struct {
+	Kind string `json:"kind"`
+	// Processes are the recognised sandbox processes on the node.
+	Processes []string `json:"sandboxProcessesOnNode"`
+	// Evidence says, in words, what decided Kind.
+	Evidence string `json:"evidence"`
+	// Problem, when set, is evidence that contradicts itself (an own
+	// kernel with no sandbox process on the node): a failure, whatever the
+	// kind was meant to be.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Classify decides from a pod's and its node's kernel identity and the
+// node's command lines (`ps -e -o args=`) whether the pod shares the node's
+// kernel, runs in a VM, or behind a user-space kernel. The boot_id decides
+// whether the kernel is shared (it is unique per booted kernel; gVisor and
+// guests make their own); the node's processes decide which sandbox it is.
+func Classify(pod, node Kernel, psArgs string) Isolation {
+	vm, gv := findProcesses(psArgs, VMProcesses), findProcesses(psArgs, GVisorProcesses)
+	all := append(append([]string{}, gv...), vm...)
+	podID, nodeID := strings.TrimSpace(pod.BootID), strings.TrimSpace(node.BootID)
+	switch {
+	case podID == "" || nodeID == "":
+		return Isolation{Kind: SharedKernel, Processes: all, Problem: fmt.Sprintf("boot_id not read (pod %q, node %q): isolation cannot be decided", podID, nodeID)}
+	case podID == nodeID:
+		return Isolation{Kind: SharedKernel, Processes: all, Evidence: "the pod's boot_id is the node's (" + nodeID + ")"}
+	}
+	own := fmt.Sprintf("the pod's boot_id %s is not the node's %s", podID, nodeID)
+	if v := strings.TrimSpace(pod.Version); v != "" && v == strings.TrimSpace(node.Version) {
+		own += "; /proc/version is the node's"
+	} else {
+		own += fmt.Sprintf("; the pod's kernel is %q", firstWords(pod.Version, 3))
+	}
+	switch {
+	case len(gv) > 0 && len(vm) == 0:
+		return Isolation{Kind: UserSpaceKernel, Processes: all, Evidence: own + "; gVisor's " + strings.Join(gv, ", ") + " run on the node"}
+	case len(vm) > 0 && len(gv) == 0:
+		iso := Isolation{Kind: VMSandbox, Processes: all, Evidence: own + "; " + strings.Join(vm, ", ") + " run on the node"}
+		if strings.TrimSpace(pod.Cmdline) != "" && strings.TrimSpace(pod.Cmdline) == strings.TrimSpace(node.Cmdline) {
+			iso.Problem = "the pod has its own boot_id but the node's kernel command line"
+		}
+		return iso
+	case len(vm) > 0 && len(gv) > 0:
+		// Both kinds run on the node (two sandboxed classes in use): the
+		// kernel identity still tells a guest kernel from gVisor's.
+		if strings.Contains(strings.ToLower(pod.Version), "gvisor") || strings.Contains(pod.Cmdline, "gvisor") {
+			return Isolation{Kind: UserSpaceKernel, Processes: all, Evidence: own + "; gVisor's kernel identity"}
+		}
+		return Isolation{Kind: VMSandbox, Processes: all, Evidence: own + "; a guest kernel, VM and gVisor processes both on the node"}
+	}
+	return Isolation{Kind: VMSandbox, Processes: all, Evidence: own, Problem: "the pod has its own boot_id but no VMM, Kata shim or gVisor sandbox runs on the node"}
+}
+
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	if len(f) > n {
+		f = f[:n]
+	}
+	return strings.Join(f, " ")
+}
+
 // FindVMProcesses returns which of VMProcesses run on a node, given its
-// command lines (`ps -e -o args=`), by the executable's base name: comm is
-// cut to 15 characters, which makes containerd-shim-runc-v2 and
-// containerd-shim-kata-v2 alike.
-func FindVMProcesses(psArgs string) []string {
+// command lines (`ps -e -o args=`).
+func FindVMProcesses(psArgs string) []string { return findProcesses(psArgs, VMProcesses) }
+
+// findProcesses returns which of names run, by the executable's base name
+// in each command line: comm is cut to 15 characters, which makes
+// containerd-shim-runc-v2 and containerd-shim-kata-v2 alike.
+func findProcesses(psArgs string, names []string) []string {
 	seen := map[string]bool{}
 	for _, line := range strings.Split(psArgs, "\n") {
 		f := strings.Fields(line)
@@ -174,7 +254,7 @@ func FindVMProcesses(psArgs string) []string {
 			continue
 		}
 		name := path.Base(f[0])
-		for _, v := range VMProcesses {
+		for _, v := range names {
 			if name == v {
 				seen[v] = true
 			}

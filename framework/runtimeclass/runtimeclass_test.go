@@ -184,3 +184,74 @@ func withPodLimits(p *corev1.Pod, limits corev1.ResourceList) *corev1.Pod {
 	p.Spec.Resources = &corev1.ResourceRequirements{Limits: limits}
 	return p
 }
+
+// Process tables as `ps -e -o args=` prints them on a node: runc pods
+// only; a Kata pod (shim, QEMU, virtiofsd); a gVisor pod under containerd's
+// runc shim with runsc as its binary (sandbox and gofer name themselves).
+const (
+	psRunc = `/sbin/init
+/usr/local/bin/containerd
+/usr/local/bin/containerd-shim-runc-v2 -namespace k8s.io -id 5f1c -address /run/containerd/containerd.sock
+/pause
+`
+	psKata = psRunc + `/opt/kata/bin/containerd-shim-kata-v2 -namespace k8s.io -address /run/containerd/containerd.sock -publish-binary /usr/local/bin/containerd -id 9a2e
+/opt/kata/libexec/virtiofsd --syslog --cache=auto --shared-dir=/run/kata-containers/shared/sandboxes/9a2e/shared --fd=3 --thread-pool-size=1
+/opt/kata/bin/qemu-system-x86_64 -name sandbox-9a2e -uuid 0f3b -machine q35,accel=kvm -cpu host,pmu=off -qmp unix:fd=3,server=on,wait=off -m 2048M
+`
+	psGVisor = psRunc + `runsc-gofer --root=/run/containerd/runsc/k8s.io --log=/run/containerd/io.containerd.runtime.v2.task/k8s.io/77ab/log.json --log-format=json --platform=systrap gofer --bundle /run/containerd/io.containerd.runtime.v2.task/k8s.io/77ab --gofer-mount-confs=lisafs:none --io-fds=6 --mounts-fd=7 --spec-fd=5 --sync-nvproxy-fd=-1 --sync-userns-fd=-1 --proc-mount-sync-fd=14 --apply-caps=false --setup-root=false
+runsc-sandbox --root=/run/containerd/runsc/k8s.io --log=/run/containerd/io.containerd.runtime.v2.task/k8s.io/77ab/log.json --log-format=json --platform=systrap boot --apply-caps=false --bundle=/run/containerd/io.containerd.runtime.v2.task/k8s.io/77ab --controller-fd=10 --cpu-num=2 --dev-io-fd=-1 --gofer-mount-confs=lisafs:none --io-fds=3 --mounts-fd=4 --overlay-filestore-fd=-1 --pidns-path=/proc/1/ns/pid 77ab
+`
+)
+
+func TestClassify(t *testing.T) {
+	node := Kernel{BootID: "d83ec6aa\n", Cmdline: "BOOT_IMAGE=/vmlinuz-6.1.0-44-amd64 root=/dev/vda", Version: "Linux version 6.1.0-44-amd64 (debian-kernel@lists.debian.org)"}
+	guest := Kernel{BootID: "11aa22bb", Cmdline: "tsc=reliable no_timer_check rcupdate.rcu_expedited=1 root=/dev/pmem0p1", Version: "Linux version 6.12.28 (kata) #1 SMP"}
+	gvisor := Kernel{BootID: "5e9c0d4f", Cmdline: "BOOT_IMAGE=/vmlinuz-4.19.0-gvisor quiet", Version: "Linux version 4.19.0-gvisor #1 SMP Sun Jan 10 15:06:54 PST 2016"}
+	for _, tc := range []struct {
+		name       string
+		pod        Kernel
+		ps         string
+		kind       string
+		problem    bool
+		procs      string
+		evidenceIn string
+	}{
+		{"runc pod", Kernel{BootID: "d83ec6aa", Version: node.Version}, psRunc, SharedKernel, false, "", "is the node's"},
+		// A runc pod beside a Kata pod: the node's processes do not make it isolated.
+		{"runc pod on a node running Kata", Kernel{BootID: "d83ec6aa"}, psKata, SharedKernel, false, "qemu-system-x86_64,virtiofsd,containerd-shim-kata-v2", "is the node's"},
+		{"kata pod", guest, psKata, VMSandbox, false, "qemu-system-x86_64,virtiofsd,containerd-shim-kata-v2", "run on the node"},
+		{"gvisor pod", gvisor, psGVisor, UserSpaceKernel, false, "runsc-gofer,runsc-sandbox", "gVisor's runsc-gofer, runsc-sandbox"},
+		{"gvisor pod on a node also running Kata", gvisor, psGVisor + psKata, UserSpaceKernel, false, "", "gVisor's kernel identity"},
+		{"kata pod on a node also running gVisor", guest, psGVisor + psKata, VMSandbox, false, "", "a guest kernel"},
+		{"own boot_id, no sandbox process", guest, psRunc, VMSandbox, true, "", "not the node's"},
+		{"guest with the node's command line", Kernel{BootID: "11aa22bb", Cmdline: node.Cmdline}, psKata, VMSandbox, true, "", ""},
+		{"boot_id unread", Kernel{}, psGVisor, SharedKernel, true, "", ""},
+	} {
+		got := Classify(tc.pod, node, tc.ps)
+		if got.Kind != tc.kind || (got.Problem != "") != tc.problem || !strings.Contains(got.Evidence, tc.evidenceIn) {
+			t.Errorf("%s: got %+v, want kind %s, problem %v, evidence containing %q", tc.name, got, tc.kind, tc.problem, tc.evidenceIn)
+		}
+		if tc.procs != "" {
+			want := strings.Split(tc.procs, ",")
+			if !sameSet(got.Processes, want) {
+				t.Errorf("%s: processes %v, want %v", tc.name, got.Processes, want)
+			}
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, x := range a {
+		m[x] = true
+	}
+	for _, x := range b {
+		if !m[x] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,7 +1,8 @@
 // Package runtimeclass is the suite for sandboxed runtimes (SPEC §3, seed
 // 002): the kata RuntimeClass's overhead from admission through the
 // scheduler to the pod cgroup, RuntimeClass scheduling, unknown handlers,
-// VM isolation where the handler is VM-backed, and memory enforcement.
+// isolation from the node's kernel where the handler is a sandbox (a VM or
+// gVisor), and memory enforcement.
 package runtimeclass
 
 import (
