@@ -30,12 +30,14 @@ unit:
 	$(GO) test -count=1 ./cmd/... ./framework/... ./kindconfigs/...
 
 # The air-gapped node image and the NFD image (cached: a no-op when
-# nothing changed). On a cgroup v1 host the VM node's root filesystem is
-# debootstrapped beside the compilation, for test-vm.
+# nothing changed). NFD builds beside the node image, so that its module
+# downloads hide in the Kubernetes compile; on a cgroup v1 host the VM
+# node's root filesystem is debootstrapped beside it too, for test-vm.
 images: build
 	$(BIN) setup
-	$(BIN) image build $(if $(filter cgroup2fs,$(shell stat -fc %T /sys/fs/cgroup)),,--vm-root)
-	$(BIN) image nfd
+	$(BIN) image nfd & nfd=$$!; \
+	$(BIN) image build $(if $(filter cgroup2fs,$(shell stat -fc %T /sys/fs/cgroup)),,--vm-root); status=$$?; \
+	wait $$nfd || status=1; exit $$status
 
 # The default kind cluster: created, or reused when it exists.
 cluster: images

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/nodeconform/nodeconform/framework/digest"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/versions"
@@ -29,53 +31,57 @@ func (b *builder) binDir(name, version string) string {
 	return filepath.Join(b.CacheDir, "bin", name+"-"+version)
 }
 
-// ensureBinaries builds what is missing from the cache.
+// ensureBinaries builds what is missing from the cache. Kubernetes is
+// one long compile whose linking uses one core; the other builds run
+// beside it, one after the other, so their downloads and compiles fill the
+// idle time. The first failure stops the rest.
 func (b *builder) ensureBinaries(ctx context.Context) (binaries, error) {
-	out := binaries{}
 	kdir := b.binDir("kubernetes", b.KubernetesVersion)
-	if err := b.cached(kdir, kubeCommands, "Kubernetes "+b.KubernetesVersion, func() error { return b.buildKubernetes(ctx, kdir) }); err != nil {
-		return nil, err
-	}
-	for _, c := range kubeCommands {
-		out[c] = filepath.Join(kdir, c)
-	}
 	ev := b.kube.etcdVersion()
 	edir := b.binDir("etcd", ev)
-	if err := b.cached(edir, []string{"etcd"}, "etcd "+ev, func() error {
-		return b.goBuildWrapper(ctx, edir, "etcd", "go.etcd.io/etcd/server/v3@"+ev, etcdMain, nil)
-	}); err != nil {
-		return nil, err
-	}
-	out["etcd"] = filepath.Join(edir, "etcd")
 	cdir := b.binDir("coredns", b.kube.dnsTag)
-	if err := b.cached(cdir, []string{"coredns"}, "CoreDNS "+b.kube.dnsTag, func() error {
-		return b.goBuildWrapper(ctx, cdir, "coredns", "github.com/coredns/coredns@"+b.kube.dnsTag, corednsMain, nil)
-	}); err != nil {
+	rdir := b.binDir("containerd", versions.Containerd)
+	udir := b.binDir("runc", versions.Runc)
+	pdir := b.binDir("pause", b.kube.pauseTag)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return b.cached(kdir, kubeCommands, "Kubernetes "+b.KubernetesVersion, func(w io.Writer) error { return b.buildKubernetes(gctx, kdir, w) })
+	})
+	g.Go(func() error {
+		if err := b.cached(edir, []string{"etcd"}, "etcd "+ev, func(w io.Writer) error {
+			return b.goBuildWrapper(gctx, edir, "etcd", "go.etcd.io/etcd/server/v3@"+ev, etcdMain, w)
+		}); err != nil {
+			return err
+		}
+		if err := b.cached(cdir, []string{"coredns"}, "CoreDNS "+b.kube.dnsTag, func(w io.Writer) error {
+			return b.goBuildWrapper(gctx, cdir, "coredns", "github.com/coredns/coredns@"+b.kube.dnsTag, corednsMain, w)
+		}); err != nil {
+			return err
+		}
+		if err := b.cached(rdir, containerdCommands, "containerd "+versions.Containerd, func(w io.Writer) error { return b.buildContainerd(gctx, rdir, w) }); err != nil {
+			return err
+		}
+		if err := b.cached(udir, []string{"runc"}, "runc "+versions.Runc, func(w io.Writer) error { return b.buildRunc(gctx, udir, w) }); err != nil {
+			return err
+		}
+		return b.cached(pdir, []string{"pause"}, "pause "+b.kube.pauseTag, func(io.Writer) error { return b.buildPause(gctx, pdir) })
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	out["coredns"] = filepath.Join(cdir, "coredns")
-	rdir := b.binDir("containerd", versions.Containerd)
-	if err := b.cached(rdir, containerdCommands, "containerd "+versions.Containerd, func() error { return b.buildContainerd(ctx, rdir) }); err != nil {
-		return nil, err
+	out := binaries{"etcd": filepath.Join(edir, "etcd"), "coredns": filepath.Join(cdir, "coredns"), "runc": filepath.Join(udir, "runc"), "pause": filepath.Join(pdir, "pause")}
+	for _, c := range kubeCommands {
+		out[c] = filepath.Join(kdir, c)
 	}
 	for _, c := range containerdCommands {
 		out[c] = filepath.Join(rdir, c)
 	}
-	udir := b.binDir("runc", versions.Runc)
-	if err := b.cached(udir, []string{"runc"}, "runc "+versions.Runc, func() error { return b.buildRunc(ctx, udir) }); err != nil {
-		return nil, err
-	}
-	out["runc"] = filepath.Join(udir, "runc")
-	pdir := b.binDir("pause", b.kube.pauseTag)
-	if err := b.cached(pdir, []string{"pause"}, "pause "+b.kube.pauseTag, func() error { return b.buildPause(ctx, pdir) }); err != nil {
-		return nil, err
-	}
-	out["pause"] = filepath.Join(pdir, "pause")
 	return out, nil
 }
 
-// cached runs build unless every named file exists in dir.
-func (b *builder) cached(dir string, names []string, what string, build func() error) error {
+// cached runs build unless every named file exists in dir; build gets the
+// step's package counter for `go build -v`.
+func (b *builder) cached(dir string, names []string, what string, build func(w io.Writer) error) error {
 	missing := false
 	for _, n := range names {
 		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
@@ -86,16 +92,16 @@ func (b *builder) cached(dir string, names []string, what string, build func() e
 		b.Logger.V(1).Infof(" • %s binaries cached in %s", what, dir)
 		return nil
 	}
-	done := b.step("build " + what + " from source")
+	s := b.begin("build "+what+" from source", "")
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
-	if err := build(); err != nil {
+	if err := build(s.p); err != nil {
 		return err
 	}
-	done()
+	s.done()
 	return nil
 }
 
@@ -159,7 +165,7 @@ func VersionLDFlags(k8sVersion string) string {
 	return strings.Join(flags, " ")
 }
 
-func (b *builder) buildKubernetes(ctx context.Context, dir string) error {
+func (b *builder) buildKubernetes(ctx context.Context, dir string, w io.Writer) error {
 	work := filepath.Join(b.CacheDir, "work", "kubernetes-"+b.KubernetesVersion)
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
@@ -184,18 +190,10 @@ func (b *builder) buildKubernetes(ctx context.Context, dir string) error {
 	for _, c := range kubeCommands {
 		args = append(args, "k8s.io/kubernetes/cmd/"+c)
 	}
-	if _, err := run(ctx, "go", args, withDir(work), withEnv(goEnv()...), withProgress(b.progressWriter())); err != nil {
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(goEnv()...), withProgress(w)); err != nil {
 		return err
 	}
 	return os.Rename(dir+".tmp", dir)
-}
-
-// progressWriter is the running step's package counter, if any.
-func (b *builder) progressWriter() io.Writer {
-	if b.current == nil {
-		return nil
-	}
-	return b.current
 }
 
 const etcdMain = `package main
@@ -235,7 +233,7 @@ func main() { coremain.Run() }
 
 // goBuildWrapper builds a main package that imports mod, in a throwaway
 // module, into dir/name.
-func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc string, extra []string) error {
+func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc string, w io.Writer) error {
 	work := filepath.Join(b.CacheDir, "work", name)
 	_ = os.RemoveAll(work)
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -250,7 +248,7 @@ func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc st
 	if _, err := run(ctx, "go", []string{"get", mod}, withDir(work), withEnv(goEnv()...)); err != nil {
 		return err
 	}
-	if _, err := run(ctx, "go", append([]string{"build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", name), "."}, extra...), withDir(work), withEnv(goEnv()...), withProgress(b.progressWriter())); err != nil {
+	if _, err := run(ctx, "go", []string{"build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", name), "."}, withDir(work), withEnv(goEnv()...), withProgress(w)); err != nil {
 		return err
 	}
 	return os.Rename(dir+".tmp", dir)
@@ -259,7 +257,7 @@ func (b *builder) goBuildWrapper(ctx context.Context, dir, name, mod, mainSrc st
 // buildContainerd builds containerd, its runc shim and ctr with cgo off
 // (static; the btrfs snapshotter, which needs cgo, is left out) and the
 // version stamped as containerd's release build does.
-func (b *builder) buildContainerd(ctx context.Context, dir string) error {
+func (b *builder) buildContainerd(ctx context.Context, dir string, w io.Writer) error {
 	const mod = "github.com/containerd/containerd/v2"
 	ldflags := "-s -w -X " + mod + "/version.Version=" + versions.Containerd + " -X " + mod + "/version.Revision=nodeconform"
 	args := []string{"install", "-v", "-trimpath", "-tags", "urfave_cli_no_docs no_btrfs", "-ldflags", ldflags}
@@ -271,7 +269,7 @@ func (b *builder) buildContainerd(ctx context.Context, dir string) error {
 		return err
 	}
 	env := []string{"CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOBIN=" + dir + ".tmp"}
-	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(b.progressWriter())); err != nil {
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(w)); err != nil {
 		return err
 	}
 	return os.Rename(dir+".tmp", dir)
@@ -283,7 +281,7 @@ const seccompArchive = "/usr/lib/x86_64-linux-gnu/libseccomp.a"
 // buildRunc builds runc with seccomp (pods' RuntimeDefault profile needs
 // it), linked statically so the same binary runs in the node image and on
 // a VM node whatever their libseccomp.
-func (b *builder) buildRunc(ctx context.Context, dir string) error {
+func (b *builder) buildRunc(ctx context.Context, dir string, w io.Writer) error {
 	if _, err := os.Stat(seccompArchive); err != nil {
 		b.Logger.V(0).Info("installing libseccomp-dev with apt-get (runc links libseccomp statically)")
 		if err := hostprep.AptInstall(ctx, b.Logger, "libseccomp-dev", "pkg-config"); err != nil {
@@ -299,7 +297,7 @@ func (b *builder) buildRunc(ctx context.Context, dir string) error {
 		"-ldflags", "-s -w -X main.version=" + v + " -X main.gitCommit=nodeconform -extldflags -static",
 		"github.com/opencontainers/runc@" + versions.Runc}
 	env := []string{"CGO_ENABLED=1", "GOFLAGS=-buildvcs=false", "GOBIN=" + dir + ".tmp"}
-	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(b.progressWriter())); err != nil {
+	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(w)); err != nil {
 		return fmt.Errorf("build runc (needs gcc and Debian's libseccomp-dev): %w", err)
 	}
 	return os.Rename(dir+".tmp", dir)

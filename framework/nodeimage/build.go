@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -92,11 +93,10 @@ type builder struct {
 	Options
 	kube    kubeImages
 	started time.Time
-	// current is the running step's progress.
-	current *progress.Step
-	// side are the side steps' progress, stopped at the end of Build
+	mu      sync.Mutex
+	// running are the steps' progress lines, stopped at the end of Build
 	// whatever path it took.
-	side []*progress.Step
+	running []*progress.Step
 }
 
 // Build produces the node image and returns its tag.
@@ -118,14 +118,7 @@ func Build(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	b := &builder{Options: o, started: time.Now()}
-	defer func() {
-		for _, p := range b.side {
-			p.Stop()
-		}
-		if b.current != nil {
-			b.current.Stop()
-		}
-	}()
+	defer b.stopAll()
 	return b.build(ctx)
 }
 
@@ -214,28 +207,39 @@ func hashAssets(h io.Writer, fsys fs.FS) error {
 	return nil
 }
 
-func (b *builder) step(name string) func() {
-	start := time.Now()
-	b.Logger.V(0).Infof(" • %s ...", name)
-	// Go builds report each package they compile (go build -v) into the
-	// step's count.
-	p := progress.Start(b.Logger, name, "Go packages compiled")
-	b.current = p
-	return func() {
+// stepRun is a running step: its progress lines count what `go build -v`
+// writes to p.
+type stepRun struct {
+	b     *builder
+	name  string
+	start time.Time
+	p     *progress.Step
+}
+
+// begin starts a step; several may run at once, each with its own lines.
+func (b *builder) begin(name, note string) *stepRun {
+	b.Logger.V(0).Infof(" • %s%s ...", name, note)
+	s := &stepRun{b: b, name: name, start: time.Now(), p: progress.Start(b.Logger, name, "Go packages compiled")}
+	b.mu.Lock()
+	b.running = append(b.running, s.p)
+	b.mu.Unlock()
+	return s
+}
+
+func (s *stepRun) done() {
+	s.p.Stop()
+	s.b.Logger.V(0).Infof(" ✓ %s (%s)", s.name, time.Since(s.start).Round(100*time.Millisecond))
+}
+
+func (b *builder) stopAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.running {
 		p.Stop()
-		b.Logger.V(0).Infof(" ✓ %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
 	}
 }
 
-// sideStep is a step that runs beside the compiling ones: its own
-// progress lines, no package count, and b.current left to them.
-func (b *builder) sideStep(name string) func() {
-	start := time.Now()
-	b.Logger.V(0).Infof(" • %s (beside the builds) ...", name)
-	p := progress.Start(b.Logger, name, "")
-	b.side = append(b.side, p)
-	return func() {
-		p.Stop()
-		b.Logger.V(0).Infof(" ✓ %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
-	}
-}
+func (b *builder) step(name string) func() { return b.begin(name, "").done }
+
+// sideStep is a step that runs beside the compiling ones.
+func (b *builder) sideStep(name string) func() { return b.begin(name, " (beside the builds)").done }

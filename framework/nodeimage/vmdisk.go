@@ -90,6 +90,7 @@ func BuildVMDisk(ctx context.Context, o Options, extraArchives ...string) (VMDis
 		return VMDisk{}, err
 	}
 	b := &builder{Options: o, started: time.Now()}
+	defer b.stopAll()
 	if b.kube, err = b.kubeImagesFor(ctx); err != nil {
 		return VMDisk{}, err
 	}
