@@ -13,9 +13,10 @@ export PATH := $(PATH):/usr/local/go/bin
 # One build configuration for every Go build of this module (unit tests,
 # the CLI, suites, probe, CNI; the runner sets the same): a dependency
 # compiled once is reused by the next build instead of compiled again,
-# which is most of a cold run's compile time.
+# which is most of a cold run's compile time. No VCS stamp: the CNI and
+# probe binaries' hashes are image keys, and must not change per commit.
 export CGO_ENABLED := 0
-export GOFLAGS := $(strip $(filter-out -trimpath,$(GOFLAGS)) -trimpath)
+export GOFLAGS := $(strip $(filter-out -trimpath -buildvcs=%,$(GOFLAGS)) -trimpath -buildvcs=false)
 
 .PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
 

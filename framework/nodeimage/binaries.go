@@ -323,7 +323,7 @@ func (b *builder) buildPause(ctx context.Context, dir string) error {
 // buildCNI builds our pod network daemon and returns its content hash.
 func (b *builder) buildCNI(ctx context.Context) (string, error) {
 	out := filepath.Join(b.CacheDir, "bin", "nodeconform-cni")
-	if _, err := run(ctx, "go", []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/nodeconform-cni"}, withDir(b.SourceDir), withEnv("CGO_ENABLED=0")); err != nil {
+	if _, err := run(ctx, "go", []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./cmd/nodeconform-cni"}, withDir(b.SourceDir), withEnv("CGO_ENABLED=0")); err != nil {
 		return "", fmt.Errorf("build nodeconform-cni (run from the nodeconform source tree or pass --source-dir): %w", err)
 	}
 	return digest.File(out)

@@ -39,7 +39,7 @@ func BuildImage(ctx context.Context, o BuildOptions) (Image, error) {
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		return Image{}, err
 	}
-	if out, err := command(ctx, o.SourceDir, nil, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/nodeconform-probe"); err != nil {
+	if out, err := command(ctx, o.SourceDir, nil, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", bin, "./cmd/nodeconform-probe"); err != nil {
 		return Image{}, fmt.Errorf("build nodeconform-probe: %w\n%s", err, out)
 	}
 	sum, err := digest.File(bin)

@@ -407,16 +407,16 @@ func GinkgoCLI(ctx context.Context, o Options) (string, error) {
 }
 
 // BuildEnv is the build configuration the Makefile exports (cgo off,
-// -trimpath added to goflags): suites compiled by a run started outside
+// -trimpath and -buildvcs=false in goflags): suites compiled by a run started outside
 // make reuse the packages the CLI's own build compiled.
 func BuildEnv(goflags string) []string {
-	fields := strings.Fields(goflags)
-	for _, f := range fields {
-		if f == "-trimpath" {
-			return []string{"CGO_ENABLED=0", "GOFLAGS=" + strings.Join(fields, " ")}
+	var keep []string
+	for _, f := range strings.Fields(goflags) {
+		if f != "-trimpath" && !strings.HasPrefix(f, "-buildvcs") {
+			keep = append(keep, f)
 		}
 	}
-	return []string{"CGO_ENABLED=0", "GOFLAGS=" + strings.Join(append(fields, "-trimpath"), " ")}
+	return []string{"CGO_ENABLED=0", "GOFLAGS=" + strings.Join(append(keep, "-trimpath", "-buildvcs=false"), " ")}
 }
 
 // compiled runs `go <args>` in the source tree ({bin} is the output path)

@@ -83,9 +83,9 @@ func TestSuiteArgs(t *testing.T) {
 
 func TestBuildEnv(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                           "GOFLAGS=-trimpath",
-		"-buildvcs=false":            "GOFLAGS=-buildvcs=false -trimpath",
-		" -trimpath -buildvcs=false": "GOFLAGS=-trimpath -buildvcs=false",
+		"":                           "GOFLAGS=-trimpath -buildvcs=false",
+		"-mod=mod":                   "GOFLAGS=-mod=mod -trimpath -buildvcs=false",
+		" -trimpath -buildvcs=true ": "GOFLAGS=-trimpath -buildvcs=false",
 	} {
 		got := BuildEnv(in)
 		if len(got) != 2 || got[0] != "CGO_ENABLED=0" || got[1] != want {
