@@ -81,7 +81,7 @@ func TestSummaryShowsNodeLines(t *testing.T) {
 func TestNodesLine(t *testing.T) {
 	specs := []Spec{
 		{Suite: "cgroups", Name: "version", State: Passed, Evidence: map[string]any{"nodes": []any{
-			map[string]any{"node": "vm", "state": "passed", "evidence": map[string]any{"cgroupVersion": float64(2)}},
+			map[string]any{"node": "vm", "state": "passed", "evidence": map[string]any{"cgroupVersion": float64(2), "kubeletVersion": "v1.37.2", "containerRuntimeVersion": "containerd://2.3.4"}},
 			map[string]any{"node": "w1", "state": "passed", "evidence": map[string]any{"cgroupVersion": "v1"}},
 		}}},
 		{Suite: "cgroups", Name: "hugepages", State: Failed, Evidence: map[string]any{"nodes": []any{
@@ -92,7 +92,7 @@ func TestNodesLine(t *testing.T) {
 	}
 	var b strings.Builder
 	Nodes(&b, specs)
-	want := "nodes: vm (cgroup v2) 1 passed, 1 failed, 0 skipped; w1 (cgroup v1) 1 passed, 0 failed, 1 skipped\n"
+	want := "nodes: vm (cgroup v2, kubelet v1.37.2, containerd://2.3.4) 1 passed, 1 failed, 0 skipped; w1 (cgroup v1) 1 passed, 0 failed, 1 skipped\n"
 	if b.String() != want {
 		t.Fatalf("got %q\nwant %q", b.String(), want)
 	}

@@ -344,13 +344,13 @@ func AnyFailed(specs []Spec) bool {
 }
 
 // Nodes prints one line per node judged node by node ("nodes:" then each
-// node's passed, failed and skipped verdicts and its cgroup version where
-// a spec recorded one), from the per-node results the specs recorded:
+// node's passed, failed and skipped verdicts and its cgroup version,
+// kubelet version and container runtime where a spec recorded them), from the per-node results the specs recorded:
 // which node a run proved something on, without opening results.json.
 func Nodes(w io.Writer, specs []Spec) {
 	type tally struct {
 		Counts
-		cgroup string
+		cgroup, kubelet, runtime string
 	}
 	by := map[string]*tally{}
 	for _, s := range specs {
@@ -368,12 +368,20 @@ func Nodes(w io.Writer, specs []Spec) {
 				by[name] = t
 			}
 			t.add(state)
-			if ev, ok := m["evidence"].(map[string]any); ok && t.cgroup == "" {
-				switch v := ev["cgroupVersion"].(type) {
-				case float64:
-					t.cgroup = fmt.Sprintf("v%d", int(v))
-				case string:
-					t.cgroup = v
+			if ev, ok := m["evidence"].(map[string]any); ok {
+				if t.cgroup == "" {
+					switch v := ev["cgroupVersion"].(type) {
+					case float64:
+						t.cgroup = fmt.Sprintf("v%d", int(v))
+					case string:
+						t.cgroup = v
+					}
+				}
+				if v, _ := ev["kubeletVersion"].(string); v != "" && t.kubelet == "" {
+					t.kubelet = v
+				}
+				if v, _ := ev["containerRuntimeVersion"].(string); v != "" && t.runtime == "" {
+					t.runtime = v
 				}
 			}
 		}
@@ -389,9 +397,19 @@ func Nodes(w io.Writer, specs []Spec) {
 	var parts []string
 	for _, n := range names {
 		t := by[n]
-		label := n
+		var about []string
 		if t.cgroup != "" {
-			label += " (cgroup " + t.cgroup + ")"
+			about = append(about, "cgroup "+t.cgroup)
+		}
+		if t.kubelet != "" {
+			about = append(about, "kubelet "+t.kubelet)
+		}
+		if t.runtime != "" {
+			about = append(about, t.runtime)
+		}
+		label := n
+		if len(about) > 0 {
+			label += " (" + strings.Join(about, ", ") + ")"
 		}
 		parts = append(parts, fmt.Sprintf("%s %d passed, %d failed, %d skipped", label, t.Passed, t.Failed, t.Skipped))
 	}

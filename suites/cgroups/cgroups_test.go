@@ -109,7 +109,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			g.Expect(c.kc.CgroupDriver).To(BeElementOf("systemd", "cgroupfs"), "cgroupDriver")
 			// v1 (and hybrid) nodes mount a tmpfs of controllers there, v2 nodes cgroup2.
 			g.Expect(fsType).To(BeElementOf("tmpfs", "cgroup2fs"), "/sys/fs/cgroup is %s", fsType)
-			return map[string]any{"cgroupVersion": c.rd.Version, "sysFsCgroupType": fsType, "cgroupDriver": c.kc.CgroupDriver}
+			nd, err := e.Clientset.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			// The versions name the stack the verdict is for (the summary's
+			// per-node line carries them).
+			return map[string]any{"cgroupVersion": c.rd.Version, "sysFsCgroupType": fsType, "cgroupDriver": c.kc.CgroupDriver,
+				"kubeletVersion": nd.Status.NodeInfo.KubeletVersion, "containerRuntimeVersion": nd.Status.NodeInfo.ContainerRuntimeVersion}
 		})
 	})
 
