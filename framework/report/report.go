@@ -345,7 +345,8 @@ func AnyFailed(specs []Spec) bool {
 
 // Nodes prints one line per node judged node by node ("nodes:" then each
 // node's passed, failed and skipped verdicts and its cgroup version,
-// kubelet version and container runtime where a spec recorded them), from the per-node results the specs recorded:
+// kubelet version and container runtime where a spec recorded them),
+// from the per-node results the specs recorded:
 // which node a run proved something on, without opening results.json.
 func Nodes(w io.Writer, specs []Spec) {
 	type tally struct {

@@ -152,12 +152,6 @@ type Kernel struct {
 	Version string `json:"version"`
 }
 
-// SameKernel reports whether pod and node run on one kernel: the boot_id
-// is unique per booted kernel, so equal ids cannot come from a guest VM.
-func SameKernel(pod, node Kernel) bool {
-	return strings.TrimSpace(pod.BootID) != "" && strings.TrimSpace(pod.BootID) == strings.TrimSpace(node.BootID)
-}
-
 // Sandbox kinds, as Classify decides them.
 const (
 	// SharedKernel: the pod runs on the node's kernel (runc, crun).
@@ -238,10 +232,6 @@ func firstWords(s string, n int) string {
 	}
 	return strings.Join(f, " ")
 }
-
-// FindVMProcesses returns which of VMProcesses run on a node, given its
-// command lines (`ps -e -o args=`).
-func FindVMProcesses(psArgs string) []string { return findProcesses(psArgs, VMProcesses) }
 
 // findProcesses returns which of names run, by the executable's base name
 // in each command line: comm is cut to 15 characters, which makes

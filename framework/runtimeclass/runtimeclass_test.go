@@ -163,13 +163,16 @@ func TestEvents(t *testing.T) {
 
 func TestKernelAndVMProcesses(t *testing.T) {
 	node := Kernel{BootID: "a1\n"}
-	if !SameKernel(Kernel{BootID: "a1"}, node) {
-		t.Error("equal boot ids are one kernel")
+	if got := Classify(Kernel{BootID: "a1"}, node, ""); got.Kind != SharedKernel || got.Problem != "" {
+		t.Errorf("equal boot ids are one kernel: %+v", got)
 	}
-	if SameKernel(Kernel{BootID: "b2"}, node) || SameKernel(Kernel{}, Kernel{}) {
-		t.Error("different or unread boot ids are not one kernel")
+	if got := Classify(Kernel{BootID: "b2"}, node, ""); got.Kind == SharedKernel {
+		t.Errorf("different boot ids are not one kernel: %+v", got)
 	}
-	got := FindVMProcesses("/sbin/init\n/usr/bin/containerd-shim-runc-v2 -namespace k8s.io -id abc\n  /usr/libexec/qemu-kvm -name sandbox\nvirtiofsd --fd=3\n")
+	if got := Classify(Kernel{}, Kernel{}, ""); got.Problem == "" {
+		t.Errorf("unread boot ids decide nothing: %+v", got)
+	}
+	got := findProcesses("/sbin/init\n/usr/bin/containerd-shim-runc-v2 -namespace k8s.io -id abc\n  /usr/libexec/qemu-kvm -name sandbox\nvirtiofsd --fd=3\n", VMProcesses)
 	if strings.Join(got, ",") != "qemu-kvm,virtiofsd" {
 		t.Errorf("got %v", got)
 	}
