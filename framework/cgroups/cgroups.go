@@ -207,6 +207,10 @@ type Limits struct {
 	CPUWeight int64 `json:"cpuWeight,omitempty"`
 	// MemoryLimit in bytes; -1 for no limit.
 	MemoryLimit int64 `json:"memoryLimit"`
+	// OOMGroup is v2's memory.oom.group: on OOM the kernel kills every
+	// process of the cgroup, not only the largest (nil on v1, which has
+	// no such mode).
+	OOMGroup *bool `json:"oomGroup,omitempty"`
 	// Files read, with their raw content.
 	Files map[string]string `json:"files"`
 }
@@ -267,13 +271,28 @@ func ParseV2(files map[string]string) (Limits, error) {
 	} else if l.MemoryLimit, err = strconv.ParseInt(m, 10, 64); err != nil {
 		return l, fmt.Errorf("memory.max %q: %w", m, err)
 	}
+	if g, ok := files[OOMGroupFile]; ok {
+		switch strings.TrimSpace(g) {
+		case "0":
+			l.OOMGroup = new(false)
+		case "1":
+			l.OOMGroup = new(true)
+		default:
+			return l, fmt.Errorf("%s %q: want 0 or 1", OOMGroupFile, g)
+		}
+	}
 	return l, nil
 }
+
+// OOMGroupFile is v2's switch between killing one process and the whole
+// cgroup on OOM; the kubelet writes 1 into every container's cgroup unless
+// singleProcessOOMKill is set.
+const OOMGroupFile = "memory.oom.group"
 
 // Files lists the limit files of a version, by controller.
 func Files(v Version) map[string][]string {
 	if v == V2 {
-		return map[string][]string{"": {"cpu.max", "cpu.weight", "memory.max"}}
+		return map[string][]string{"": {"cpu.max", "cpu.weight", "memory.max", OOMGroupFile}}
 	}
 	return map[string][]string{"cpu": {"cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"}, "memory": {"memory.limit_in_bytes"}}
 }
@@ -283,6 +302,9 @@ func Files(v Version) map[string][]string {
 type Expected struct {
 	CPURequestMilli, CPULimitMilli int64
 	MemoryLimit                    int64
+	// SingleProcessOOMKill is the kubelet's mode the container's v2
+	// memory.oom.group must show (nil: not judged; v1 has no such file).
+	SingleProcessOOMKill *bool
 }
 
 // Check compares limits read from cgroup files with the expectation and
@@ -314,7 +336,23 @@ func Check(v Version, e Expected, l Limits) []string {
 	if l.MemoryLimit != wantMem {
 		out = append(out, fmt.Sprintf("memory limit %d, want %d", l.MemoryLimit, wantMem))
 	}
+	if v == V2 && e.SingleProcessOOMKill != nil {
+		want := !*e.SingleProcessOOMKill
+		switch {
+		case l.OOMGroup == nil:
+			out = append(out, fmt.Sprintf("no %s read, want %s", OOMGroupFile, oomGroupText(want)))
+		case *l.OOMGroup != want:
+			out = append(out, fmt.Sprintf("%s %s, want %s (singleProcessOOMKill %t)", OOMGroupFile, oomGroupText(*l.OOMGroup), oomGroupText(want), *e.SingleProcessOOMKill))
+		}
+	}
 	return out
+}
+
+func oomGroupText(group bool) string {
+	if group {
+		return "1 (an OOM kills the whole container)"
+	}
+	return "0 (an OOM kills one process)"
 }
 
 // CPUUsage is cumulative CPU time in nanoseconds with throttling counters.
@@ -513,6 +551,26 @@ func OOMKills(v Version, text string) (int64, string, error) {
 		return 0, "the kubelet reports OOMKilled but the pod cgroup's memory.events counts no oom_kill", nil
 	}
 	return n, "", nil
+}
+
+// JudgeOOMMode says what is wrong with the kind of kill v2's memory.events
+// (OOMFile's content, read after a kill) counts, against the kubelet's
+// mode: oom_group_kill counts kills of a whole cgroup (memory.oom.group
+// 1), so after a kill it is zero where one process was killed. v1 has no
+// group kill, and a kernel without the counter proves nothing: "" for
+// both.
+func JudgeOOMMode(v Version, singleProcessOOMKill bool, text string) string {
+	n, counted := keyValues(text)["oom_group_kill"]
+	if v != V2 || !counted {
+		return ""
+	}
+	switch {
+	case !singleProcessOOMKill && n == 0:
+		return "memory.events counts no oom_group_kill: the kernel killed one process, not the whole container (singleProcessOOMKill false wants the group)"
+	case singleProcessOOMKill && n > 0:
+		return fmt.Sprintf("memory.events counts %d oom_group_kill: the kernel killed the whole container (singleProcessOOMKill true wants one process)", n)
+	}
+	return ""
 }
 
 // HugeTLB2MiLimitFile is the hugetlb controller's limit file for 2Mi pages.

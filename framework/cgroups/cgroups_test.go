@@ -116,6 +116,48 @@ func TestCheckV1AndV2(t *testing.T) {
 	}
 }
 
+// TestCheckOOMGroup judges v2's memory.oom.group against the kubelet's
+// singleProcessOOMKill: group kill (1) by default on v2, one process (0)
+// where it is set; v1 has no such file and is never judged.
+func TestCheckOOMGroup(t *testing.T) {
+	files := func(group string) map[string]string {
+		return map[string]string{"cpu.max": "20000 100000", "cpu.weight": "4", "memory.max": "67108864", OOMGroupFile: group + "\n"}
+	}
+	group, err := ParseV2(files("1"))
+	if err != nil || group.OOMGroup == nil || !*group.OOMGroup {
+		t.Fatalf("%+v %v", group, err)
+	}
+	single, _ := ParseV2(files("0"))
+	e := Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20, SingleProcessOOMKill: new(false)}
+	if m := Check(V2, e, group); len(m) != 0 {
+		t.Fatal(m)
+	}
+	// A kubelet with singleProcessOOMKill: true where group kill is wanted.
+	if m := Check(V2, e, single); len(m) != 1 || !strings.Contains(m[0], "memory.oom.group 0 (an OOM kills one process), want 1") {
+		t.Fatalf("%v", m)
+	}
+	e.SingleProcessOOMKill = new(true)
+	if m := Check(V2, e, single); len(m) != 0 {
+		t.Fatal(m)
+	}
+	if m := Check(V2, e, group); len(m) != 1 || !strings.Contains(m[0], "want 0") {
+		t.Fatalf("%v", m)
+	}
+	// A runtime that drops the kubelet's unified resources leaves no file
+	// read: reported, not taken as either mode.
+	none, _ := ParseV2(map[string]string{"cpu.max": "20000 100000", "cpu.weight": "4", "memory.max": "67108864"})
+	if m := Check(V2, e, none); len(m) != 1 || !strings.Contains(m[0], "no memory.oom.group read") {
+		t.Fatalf("%v", m)
+	}
+	if _, err := ParseV2(files("2")); err == nil {
+		t.Fatal("memory.oom.group 2 must not parse")
+	}
+	v1, _ := ParseV1(map[string]string{"cpu.cfs_quota_us": "20000", "cpu.cfs_period_us": "100000", "cpu.shares": "102", "memory.limit_in_bytes": "67108864"})
+	if m := Check(V1, e, v1); len(m) != 0 {
+		t.Fatal(m)
+	}
+}
+
 func TestCPUStats(t *testing.T) {
 	a, err := ParseCPUStatV1("1000000000\n", "nr_periods 10\nnr_throttled 2\nthrottled_time 500\n")
 	if err != nil || a.NrThrottled != 2 {
@@ -190,6 +232,33 @@ func TestOOMKills(t *testing.T) {
 	}
 	if OOMFile(V2) != "memory.events" || OOMFile(V1) != "memory.oom_control" {
 		t.Fatal("oom files")
+	}
+}
+
+// TestJudgeOOMMode: memory.events after a kill, recorded on the cgroup v2
+// VM node, against the kubelet's mode.
+func TestJudgeOOMMode(t *testing.T) {
+	group := "low 0\nhigh 0\nmax 31\noom 1\noom_kill 2\noom_group_kill 1\n"  // memory.oom.group 1 (the v2 default)
+	single := "low 0\nhigh 0\nmax 55\noom 3\noom_kill 3\noom_group_kill 0\n" // singleProcessOOMKill: true (the negative control)
+	if p := JudgeOOMMode(V2, false, group); p != "" {
+		t.Fatal(p)
+	}
+	if p := JudgeOOMMode(V2, true, single); p != "" {
+		t.Fatal(p)
+	}
+	// singleProcessOOMKill set where the profile wants group kill.
+	if p := JudgeOOMMode(V2, false, single); !strings.Contains(p, "counts no oom_group_kill") {
+		t.Fatalf("%q", p)
+	}
+	if p := JudgeOOMMode(V2, true, group); !strings.Contains(p, "counts 1 oom_group_kill") {
+		t.Fatalf("%q", p)
+	}
+	// A kernel without the counter, and v1, prove nothing either way.
+	if p := JudgeOOMMode(V2, false, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"); p != "" {
+		t.Fatal(p)
+	}
+	if p := JudgeOOMMode(V1, false, "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"); p != "" {
+		t.Fatal(p)
 	}
 }
 

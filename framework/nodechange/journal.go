@@ -35,16 +35,50 @@ type Entry struct {
 	// Restart lists the systemd units to restart after Undo (kubelet.service,
 	// containerd.service): done through a timer so the session survives.
 	Restart []string `json:"restart,omitempty"`
+	// After is a shell script run once the units are back: it removes what
+	// the changed daemon made and the restored one does not clean (a
+	// kubelet's cgroup tree at a moved root). Safe to run twice, like Undo.
+	After string `json:"after,omitempty"`
 }
 
 func (e Entry) file() string { return path.Join(Dir, e.Run+"."+e.Name+".sh") }
 
-const restartHeader = "# nodeconform-restart:"
+const (
+	restartHeader = "# nodeconform-restart:"
+	afterHeader   = "# nodeconform-after:"
+)
 
-// script is the entry as stored: a header naming the units to restart,
-// then the undo.
+// script is the entry as stored: headers naming the units to restart and
+// carrying the after-script (base64: one comment line), then the undo.
 func (e Entry) script() string {
-	return fmt.Sprintf("#!/bin/sh\n# nodeconform journal: run %s, %s on node %s\n%s %s\n%s\n", e.Run, e.Name, e.Node, restartHeader, strings.Join(e.Restart, " "), e.Undo)
+	after := ""
+	if e.After != "" {
+		after = afterHeader + " " + base64.StdEncoding.EncodeToString([]byte(e.After)) + "\n"
+	}
+	return fmt.Sprintf("#!/bin/sh\n# nodeconform journal: run %s, %s on node %s\n%s %s\n%s%s\n", e.Run, e.Name, e.Node, restartHeader, strings.Join(e.Restart, " "), after, e.Undo)
+}
+
+// parseEntry reads a stored entry back: the whole body is the undo (its
+// headers are comments), the headers give the units and the after-script.
+func parseEntry(node, file, body string) (Entry, bool, error) {
+	run, rest, ok := splitFile(file)
+	if !ok {
+		return Entry{}, false, nil
+	}
+	e := Entry{Node: node, Run: run, Name: rest, Undo: body}
+	for _, line := range strings.Split(body, "\n") {
+		if units, ok := strings.CutPrefix(line, restartHeader); ok {
+			e.Restart = strings.Fields(units)
+		}
+		if b64, ok := strings.CutPrefix(line, afterHeader); ok {
+			after, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+			if err != nil {
+				return Entry{}, false, fmt.Errorf("node %s: journal entry %s: after-script: %w", node, file, err)
+			}
+			e.After = string(after)
+		}
+	}
+	return e, true, nil
 }
 
 // Journal reaches nodes through the probe.
@@ -91,7 +125,22 @@ func (j Journal) Undo(ctx context.Context, e Entry) error {
 			return fmt.Errorf("node %s: undo %s: %w", e.Node, e.Name, err)
 		}
 	}
+	if e.After != "" {
+		b64 := base64.StdEncoding.EncodeToString([]byte(e.After))
+		if _, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, "sh", "-c", "echo "+b64+" | base64 -d | sh"); err != nil {
+			return fmt.Errorf("node %s: undo %s, after the restart: %w", e.Node, e.Name, err)
+		}
+	}
 	return j.Done(ctx, e)
+}
+
+// splitFile reads <run>.<name>.sh; other files in the directory are not
+// entries.
+func splitFile(file string) (run, name string, ok bool) {
+	if !strings.HasSuffix(file, ".sh") {
+		return "", "", false
+	}
+	return strings.Cut(strings.TrimSuffix(file, ".sh"), ".")
 }
 
 // comms are the process names of units, for the restart wait.
@@ -114,22 +163,20 @@ func (j Journal) Pending(ctx context.Context, node string) ([]Entry, error) {
 	}
 	var out []Entry
 	for _, name := range strings.Fields(r.Stdout) {
-		run, rest, ok := strings.Cut(strings.TrimSuffix(name, ".sh"), ".")
-		if !ok || !strings.HasSuffix(name, ".sh") {
+		if _, _, ok := splitFile(name); !ok {
 			continue
 		}
 		body, err := j.Probes.MustHostRetry(ctx, node, j.Retry, "cat", path.Join(Dir, name))
 		if err != nil {
 			return nil, err
 		}
-		e := Entry{Node: node, Run: run, Name: rest}
-		for _, line := range strings.Split(body, "\n") {
-			if units, ok := strings.CutPrefix(line, restartHeader); ok {
-				e.Restart = strings.Fields(units)
-			}
+		e, ok, err := parseEntry(node, name, body)
+		if err != nil {
+			return nil, err
 		}
-		e.Undo = body
-		out = append(out, e)
+		if ok {
+			out = append(out, e)
+		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Run+out[a].Name < out[b].Run+out[b].Name })
 	return out, nil

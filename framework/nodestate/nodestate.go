@@ -31,6 +31,9 @@ type Kubelet struct {
 	CPUCFSQuota          *bool    `json:"cpuCFSQuota"`
 	PodPidsLimit         *int64   `json:"podPidsLimit"`
 	FailSwapOn           *bool    `json:"failSwapOn"`
+	// SingleProcessOOMKill as configured; nil takes the cgroup version's
+	// default (SingleProcessOOMKillOn).
+	SingleProcessOOMKill *bool `json:"singleProcessOOMKill"`
 	MemorySwap           struct {
 		SwapBehavior string `json:"swapBehavior"`
 	} `json:"memorySwap"`
@@ -69,6 +72,17 @@ func (k Kubelet) State() profile.State {
 	}
 }
 
+// SingleProcessOOMKillOn is the kubelet's OOM kill mode as it runs on a
+// node of cgroup version ("v1", "v2"): v1 always kills one process (the
+// kubelet ignores the setting); v2 kills the whole container unless
+// singleProcessOOMKill is set.
+func (k Kubelet) SingleProcessOOMKillOn(cgroupVersion string) bool {
+	if cgroupVersion != "v2" {
+		return true
+	}
+	return k.SingleProcessOOMKill != nil && *k.SingleProcessOOMKill
+}
+
 var kubeletFields = map[string]bool{
 	profile.FieldAllowedUnsafeSysctls: true, profile.FieldCgroupDriver: true, profile.FieldCgroupRoot: true,
 	profile.FieldCgroupsPerQOS: true, profile.FieldCPUCFSQuota: true, profile.FieldPodPidsLimit: true,
@@ -101,11 +115,16 @@ func Read(ctx context.Context, in Input, fields []string) (profile.State, error)
 	for f := range want {
 		needKubelet = needKubelet || kubeletFields[f]
 	}
-	if needKubelet {
+	// The OOM kill mode as it runs depends on the cgroup version.
+	var oomKubelet *Kubelet
+	if needKubelet || want[profile.FieldSingleProcessOOMKill] {
 		k, err := ReadKubelet(ctx, in.Clientset, name)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
+			if want[profile.FieldSingleProcessOOMKill] {
+				oomKubelet = &k
+			}
 			for f, v := range k.State() {
 				if want[f] {
 					s[f] = v
@@ -123,17 +142,22 @@ func Read(ctx context.Context, in Input, fields []string) (profile.State, error)
 			s[profile.FieldKataLabel] = "present"
 		}
 	}
-	onNode := want[profile.FieldCgroupVersion] || want[profile.FieldSwapOn] || want[profile.FieldEncapsulation]
+	onNode := want[profile.FieldCgroupVersion] || want[profile.FieldSwapOn] || want[profile.FieldEncapsulation] || oomKubelet != nil
 	if onNode && in.Probes == nil {
-		errs = append(errs, fmt.Errorf("node %s: no node access to read cgroupVersion, swapOn, encapsulation", name))
+		errs = append(errs, fmt.Errorf("node %s: no node access to read cgroupVersion, swapOn, encapsulation, singleProcessOOMKill", name))
 		onNode = false
 	}
 	if onNode {
-		if want[profile.FieldCgroupVersion] {
+		if want[profile.FieldCgroupVersion] || oomKubelet != nil {
 			if v, err := CgroupVersion(ctx, in.Probes, name); err != nil {
 				errs = append(errs, err)
 			} else {
-				s[profile.FieldCgroupVersion] = v
+				if want[profile.FieldCgroupVersion] {
+					s[profile.FieldCgroupVersion] = v
+				}
+				if oomKubelet != nil {
+					s[profile.FieldSingleProcessOOMKill] = strconv.FormatBool(oomKubelet.SingleProcessOOMKillOn(v))
+				}
 			}
 		}
 		if want[profile.FieldSwapOn] {

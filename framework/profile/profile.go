@@ -95,6 +95,11 @@ type NodeIntent struct {
 	PodPidsLimit *int64 `json:"podPidsLimit,omitempty"`
 	// CPUCFSQuota is the kubelet's cpuCFSQuota.
 	CPUCFSQuota *bool `json:"cpuCFSQuota,omitempty"`
+	// SingleProcessOOMKill is the kubelet's OOM kill mode as it runs: true
+	// kills one process, false the whole container (cgroup v2's
+	// memory.oom.group). Unset, the kubelet takes false on v2; on v1 it is
+	// always true.
+	SingleProcessOOMKill *bool `json:"singleProcessOOMKill,omitempty"`
 	// HugePages2Mi is the node's hugepages-2Mi capacity ("0": none).
 	HugePages2Mi *resource.Quantity `json:"hugePages2Mi,omitempty"`
 	// KataLabel is the NFD label feature.node.kubernetes.io/runtime.kata:
@@ -129,6 +134,7 @@ const (
 	FieldFailSwapOn           = "failSwapOn"
 	FieldPodPidsLimit         = "podPidsLimit"
 	FieldCPUCFSQuota          = "cpuCFSQuota"
+	FieldSingleProcessOOMKill = "singleProcessOOMKill"
 	FieldHugePages2Mi         = "hugePages2Mi"
 	FieldKataLabel            = "kataLabel"
 )
@@ -136,7 +142,7 @@ const (
 // Fields of each suite: the suite that owns a field judges it.
 var Fields = map[string][]string{
 	"sysctl":        {FieldAllowedUnsafeSysctls},
-	"cgroups":       {FieldCgroupVersion, FieldCgroupDriver, FieldCgroupRoot, FieldCgroupsPerQOS, FieldSwapOn, FieldSwapBehavior, FieldFailSwapOn, FieldPodPidsLimit, FieldCPUCFSQuota, FieldHugePages2Mi},
+	"cgroups":       {FieldCgroupVersion, FieldCgroupDriver, FieldCgroupRoot, FieldCgroupsPerQOS, FieldSwapOn, FieldSwapBehavior, FieldFailSwapOn, FieldPodPidsLimit, FieldCPUCFSQuota, FieldSingleProcessOOMKill, FieldHugePages2Mi},
 	"encapsulation": {FieldEncapsulation},
 	"nfd":           {FieldKataLabel},
 }
@@ -190,6 +196,7 @@ func (n NodeIntent) State() State {
 		s[FieldPodPidsLimit] = strconv.FormatInt(*n.PodPidsLimit, 10)
 	}
 	boolean(FieldCPUCFSQuota, n.CPUCFSQuota)
+	boolean(FieldSingleProcessOOMKill, n.SingleProcessOOMKill)
 	if n.HugePages2Mi != nil {
 		s[FieldHugePages2Mi] = CanonicalQuantity(*n.HugePages2Mi)
 	}
@@ -226,6 +233,7 @@ func IntentFromState(s State) (NodeIntent, error) {
 	}
 	n.CgroupVersion, n.CgroupDriver, n.CgroupRoot = str(FieldCgroupVersion), str(FieldCgroupDriver), str(FieldCgroupRoot)
 	n.CgroupsPerQOS, n.SwapOn, n.FailSwapOn, n.CPUCFSQuota = boolean(FieldCgroupsPerQOS), boolean(FieldSwapOn), boolean(FieldFailSwapOn), boolean(FieldCPUCFSQuota)
+	n.SingleProcessOOMKill = boolean(FieldSingleProcessOOMKill)
 	n.SwapBehavior = str(FieldSwapBehavior)
 	if v, ok := s[FieldPodPidsLimit]; ok {
 		i, err := strconv.ParseInt(v, 10, 64)

@@ -30,10 +30,77 @@ import (
 // nodeCgroups is what the suite learns of one node before its checks.
 type nodeCgroups struct {
 	rd *podcgroup.Reader
+	// kc is the kubelet's configuration as the suite found it, before any
+	// negative control changed it: what a changed kubelet is judged by.
 	kc nodestate.Kubelet
 	// bootID tells nodes that share one kernel (and so its CPUs, as kind
 	// nodes do) from real machines.
 	bootID string
+}
+
+// expected completes base (a pod's requests and limits) with what the
+// node's kubelet must add to the container's files: a CFS quota unless
+// cpuCFSQuota is off, and on v2 the OOM kill mode. The profile decides
+// where its group declares the field, else the kubelet's configuration as
+// first read (which proves only obedience).
+func (c *nodeCgroups) expected(grp *profile.Group, base cg.Expected) cg.Expected {
+	quota := c.kc.CPUCFSQuota == nil || *c.kc.CPUCFSQuota
+	single := c.kc.SingleProcessOOMKillOn(fmt.Sprintf("v%d", c.rd.Version))
+	if grp != nil && grp.Node.CPUCFSQuota != nil {
+		quota = *grp.Node.CPUCFSQuota
+	}
+	if grp != nil && grp.Node.SingleProcessOOMKill != nil {
+		single = *grp.Node.SingleProcessOOMKill
+	}
+	if !quota {
+		base.CPULimitMilli = 0
+	}
+	if c.rd.Version == cg.V2 {
+		base.SingleProcessOOMKill = &single
+	}
+	return base
+}
+
+// qosPlacement runs a Guaranteed, a Burstable and a BestEffort pod on node
+// n and returns each pod cgroup's path and one message per pod whose
+// parent is not the QoS cgroup of the declared tree: the driver, cgroup
+// root and cgroupsPerQOS of the profile where its group declares them,
+// else of the kubelet's configuration as first read.
+func qosPlacement(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *nodeCgroups) (map[string]string, []string) {
+	driver, root, perQOS := c.kc.CgroupDriver, profile.CanonicalCgroupRoot(c.kc.CgroupRoot), c.kc.CgroupsPerQOS == nil || *c.kc.CgroupsPerQOS
+	if grp := e.Group(n); grp != nil {
+		if grp.Node.CgroupDriver != nil {
+			driver = *grp.Node.CgroupDriver
+		}
+		if grp.Node.CgroupRoot != nil {
+			root = *grp.Node.CgroupRoot
+		}
+		if grp.Node.CgroupsPerQOS != nil {
+			perQOS = *grp.Node.CgroupsPerQOS
+		}
+	}
+	pods := map[cg.QoS]*corev1.Pod{
+		cg.Guaranteed: probePod(ns, "guaranteed-"+n, e.ProbeImage, n, res("100m", "64Mi"), res("100m", "64Mi"), nil),
+		cg.Burstable:  probePod(ns, "burstable-"+n, e.ProbeImage, n, res("50m", "32Mi"), nil, nil),
+		cg.BestEffort: probePod(ns, "besteffort-"+n, e.ProbeImage, n, nil, nil, nil),
+	}
+	seen := map[string]string{}
+	var problems []string
+	for _, qos := range []cg.QoS{cg.Guaranteed, cg.Burstable, cg.BestEffort} {
+		p := pods[qos]
+		got := run(ctx, g, e, p)
+		g.Expect(string(got.Status.QOSClass)).To(Equal(string(qos)))
+		podPath := path.Dir(containerPath(ctx, g, c.rd, got, "cpu"))
+		seen[string(qos)] = podPath
+		placed, err := cg.QoSOfPodCgroup(podPath)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(placed).To(Equal(qos), "pod %s in %s", p.Name, podPath)
+		g.Expect(cg.PodUIDInPath(podPath, string(got.UID))).To(BeTrue(), "pod cgroup %s names pod UID %s", podPath, got.UID)
+		if want := cg.ExpectedPodParent(driver, root, perQOS, qos); path.Dir(podPath) != want {
+			problems = append(problems, fmt.Sprintf("%s pod %s: cgroup parent wanted %s (driver %s, cgroupRoot %s), found %s", qos, p.Name, want, driver, root, path.Dir(podPath)))
+		}
+	}
+	return seen, problems
 }
 
 var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label("cgroups"), func() {
@@ -97,7 +164,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			func(ctx context.Context, g Gomega, n string) any { return check(ctx, g, n, on[n]) }))
 	}
 
-	It("has on each node the cgroup version, driver, root, QoS, swap, pids, CFS quota and huge pages the profile declares", func(ctx SpecContext) {
+	It("has on each node the cgroup version, driver, root, QoS, swap, pids, CFS quota, OOM kill mode and huge pages the profile declares", func(ctx SpecContext) {
 		e.ExpectProfile(ctx, "cgroups")
 	})
 
@@ -121,57 +188,19 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	It("places Guaranteed, Burstable and BestEffort pods under the matching QoS cgroup of the kubelet's cgroup root", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-qos", "")
 		judge(ctx, "QoS cgroup placement", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
-			// The tree is the profile's where it declares one, else the
-			// kubelet's own configuration (which proves only obedience).
-			driver, root, perQOS := c.kc.CgroupDriver, profile.CanonicalCgroupRoot(c.kc.CgroupRoot), c.kc.CgroupsPerQOS == nil || *c.kc.CgroupsPerQOS
-			if grp := e.Group(n); grp != nil {
-				if grp.Node.CgroupDriver != nil {
-					driver = *grp.Node.CgroupDriver
-				}
-				if grp.Node.CgroupRoot != nil {
-					root = *grp.Node.CgroupRoot
-				}
-				if grp.Node.CgroupsPerQOS != nil {
-					perQOS = *grp.Node.CgroupsPerQOS
-				}
-			}
-			pods := map[cg.QoS]*corev1.Pod{
-				cg.Guaranteed: probePod(ns, "guaranteed-"+n, e.ProbeImage, n, res("100m", "64Mi"), res("100m", "64Mi"), nil),
-				cg.Burstable:  probePod(ns, "burstable-"+n, e.ProbeImage, n, res("50m", "32Mi"), nil, nil),
-				cg.BestEffort: probePod(ns, "besteffort-"+n, e.ProbeImage, n, nil, nil, nil),
-			}
-			seen := map[string]string{}
-			for qos, p := range pods {
-				got := run(ctx, g, e, p)
-				g.Expect(string(got.Status.QOSClass)).To(Equal(string(qos)))
-				podPath := path.Dir(containerPath(ctx, g, c.rd, got, "cpu"))
-				seen[string(qos)] = podPath
-				placed, err := cg.QoSOfPodCgroup(podPath)
-				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(placed).To(Equal(qos), "pod %s in %s", p.Name, podPath)
-				g.Expect(cg.PodUIDInPath(podPath, string(got.UID))).To(BeTrue(), "pod cgroup %s names pod UID %s", podPath, got.UID)
-				if want := cg.ExpectedPodParent(driver, root, perQOS, qos); path.Dir(podPath) != want {
-					verdict.FailNode(fmt.Sprintf("%s pod %s: cgroup parent wanted %s (driver %s, cgroupRoot %s), found %s", qos, p.Name, want, driver, root, path.Dir(podPath)))
-				}
+			seen, problems := qosPlacement(ctx, g, e, ns, n, c)
+			if len(problems) > 0 {
+				verdict.FailNode(strings.Join(problems, "; "))
 			}
 			return seen
 		})
 	})
 
-	It("writes limits.cpu, limits.memory and requests.cpu exactly into the container's cgroup files", func(ctx SpecContext) {
+	It("writes limits.cpu, limits.memory, requests.cpu and the OOM kill mode exactly into the container's cgroup files", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-limits", "")
 		judge(ctx, "container cgroup limit files", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			p := run(ctx, g, e, probePod(ns, "limits-"+n, e.ProbeImage, n, res("100m", "32Mi"), res("200m", "64Mi"), nil))
-			want := cg.Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20}
-			// Whether a quota is written follows the profile where it
-			// declares cpuCFSQuota, else the kubelet's own flag.
-			quota := c.kc.CPUCFSQuota == nil || *c.kc.CPUCFSQuota
-			if grp := e.Group(n); grp != nil && grp.Node.CPUCFSQuota != nil {
-				quota = *grp.Node.CPUCFSQuota
-			}
-			if !quota {
-				want.CPULimitMilli = 0
-			}
+			want := c.expected(e.Group(n), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20})
 			l := readLimits(ctx, g, c.rd, p)
 			if problems := cg.Check(c.rd.Version, want, l); len(problems) > 0 {
 				verdict.FailNode(fmt.Sprintf("pod %s: %s", p.Name, strings.Join(problems, "; ")))
@@ -217,27 +246,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		})
 	})
 
-	It("kills a container that allocates past limits.memory (OOMKilled) and restarts it", func(ctx SpecContext) {
+	It("kills a container that allocates past limits.memory (OOMKilled), restarts it, and on v2 in the kubelet's OOM kill mode", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-oom", "")
 		judge(ctx, "OOM kill at limits.memory", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
-			p := probePod(ns, "oom-"+n, e.ProbeImage, n, res("10m", "32Mi"), res("100m", "32Mi"), []string{"alloc", "--mib", "128"})
-			_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			status := e.ExpectRestartedAfter(ctx, g, ns, p.Name, "OOMKilled")
-			ev := map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated}
-			// The kernel's own count, beside the kubelet's reason.
-			got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			dir, err := c.rd.PodPath(ctx, got, "memory")
-			g.Expect(err).NotTo(HaveOccurred())
-			file := cg.Dir(c.rd.Version, "memory", dir) + "/" + cg.OOMFile(c.rd.Version)
-			text, err := c.rd.Cat(ctx, file)
-			g.Expect(err).NotTo(HaveOccurred())
-			kills, problem, err := cg.OOMKills(c.rd.Version, text)
-			g.Expect(err).NotTo(HaveOccurred())
-			ev["oomFile"], ev["oomFileContent"], ev["oomKills"] = file, text, kills
-			if problem != "" {
-				verdict.FailNode(fmt.Sprintf("pod %s: %s (%s)", p.Name, problem, file))
+			ev, problems := oomEvidence(ctx, g, e, ns, n, c)
+			if len(problems) > 0 {
+				verdict.FailNode(strings.Join(problems, "; "))
 			}
 			return ev
 		})
@@ -300,33 +314,38 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		})
 	})
 
-	// The throttling check must fail on the misconfiguration it exists
-	// for: a kubelet with cpuCFSQuota false writes no quota, and the busy
-	// loop is no longer held to its limit.
-	Context("with the kubelet's CFS quota disabled (a misconfiguration)", Ordered, Label("negative", "disruptive"), func() {
+	// Each check must fail on the misconfiguration it exists for, on each
+	// cgroup version's code path: a kubelet with cpuCFSQuota false writes
+	// no quota and the busy loop escapes its limit; a kubelet whose cgroup
+	// root moved puts pods outside the declared QoS tree; on v2 a kubelet
+	// with singleProcessOOMKill writes memory.oom.group 0. One kubelet
+	// change per control node carries all three: one restart, not three
+	// (an emulated VM's kubelet is slow to come back). The checks judge by
+	// the profile, else by the kubelet as first read.
+	Context("with the kubelet misconfigured (CFS quota disabled, cgroup root moved, single-process OOM kill on v2)", Ordered, Label("negative", "disruptive"), func() {
 		BeforeAll(func(ctx SpecContext) {
-			e.RequireApply("disabling the kubelet's CFS quota")
+			e.RequireApply("misconfiguring the kubelet")
 			if e.Provider != "kind" {
-				Skip("changes a kubelet flag through /etc/default/kubelet: only done on nodeconform's kind nodes")
+				Skip("changes kubelet flags through /etc/default/kubelet: only done on nodeconform's kind nodes")
 			}
 			if len(controls) == 0 {
 				Skip("no worker among the judged nodes can be examined")
 			}
-			const file, saved = "/etc/default/kubelet", "/etc/default/kubelet.nodeconform-orig"
 			restartTimeout := e.Config.Timeouts.NodeRestart.Duration
 			j := e.Journal()
 			for _, node := range controls {
-				// The undo is on the node before the flag is: Ctrl-C while
+				m := misconfigure(on[node])
+				// The undo is on the node before the change is: Ctrl-C while
 				// the kubelet restarts, or a killed runner, still reverts.
-				entry := nodechange.Entry{Node: node, Run: e.RunID, Name: "kubelet-cpu-cfs-quota",
-					Undo: fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi; ! grep -q -- --cpu-cfs-quota=false %[1]s", file, saved), Restart: []string{"kubelet.service"}}
+				entry := nodechange.Entry{Node: node, Run: e.RunID, Name: "kubelet-misconfigured",
+					Undo: m.undo, Restart: []string{"kubelet.service"}, After: m.after}
 				Expect(j.Record(ctx, entry)).To(Succeed())
 				DeferCleanup(func(ctx SpecContext) {
 					Expect(j.Undo(ctx, entry)).To(Succeed())
 				}, NodeTimeout(2*restartTimeout+time.Minute))
-				_, err := e.Nodes.MustHost(ctx, node, "sh", "-c", fmt.Sprintf(
-					`set -e; cp %[1]s %[2]s; grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s; sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 --cpu-cfs-quota=false|' %[1]s`, file, saved))
+				_, err := e.Nodes.MustHost(ctx, node, "sh", "-c", m.apply)
 				Expect(err).NotTo(HaveOccurred())
+				evidence.Record("misconfigured/"+node, map[string]any{"cgroupVersion": on[node].rd.Version, "kubeletFlags": m.flags, "kubeletConfig": m.config, "movedCgroupRoot": m.root})
 			}
 			// Nodes of their own restart side by side: an emulated VM's
 			// kubelet is slow to come back.
@@ -343,14 +362,15 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			Expect(errors.Join(errs...)).NotTo(HaveOccurred())
 		}, NodeTimeout(e2e.TreeConfig().Timeouts.NodeRestart.Duration+time.Minute))
 
-		It("is reported on each cgroup version: no quota in the cgroup files and the busy loop escapes its 100m limit", func(ctx SpecContext) {
+		It("is reported on each cgroup version: no quota in the cgroup files and the busy loop escapes its 100m limit; on v2 memory.oom.group 0", func(ctx SpecContext) {
 			ns := e.Namespace(ctx, "cgroups-nocfs", "")
 			var missed []string
 			for _, node := range controls {
-				rd := on[node].rd
+				c := on[node]
+				rd := c.rd
 				p := run(ctx, Default, e, probePod(ns, "limited-"+node, e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
 				l := readLimits(ctx, Default, rd, p)
-				problems := cg.Check(rd.Version, cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}, l)
+				problems := cg.Check(rd.Version, c.expected(e.Group(node), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}), l)
 				a := cpuUsage(ctx, Default, rd, p)
 				start := time.Now()
 				time.Sleep(e.Config.Cgroups.ThrottleWindow.Duration)
@@ -362,11 +382,49 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				if !containsText(problems, "cpu quota -1") {
 					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the limit check did not report the missing quota (problems: %q)", node, rd.Version, problems))
 				}
+				if rd.Version == cg.V2 && !containsText(problems, cg.OOMGroupFile+" 0") {
+					missed = append(missed, fmt.Sprintf("%s (cgroup v2): the limit check did not report single-process OOM kill (problems: %q)", node, problems))
+				}
 				if !containsText(throttle, "the limit is not enforced") {
 					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the throttling check did not report the escaped loop (%.3f of a CPU; problems: %q)", node, rd.Version, cg.CPUFraction(a, b, wall), throttle))
 				}
 			}
-			Expect(missed).To(BeEmpty(), "each check must fail on a kubelet without CFS quota")
+			Expect(missed).To(BeEmpty(), "each check must fail on a kubelet without CFS quota and, on v2, with single-process OOM kill")
+		})
+
+		It("kills one process, not the whole container, on v2 (memory.events oom_group_kill 0), and the OOM check reports it", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "cgroups-single-oom", "")
+			var missed []string
+			checked := 0
+			for _, node := range controls {
+				if on[node].rd.Version != cg.V2 {
+					continue // v1 always kills one process: no mode to misconfigure
+				}
+				checked++
+				ev, problems := oomEvidence(ctx, Default, e, ns, node, on[node])
+				ev["problems"] = problems
+				evidence.Record("singleProcessOOMKill/"+node, ev)
+				if !containsText(problems, "counts no oom_group_kill") {
+					missed = append(missed, fmt.Sprintf("%s (cgroup v2): the OOM check did not report the single-process kill (%s: %q; problems %q)", node, ev["oomFile"], ev["oomFileContent"], problems))
+				}
+			}
+			if checked == 0 {
+				Skip("no cgroup v2 worker among the judged nodes: the OOM kill mode exists on v2 only")
+			}
+			Expect(missed).To(BeEmpty(), "the OOM check must fail on a v2 kubelet with singleProcessOOMKill where group kill is declared")
+		})
+
+		It("moves pods out of the declared QoS tree, and the placement check reports it on each cgroup version", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "cgroups-moved", "")
+			var missed []string
+			for _, node := range controls {
+				seen, problems := qosPlacement(ctx, Default, e, ns, node, on[node])
+				evidence.Record("cgroupRootMoved/"+node, map[string]any{"cgroupVersion": on[node].rd.Version, "podCgroups": seen, "problems": problems})
+				if len(problems) != 3 {
+					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the placement check reported %d of 3 pods outside the tree (pod cgroups %v; problems %q)", node, on[node].rd.Version, len(problems), seen, problems))
+				}
+			}
+			Expect(missed).To(BeEmpty(), "the QoS placement check must fail on a kubelet whose cgroup root moved")
 		})
 	})
 
@@ -439,6 +497,96 @@ func controlNodes(workers []string, version func(string) cg.Version) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// oomEvidence runs a container that allocates past its 32Mi limit on node
+// n, waits for the kubelet to report it OOMKilled and restart it, and
+// reads the kernel's count in the pod cgroup (memory.events on v2,
+// memory.oom_control on v1). The problems: on v2 no kill counted, or a
+// kill of the wrong kind for the kubelet's mode (oom_group_kill), the
+// mode being the profile's where its group declares it, else the
+// kubelet's as first read.
+func oomEvidence(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *nodeCgroups) (map[string]any, []string) {
+	p := probePod(ns, "oom-"+n, e.ProbeImage, n, res("10m", "32Mi"), res("100m", "32Mi"), []string{"alloc", "--mib", "128"})
+	_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	status := e.ExpectRestartedAfter(ctx, g, ns, p.Name, "OOMKilled")
+	ev := map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated}
+	got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	dir, err := c.rd.PodPath(ctx, got, "memory")
+	g.Expect(err).NotTo(HaveOccurred())
+	file := cg.Dir(c.rd.Version, "memory", dir) + "/" + cg.OOMFile(c.rd.Version)
+	text, err := c.rd.Cat(ctx, file)
+	g.Expect(err).NotTo(HaveOccurred())
+	kills, problem, err := cg.OOMKills(c.rd.Version, text)
+	g.Expect(err).NotTo(HaveOccurred())
+	ev["oomFile"], ev["oomFileContent"], ev["oomKills"] = file, text, kills
+	var problems []string
+	if problem != "" {
+		problems = append(problems, fmt.Sprintf("pod %s: %s (%s)", p.Name, problem, file))
+	}
+	if want := c.expected(e.Group(n), cg.Expected{}).SingleProcessOOMKill; want != nil {
+		ev["singleProcessOOMKill"] = *want
+		if problem := cg.JudgeOOMMode(c.rd.Version, *want, text); problem != "" {
+			problems = append(problems, fmt.Sprintf("pod %s: %s (%s)", p.Name, problem, file))
+		}
+	}
+	return ev, problems
+}
+
+// misconfiguration is one control node's kubelet change: shell scripts
+// to apply it, to undo it (before the kubelet restarts) and to clean what
+// the misconfigured kubelet made (after).
+type misconfiguration struct {
+	apply, undo, after string
+	flags, config      []string
+	root               string
+}
+
+// misconfigure builds the change for a node: CFS quota off and the cgroup
+// root moved (to /, or to /nodeconform where the kubelet already runs at
+// /) through KUBELET_EXTRA_ARGS, and on v2 singleProcessOOMKill through
+// the kubelet's configuration file. The originals are saved beside the
+// files and moved back; the moved tree is removed once the kubelet is
+// back at its own root, so nothing of the change is left on the node.
+func misconfigure(c *nodeCgroups) misconfiguration {
+	const (
+		defaults, savedDefaults = "/etc/default/kubelet", "/etc/default/kubelet.nodeconform-orig"
+		config, savedConfig     = "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/config.yaml.nodeconform-orig"
+	)
+	m := misconfiguration{root: "/"}
+	if profile.CanonicalCgroupRoot(c.kc.CgroupRoot) == "/" {
+		m.root = "/nodeconform"
+	}
+	m.flags = []string{"--cpu-cfs-quota=false", "--cgroup-root=" + m.root}
+	apply := []string{"set -e",
+		fmt.Sprintf("cp %s %s", defaults, savedDefaults),
+		fmt.Sprintf("grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s", defaults),
+		fmt.Sprintf(`sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 %s|' %s`, strings.Join(m.flags, " "), defaults)}
+	undo := []string{fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", defaults, savedDefaults)}
+	if c.rd.Version == cg.V2 {
+		m.config = []string{"singleProcessOOMKill: true"}
+		apply = append(apply, fmt.Sprintf("cp %s %s", config, savedConfig),
+			fmt.Sprintf("sed -i '/^singleProcessOOMKill:/d' %[1]s; echo 'singleProcessOOMKill: true' >> %[1]s", config))
+		undo = append(undo, fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", config, savedConfig))
+	}
+	// The last line's status is the undo's: the flag must be gone.
+	undo = append(undo, "! grep -q -- --cpu-cfs-quota=false "+defaults)
+	m.apply, m.undo = strings.Join(apply, "; "), strings.Join(undo, "; ")
+	// The misconfigured kubelet made its QoS tree at the moved root and
+	// never removes it: systemd's transient slice (systemd driver) or the
+	// plain directories (cgroupfs), in every hierarchy.
+	name := "kubepods"
+	if m.root != "/" {
+		name = strings.TrimPrefix(m.root, "/")
+	}
+	if c.kc.CgroupDriver == "systemd" {
+		name += ".slice"
+	}
+	dirs := fmt.Sprintf("/sys/fs/cgroup/%[1]s /sys/fs/cgroup/*/%[1]s", name)
+	m.after = fmt.Sprintf(`systemctl stop %[1]s 2>/dev/null; for d in %[2]s; do test -d "$d" && find "$d" -depth -type d -exec rmdir {} \; ; done; systemctl daemon-reload; ! ls -d %[2]s 2>/dev/null`, name, dirs)
+	return m
 }
 
 func containsText(list []string, sub string) bool {
