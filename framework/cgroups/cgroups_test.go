@@ -111,6 +111,12 @@ func TestCheckV1AndV2(t *testing.T) {
 	if unl.CPUQuota != -1 || unl.MemoryLimit != -1 {
 		t.Fatalf("%+v", unl)
 	}
+	// v2 with the limits not written (cpu.max and memory.max at max): both
+	// reported, the request's weight still checked.
+	loose, _ := ParseV2(map[string]string{"cpu.max": "max 100000", "cpu.weight": "4", "memory.max": "max"})
+	if m := Check(V2, e, loose); len(m) != 2 || !strings.Contains(m[0], "cpu quota -1") || !strings.Contains(m[1], "memory limit -1, want 67108864") {
+		t.Fatalf("%v", m)
+	}
 	if _, err := ParseV2(map[string]string{"cpu.max": "bogus"}); err == nil {
 		t.Fatal("malformed cpu.max")
 	}
