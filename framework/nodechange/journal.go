@@ -116,8 +116,7 @@ func (j Journal) Done(ctx context.Context, e Entry) error {
 func (j Journal) Undo(ctx context.Context, e Entry) error {
 	// The script travels with the call, so an undo also works where the
 	// entry was never written (the change failed before it).
-	b64 := base64.StdEncoding.EncodeToString([]byte(e.script()))
-	if _, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, "sh", "-c", "echo "+b64+" | base64 -d | sh"); err != nil {
+	if err := j.run(ctx, e.Node, e.script()); err != nil {
 		return fmt.Errorf("node %s: undo %s: %w", e.Node, e.Name, err)
 	}
 	if len(e.Restart) > 0 {
@@ -126,12 +125,19 @@ func (j Journal) Undo(ctx context.Context, e Entry) error {
 		}
 	}
 	if e.After != "" {
-		b64 := base64.StdEncoding.EncodeToString([]byte(e.After))
-		if _, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, "sh", "-c", "echo "+b64+" | base64 -d | sh"); err != nil {
+		if err := j.run(ctx, e.Node, e.After); err != nil {
 			return fmt.Errorf("node %s: undo %s, after the restart: %w", e.Node, e.Name, err)
 		}
 	}
 	return j.Done(ctx, e)
+}
+
+// run runs a shell script on node, carried as base64 so no quoting of
+// its text can break the command line.
+func (j Journal) run(ctx context.Context, node, script string) error {
+	b64 := base64.StdEncoding.EncodeToString([]byte(script))
+	_, err := j.Probes.MustHostRetry(ctx, node, j.Retry, "sh", "-c", "echo "+b64+" | base64 -d | sh")
+	return err
 }
 
 // splitFile reads <run>.<name>.sh; other files in the directory are not
