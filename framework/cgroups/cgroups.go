@@ -596,3 +596,33 @@ func JudgeHugePages2Mi(declaredBytes int64, total string, capacityBytes int64) (
 	}
 	return false, "no 2Mi huge pages (" + found + ")", false
 }
+
+// MemoryUsageFiles are the files WorkingSet reads in a memory cgroup.
+func MemoryUsageFiles(v Version) (usage, stat string) {
+	if v == V2 {
+		return "memory.current", "memory.stat"
+	}
+	return "memory.usage_in_bytes", "memory.stat"
+}
+
+// WorkingSet is a memory cgroup's working set as the kubelet and
+// metrics-server count it: usage minus inactive file pages (v1
+// total_inactive_file, hierarchical; v2 inactive_file), never below 0.
+func WorkingSet(v Version, usage, stat string) (int64, error) {
+	u, err := strconv.ParseInt(strings.TrimSpace(usage), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("memory usage %q: %w", strings.TrimSpace(usage), err)
+	}
+	key := "total_inactive_file"
+	if v == V2 {
+		key = "inactive_file"
+	}
+	inactive, ok := keyValues(stat)[key]
+	if !ok {
+		return 0, fmt.Errorf("memory.stat has no %s", key)
+	}
+	if inactive > u {
+		return 0, nil
+	}
+	return u - inactive, nil
+}

@@ -336,3 +336,25 @@ func TestJudgeHugePages2Mi(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkingSet(t *testing.T) {
+	// Recorded: a kind node's (v1) idle gVisor pod cgroup, a VM's (v2) one.
+	v1stat := "cache 1081344\nrss 30375936\ntotal_cache 1081344\ntotal_rss 30375936\ntotal_inactive_file 540672\ntotal_active_file 540672\n"
+	if ws, err := WorkingSet(V1, "33435648\n", v1stat); err != nil || ws != 33435648-540672 {
+		t.Errorf("v1: %d %v", ws, err)
+	}
+	v2stat := "anon 27000832\nfile 2162688\ninactive_file 1081344\nactive_file 1081344\n"
+	if ws, err := WorkingSet(V2, "29999104", v2stat); err != nil || ws != 29999104-1081344 {
+		t.Errorf("v2: %d %v", ws, err)
+	}
+	// v1's own inactive_file is not hierarchical: only total_ counts.
+	if _, err := WorkingSet(V1, "100", "inactive_file 10\n"); err == nil || !strings.Contains(err.Error(), "total_inactive_file") {
+		t.Errorf("v1 without total_inactive_file: %v", err)
+	}
+	if ws, _ := WorkingSet(V2, "100", "inactive_file 200\n"); ws != 0 {
+		t.Errorf("inactive above usage: %d, want 0", ws)
+	}
+	if _, err := WorkingSet(V2, "max", "inactive_file 0\n"); err == nil {
+		t.Error("want an error for a usage that is no number")
+	}
+}

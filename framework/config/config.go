@@ -66,17 +66,16 @@ type Config struct {
 		UnlimitedCPUMin float64 `json:"unlimitedCPUMin"`
 	} `json:"cgroups"`
 	RuntimeClass struct {
-		// Name and Handler of the sandboxed RuntimeClass under test.
-		Name    string `json:"name"`
-		Handler string `json:"handler"`
-		// Overhead is the expected overhead.podFixed, as resource quantities.
-		Overhead map[string]string `json:"overhead"`
-		// Required fails a read-only run on a cluster without the
-		// RuntimeClass instead of skipping the suite.
-		Required bool `json:"required"`
-		// RequireVM fails the VM isolation spec when the handler runs pods
-		// on the node's kernel, instead of reporting it as skipped.
-		RequireVM bool `json:"requireVM"`
+		// Classes are the RuntimeClasses under test, each judged on its own
+		// (a profile's runtimeClasses replace them, by name).
+		Classes []RuntimeClass `json:"classes"`
+		// SandboxMemoryMargin is how far (a fraction of the declared
+		// memory overhead) a sandbox's measured steady-state memory may
+		// exceed that overhead before the class fails.
+		SandboxMemoryMargin float64 `json:"sandboxMemoryMargin"`
+		// SandboxSettle is how long an idle pod's memory is sampled after
+		// it is Ready; the highest sample is its steady state.
+		SandboxSettle Duration `json:"sandboxSettle"`
 	} `json:"runtimeClass"`
 	NFD struct {
 		// SleepInterval is nfd-worker's core.sleepInterval in the NFD
@@ -112,6 +111,37 @@ type Config struct {
 	} `json:"cluster"`
 }
 
+// RuntimeClass is one RuntimeClass under test.
+type RuntimeClass struct {
+	Name    string `json:"name"`
+	Handler string `json:"handler"`
+	// Overhead is the expected overhead.podFixed, as resource quantities.
+	Overhead map[string]string `json:"overhead"`
+	// NodeSelector is the expected scheduling.nodeSelector (and the one
+	// the suite gives a RuntimeClass it creates).
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Fixture is the embedded manifest (fixtures/) the suite creates the
+	// RuntimeClass from on kind when absent; empty builds it from the
+	// fields above.
+	Fixture string `json:"fixture,omitempty"`
+	// Required fails the class's specs where the RuntimeClass is missing
+	// or no node offers its handler, instead of skipping them.
+	Required bool `json:"required"`
+	// Isolated fails the isolation spec when the class's pods share the
+	// node's kernel, instead of reporting it as skipped.
+	Isolated bool `json:"isolated"`
+}
+
+// Class returns the class under test of that name.
+func (c *Config) Class(name string) (RuntimeClass, bool) {
+	for _, rc := range c.RuntimeClass.Classes {
+		if rc.Name == name {
+			return rc, true
+		}
+	}
+	return RuntimeClass{}, false
+}
+
 // Default returns the embedded defaults.
 func Default() *Config {
 	c, err := parse(defaults, &Config{})
@@ -144,7 +174,18 @@ func (c *Config) Override(data []byte) error {
 	return err
 }
 
+// parse decodes data over into. A list in data replaces the list in into:
+// decoding a list over a longer one would merge each new element into the
+// old one at its index (a class inheriting another's overhead).
 func parse(data []byte, into *Config) (*Config, error) {
+	var keys struct {
+		RuntimeClass map[string]any `json:"runtimeClass"`
+	}
+	if err := yaml.Unmarshal(data, &keys); err == nil {
+		if _, ok := keys.RuntimeClass["classes"]; ok {
+			into.RuntimeClass.Classes = nil
+		}
+	}
 	if err := yaml.UnmarshalStrict(data, into); err != nil {
 		return nil, err
 	}

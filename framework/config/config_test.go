@@ -44,3 +44,26 @@ func TestLoadRejectsUnknownKeysAndBadDurations(t *testing.T) {
 		t.Error("want error for a missing file")
 	}
 }
+
+func TestRuntimeClassesReplacedNotMerged(t *testing.T) {
+	c := Default()
+	if k, ok := c.Class("kata"); !ok || k.Handler != "kata" || k.Overhead["memory"] != "500Mi" {
+		t.Fatalf("default kata class: %+v %v", k, ok)
+	}
+	if g, ok := c.Class("gvisor"); !ok || g.Handler != "runsc" || !g.Isolated {
+		t.Fatalf("default gvisor class: %+v %v", g, ok)
+	}
+	if err := c.Override([]byte("runtimeClass:\n  classes:\n  - name: kata-qemu\n    handler: kata-qemu\n")); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RuntimeClass.Classes) != 1 {
+		t.Fatalf("classes %+v", c.RuntimeClass.Classes)
+	}
+	// Decoded over the default list, it would inherit kata's overhead and fixture.
+	if q := c.RuntimeClass.Classes[0]; q.Overhead != nil || q.Fixture != "" || q.Isolated {
+		t.Errorf("override merged into the default class: %+v", q)
+	}
+	if c.RuntimeClass.SandboxMemoryMargin != 0.10 {
+		t.Errorf("margin lost: %v", c.RuntimeClass.SandboxMemoryMargin)
+	}
+}

@@ -34,8 +34,7 @@ type Target struct {
 
 // LoadConfig loads the configuration and, when profileFile is set, the
 // profile, whose settings override the configuration key by key and whose
-// RuntimeClass of the configured name replaces the configured handler and
-// overhead.
+// RuntimeClasses, when it declares any, become the classes under test.
 func LoadConfig(configFile, profileFile string) (*config.Config, *profile.Profile, error) {
 	cfg, err := config.Load(configFile)
 	if err != nil {
@@ -57,20 +56,41 @@ func LoadConfig(configFile, profileFile string) (*config.Config, *profile.Profil
 			return nil, nil, fmt.Errorf("profile %s: spec.settings: %w", profileFile, err)
 		}
 	}
-	for _, rc := range prof.Spec.RuntimeClasses {
-		if rc.Name != cfg.RuntimeClass.Name {
-			continue
-		}
-		cfg.RuntimeClass.Handler = rc.Handler
-		cfg.RuntimeClass.Overhead = map[string]string{}
-		for k, q := range rc.Overhead {
-			cfg.RuntimeClass.Overhead[k] = q.String()
-		}
-		if rc.Isolated != nil {
-			cfg.RuntimeClass.RequireVM = *rc.Isolated
-		}
+	if len(prof.Spec.RuntimeClasses) > 0 {
+		cfg.RuntimeClass.Classes = ProfileClasses(cfg.RuntimeClass.Classes, prof.Spec.RuntimeClasses)
 	}
 	return cfg, prof, validate(cfg)
+}
+
+// ProfileClasses are the classes under test when a profile declares
+// RuntimeClasses: exactly the declared ones, with the declared handler,
+// overhead, nodeSelector and isolation. A configured class of the same
+// name lends its fixture, and the isolation and required flags the
+// profile leaves out (else false).
+func ProfileClasses(configured []config.RuntimeClass, declared []profile.RuntimeClass) []config.RuntimeClass {
+	var out []config.RuntimeClass
+	for _, d := range declared {
+		var c config.RuntimeClass
+		for _, k := range configured {
+			if k.Name == d.Name {
+				c = k
+			}
+		}
+		c.Name, c.Handler = d.Name, d.Handler
+		c.Overhead = map[string]string{}
+		for k, q := range d.Overhead {
+			c.Overhead[k] = q.String()
+		}
+		c.NodeSelector = d.NodeSelector
+		if d.Isolated != nil {
+			c.Isolated = *d.Isolated
+		}
+		if d.Required != nil {
+			c.Required = *d.Required
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // validate refuses settings that would break a run rather than slow it.

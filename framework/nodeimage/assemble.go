@@ -21,7 +21,7 @@ mkdir -p /etc/kubernetes/manifests /opt/cni /etc/cni/net.d /var/lib/kubelet
 ln -sfn /usr/lib/cni /opt/cni/bin
 update-alternatives --quiet --set iptables /usr/sbin/iptables-nft
 update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-nft
-systemctl enable kubelet.service containerd.service >/dev/null 2>&1
+systemctl enable kubelet.service containerd.service nodeconform-sandbox.service >/dev/null 2>&1
 # Units that have no business in a node container.
 systemctl mask systemd-binfmt.service getty.target console-getty.service systemd-udevd.service systemd-modules-load.service >/dev/null 2>&1
 echo 'ReadKMsg=no' >> /etc/systemd/journald.conf
@@ -78,7 +78,7 @@ func (b *builder) assemble(ctx context.Context, base string, bins binaries, imag
 // nodeBinaries are the built binaries installed in the node, by directory.
 var nodeBinaries = map[string][]string{
 	"usr/bin":        {"kubelet", "kubeadm", "kubectl"},
-	"usr/local/bin":  containerdCommands,
+	"usr/local/bin":  append(append([]string{}, containerdCommands...), gvisorCommands...),
 	"usr/local/sbin": {"runc"},
 }
 

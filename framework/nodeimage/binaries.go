@@ -24,6 +24,10 @@ var kubeCommands = []string{"kubelet", "kubeadm", "kubectl", "kube-apiserver", "
 // containerdCommands are built from github.com/containerd/containerd/v2.
 var containerdCommands = []string{"containerd", "containerd-shim-runc-v2", "ctr"}
 
+// gvisorCommands are built from gvisor.dev/gvisor: runsc and its
+// containerd shim.
+var gvisorCommands = []string{"runsc", "containerd-shim-runsc-v1"}
+
 // binaries maps a binary name to its path in the cache.
 type binaries map[string]string
 
@@ -43,6 +47,7 @@ func (b *builder) ensureBinaries(ctx context.Context) (binaries, error) {
 	rdir := b.binDir("containerd", versions.Containerd)
 	udir := b.binDir("runc", versions.Runc)
 	pdir := b.binDir("pause", b.kube.pauseTag)
+	gdir := b.binDir("gvisor", versions.GVisor)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return b.cached(kdir, kubeCommands, "Kubernetes "+b.KubernetesVersion, func(w io.Writer) error { return b.buildKubernetes(gctx, kdir, w) })
@@ -64,7 +69,10 @@ func (b *builder) ensureBinaries(ctx context.Context) (binaries, error) {
 		if err := b.cached(udir, []string{"runc"}, "runc "+versions.Runc, func(w io.Writer) error { return b.buildRunc(gctx, udir, w) }); err != nil {
 			return err
 		}
-		return b.cached(pdir, []string{"pause"}, "pause "+b.kube.pauseTag, func(io.Writer) error { return b.buildPause(gctx, pdir) })
+		if err := b.cached(pdir, []string{"pause"}, "pause "+b.kube.pauseTag, func(io.Writer) error { return b.buildPause(gctx, pdir) }); err != nil {
+			return err
+		}
+		return b.cached(gdir, gvisorCommands, "gVisor "+versions.GVisor, func(w io.Writer) error { return b.buildGVisor(gctx, gdir, w) })
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -75,6 +83,9 @@ func (b *builder) ensureBinaries(ctx context.Context) (binaries, error) {
 	}
 	for _, c := range containerdCommands {
 		out[c] = filepath.Join(rdir, c)
+	}
+	for _, c := range gvisorCommands {
+		out[c] = filepath.Join(gdir, c)
 	}
 	return out, nil
 }
@@ -93,6 +104,9 @@ func (b *builder) cached(dir string, names []string, what string, build func(w i
 		return nil
 	}
 	s := b.begin("build "+what+" from source", "")
+	// A directory missing a binary (an older build that named fewer) is
+	// rebuilt whole.
+	_ = os.RemoveAll(dir)
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -270,6 +284,71 @@ func (b *builder) buildContainerd(ctx context.Context, dir string, w io.Writer) 
 	}
 	env := []string{"CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOBIN=" + dir + ".tmp"}
 	if _, err := run(ctx, "go", args, withDir(work), withEnv(env...), withProgress(w)); err != nil {
+		return err
+	}
+	return os.Rename(dir+".tmp", dir)
+}
+
+// shimOOMScore is the statement in gVisor's shim that makes the shim's
+// start fail where the node lacks CAP_SYS_RESOURCE (kind nodes on these
+// hosts): it lowers the shim's oom_score_adj to -999, which only that
+// capability allows. shimOOMScoreKept keeps the inherited score instead,
+// as containerd's own runc shim and restrict_oom_score_adj do.
+const (
+	shimOOMScore = `	if err := sys.SetOOMScore(cmd.Process.Pid, oomScoreMax); err != nil {
+		return shim.BootstrapParams{}, fmt.Errorf("failed to set OOM Score on shim: %w", err)
+	}`
+	shimOOMScoreKept = `	// nodeconform: without CAP_SYS_RESOURCE the shim keeps its inherited score.
+	_ = sys.SetOOMScore(cmd.Process.Pid, oomScoreMax)`
+)
+
+// buildGVisor builds runsc and gVisor's containerd shim, static and
+// without cgo. runsc is the module as published, with the pseudo-version
+// stamped (it otherwise reports VERSION_MISSING). The shim is built from a
+// copy of the module with one statement changed (shimOOMScore); the build
+// fails, naming it, if that statement is not found verbatim.
+func (b *builder) buildGVisor(ctx context.Context, dir string, w io.Writer) error {
+	work := filepath.Join(b.CacheDir, "work", "gvisor")
+	_ = os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	env := []string{"CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false"}
+	if _, err := run(ctx, "go", []string{"install", "-v", "-trimpath", "-ldflags", "-s -w -X gvisor.dev/gvisor/runsc/version.version=" + versions.GVisor,
+		"gvisor.dev/gvisor/runsc@" + versions.GVisor}, withDir(work), withEnv("CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOBIN="+dir+".tmp"), withProgress(w)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte("module nodeconform.local/gvisor\n\ngo 1.24\n"), 0o644); err != nil {
+		return err
+	}
+	_, src, err := moduleGoMod(ctx, work, "gvisor.dev/gvisor@"+versions.GVisor)
+	if err != nil {
+		return err
+	}
+	patched := filepath.Join(work, "src")
+	if _, err := run(ctx, "cp", []string{"-r", src, patched}); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "chmod", []string{"-R", "u+w", patched}); err != nil {
+		return err
+	}
+	manager := filepath.Join(patched, "pkg", "shim", "v1", "manager.go")
+	text, err := os.ReadFile(manager)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(text), shimOOMScore) {
+		return fmt.Errorf("gVisor %s: %s no longer holds the OOM score statement nodeconform changes; review it for this version", versions.GVisor, manager)
+	}
+	if err := os.WriteFile(manager, []byte(strings.Replace(string(text), shimOOMScore, shimOOMScoreKept, 1)), 0o644); err != nil {
+		return err
+	}
+	gomod := "module nodeconform.local/gvisor\n\ngo 1.24\n\nrequire gvisor.dev/gvisor " + versions.GVisor + "\n\nreplace gvisor.dev/gvisor => ./src\n"
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "go", []string{"build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir+".tmp", "containerd-shim-runsc-v1"), "gvisor.dev/gvisor/shim"},
+		withDir(work), withEnv(env...), withProgress(w)); err != nil {
 		return err
 	}
 	return os.Rename(dir+".tmp", dir)

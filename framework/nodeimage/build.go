@@ -175,8 +175,8 @@ func (b *builder) build(ctx context.Context) (string, error) {
 // key hashes every input of the node image.
 func (b *builder) key(cniSum string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe=%s k8s=%s containerd=%s runc=%s suite=%s pkgs=%s cni=%s\n",
-		recipeVersion, b.KubernetesVersion, versions.Containerd, versions.Runc, versions.DebianSuite,
+	fmt.Fprintf(h, "recipe=%s k8s=%s containerd=%s runc=%s gvisor=%s suite=%s pkgs=%s cni=%s\n",
+		recipeVersion, b.KubernetesVersion, versions.Containerd, versions.Runc, versions.GVisor, versions.DebianSuite,
 		strings.Join(basePackages, ","), cniSum)
 	if err := hashAssets(h, assets); err != nil {
 		return "", err

@@ -362,10 +362,11 @@ func (b *builder) vmFiles(root string, bins binaries, pub []byte) error {
 	}
 	links := map[string]string{
 		"opt/cni/bin": "/usr/lib/cni",
-		"etc/systemd/system/multi-user.target.wants/containerd.service":         "/etc/systemd/system/containerd.service",
-		"etc/systemd/system/multi-user.target.wants/kubelet.service":            "/etc/systemd/system/kubelet.service",
-		"etc/systemd/system/multi-user.target.wants/nodeconform-net.service":    "/etc/systemd/system/nodeconform-net.service",
-		"etc/systemd/system/multi-user.target.wants/nodeconform-cgroup.service": "/etc/systemd/system/nodeconform-cgroup.service",
+		"etc/systemd/system/multi-user.target.wants/containerd.service":          "/etc/systemd/system/containerd.service",
+		"etc/systemd/system/multi-user.target.wants/kubelet.service":             "/etc/systemd/system/kubelet.service",
+		"etc/systemd/system/multi-user.target.wants/nodeconform-sandbox.service": "/etc/systemd/system/nodeconform-sandbox.service",
+		"etc/systemd/system/multi-user.target.wants/nodeconform-net.service":     "/etc/systemd/system/nodeconform-net.service",
+		"etc/systemd/system/multi-user.target.wants/nodeconform-cgroup.service":  "/etc/systemd/system/nodeconform-cgroup.service",
 		// Nothing in a test node needs these; under emulation they cost.
 		"etc/systemd/system/apt-daily.timer":         "/dev/null",
 		"etc/systemd/system/apt-daily-upgrade.timer": "/dev/null",

@@ -119,6 +119,9 @@ type RuntimeClass struct {
 	// Isolated: pods of this class must not share the node's kernel
 	// (true fails a runc-backed class instead of reporting it).
 	Isolated *bool `json:"isolated,omitempty"`
+	// Required: a run fails where the RuntimeClass is missing or no node
+	// offers its handler, instead of skipping the class's specs.
+	Required *bool `json:"required,omitempty"`
 }
 
 // Field names, as they appear in profiles, states and drift messages.

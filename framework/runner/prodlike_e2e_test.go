@@ -101,9 +101,9 @@ func TestProductionLikeCluster(t *testing.T) {
 	wr := runSuites(ctx, t, t.TempDir(), "wrong-profile", Options{Kubeconfig: st.Kubeconfig, ProbeImage: st.ProbeImage, Profile: wrong,
 		Suites: []string{"sysctl", "encapsulation", "runtimeclass"}})
 	wantFail := map[string]string{
-		"has on each node the kubelet allowlist the profile declares": "node " + nodeOf("messaging") + ": allowedUnsafeSysctls: wanted kernel.msg*, found kernel.msg*,net.core.somaxconn",
-		"has on each node the encapsulation the profile declares":     "node " + nodeOf("shm") + ": encapsulation: wanted off, found on",
-		"declares the expected handler and overhead.podFixed":         "cpu",
+		"has on each node the kubelet allowlist the profile declares":       "node " + nodeOf("messaging") + ": allowedUnsafeSysctls: wanted kernel.msg*, found kernel.msg*,net.core.somaxconn",
+		"has on each node the encapsulation the profile declares":           "node " + nodeOf("shm") + ": encapsulation: wanted off, found on",
+		"declares the expected handler, overhead.podFixed and nodeSelector": "cpu",
 	}
 	got := map[string]report.Spec{}
 	for _, s := range wr.Specs {

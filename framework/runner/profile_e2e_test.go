@@ -468,7 +468,7 @@ func TestOverheadMismatchHidesNothing(t *testing.T) {
 	}()
 	res := runSuites(ctx, t, t.TempDir(), "overhead", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"runtimeclass"}})
 	f := failed(res)
-	if len(f) != 1 || !strings.HasSuffix(f[0].Name, "declares the expected handler and overhead.podFixed") || !strings.Contains(f[0].Failure, "250m") {
+	if len(f) != 1 || !strings.HasSuffix(f[0].Name, "declares the expected handler, overhead.podFixed and nodeSelector") || !strings.Contains(f[0].Failure, "250m") {
 		t.Fatalf("want only the declaration spec failing with the cluster's 250m, got %+v", f)
 	}
 	for _, want := range []string{"has admission copy the RuntimeClass overhead", "counts the overhead when scheduling", "limits plus the overhead into the pod cgroup"} {

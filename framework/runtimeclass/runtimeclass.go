@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -256,4 +257,114 @@ func findProcesses(psArgs string, names []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Offers says whether a node's runtime offers handler, from the handlers
+// the kubelet reports in status.runtimeHandlers (from the CRI). known is
+// false where the node reports none (a runtime too old to say): then
+// nothing can be concluded.
+func Offers(n corev1.Node, handler string) (offered, known bool) {
+	if len(n.Status.RuntimeHandlers) == 0 {
+		return false, false
+	}
+	for _, h := range n.Status.RuntimeHandlers {
+		if h.Name == handler {
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// HandlerNames lists a node's reported runtime handlers ("" is the
+// default handler, shown as "(default)").
+func HandlerNames(n corev1.Node) []string {
+	var out []string
+	for _, h := range n.Status.RuntimeHandlers {
+		name := h.Name
+		if name == "" {
+			name = "(default)"
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Process is a process on the node, as `ps -e -ww -o pid=,rss=,cgroup:4096=,args=`
+// shows it.
+type Process struct {
+	PID    int    `json:"pid"`
+	RSSKiB int64  `json:"rssKiB"`
+	Args   string `json:"args"`
+}
+
+// PodProcesses picks from `ps -e -ww -o pid=,rss=,cgroup:4096=,args=` the
+// processes whose cgroup is in the pod's (by UID, as either cgroup driver
+// spells it): for runc the pause and container processes, for gVisor
+// its sandbox and gofer, for Kata the VMM where the runtime places it in
+// the pod cgroup.
+func PodProcesses(ps, uid string) []Process {
+	var out []Process
+	for _, line := range strings.Split(ps, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		pid, err1 := strconv.Atoi(f[0])
+		rss, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		in := false
+		for _, c := range strings.Split(f[2], ",") {
+			// v1: "12:memory:/path" per controller; v2: "0::/path".
+			if i := strings.LastIndex(c, ":"); i >= 0 {
+				if _, ok := cgroups.PodCgroupOf(c[i+1:], uid); ok {
+					in = true
+				}
+			}
+		}
+		if in {
+			out = append(out, Process{PID: pid, RSSKiB: rss, Args: strings.Join(f[3:], " ")})
+		}
+	}
+	return out
+}
+
+// JudgeSandboxMemory compares a sandbox's measured steady-state memory
+// (an idle pod's cgroup working set) with the memory overhead its
+// RuntimeClass declares: more than margin (a fraction of the overhead)
+// above it is a problem, since the overhead is what the scheduler and the
+// pod cgroup reserve for it. No declared memory overhead with a measured
+// use is a problem too.
+func JudgeSandboxMemory(usedBytes, overheadBytes int64, margin float64) string {
+	allowed := overheadBytes + int64(float64(overheadBytes)*margin)
+	if usedBytes <= allowed {
+		return ""
+	}
+	if overheadBytes == 0 {
+		return fmt.Sprintf("the sandbox uses %s at rest but the RuntimeClass declares no memory overhead", mib(usedBytes))
+	}
+	return fmt.Sprintf("the sandbox uses %s at rest, more than the declared memory overhead %s plus %.0f%% (%s)",
+		mib(usedBytes), mib(overheadBytes), margin*100, mib(allowed))
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
+
+// JudgeIsolation turns Classify's decision into a verdict for a class:
+// a contradiction fails; a shared kernel fails where the class must be
+// isolated and is otherwise reported as a skip (the class is no sandbox,
+// which is not wrong by itself).
+func JudgeIsolation(iso Isolation, mustIsolate bool) (failure, skip string) {
+	if iso.Problem != "" {
+		return iso.Problem + " (" + iso.Evidence + ")", ""
+	}
+	if iso.Kind != SharedKernel {
+		return "", ""
+	}
+	msg := fmt.Sprintf("not isolated: %s, and no VMM or gVisor sandbox serves it (sandbox processes on the node: %v)", iso.Evidence, iso.Processes)
+	if mustIsolate {
+		return msg + "; the class must be isolated (profile or config: isolated: true)", ""
+	}
+	return "", msg + "; isolation not proven"
 }

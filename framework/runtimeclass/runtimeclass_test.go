@@ -258,3 +258,76 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
+
+func TestOffers(t *testing.T) {
+	n := corev1.Node{Status: corev1.NodeStatus{RuntimeHandlers: []corev1.NodeRuntimeHandler{{Name: ""}, {Name: "runc"}, {Name: "kata"}}}}
+	if ok, known := Offers(n, "kata"); !ok || !known {
+		t.Errorf("kata: %v %v", ok, known)
+	}
+	if ok, known := Offers(n, "runsc"); ok || !known {
+		t.Errorf("runsc: %v %v (the node reports handlers, runsc is not among them)", ok, known)
+	}
+	if _, known := Offers(corev1.Node{}, "runsc"); known {
+		t.Error("a node reporting no handlers proves nothing")
+	}
+	if got := strings.Join(HandlerNames(n), ","); got != "(default),kata,runc" {
+		t.Errorf("HandlerNames %q", got)
+	}
+}
+
+func TestPodProcesses(t *testing.T) {
+	const uid = "6f1d2c4e-9b0a-4c3d-8e7f-0a1b2c3d4e5f"
+	ps := strings.Join([]string{
+		"    1  9000 12:memory:/,11:cpu,cpuacct:/ /sbin/init",
+		// systemd driver, v1: the UID's dashes are underscores.
+		"  812 61000 12:memory:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod6f1d2c4e_9b0a_4c3d_8e7f_0a1b2c3d4e5f.slice/cri-containerd-abc.scope,11:cpu,cpuacct:/x runsc-sandbox --root=/run/containerd/runsc boot --bundle=/run/x",
+		"  815  8000 12:memory:/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod6f1d2c4e_9b0a_4c3d_8e7f_0a1b2c3d4e5f.slice/cri-containerd-abc.scope runsc-gofer gofer --bundle=/run/x",
+		// cgroupfs driver, v2.
+		"  900  4000 0::/kubepods/burstable/pod6f1d2c4e-9b0a-4c3d-8e7f-0a1b2c3d4e5f/def /pause",
+		// Another pod.
+		"  901  4000 0::/kubepods/burstable/pod00000000-9b0a-4c3d-8e7f-0a1b2c3d4e5f/def /pause",
+		"  777  3000 12:memory:/system.slice/containerd.service /usr/local/bin/containerd-shim-runc-v2 -namespace k8s.io -id abc",
+		"garbage line",
+	}, "\n")
+	got := PodProcesses(ps, uid)
+	if len(got) != 3 || got[0].PID != 812 || got[0].RSSKiB != 61000 || !strings.HasPrefix(got[0].Args, "runsc-sandbox ") || got[1].PID != 815 || got[2].Args != "/pause" {
+		t.Fatalf("PodProcesses: %+v", got)
+	}
+}
+
+func TestJudgeSandboxMemory(t *testing.T) {
+	const mi = 1 << 20
+	for _, c := range []struct {
+		used, overhead int64
+		fail           string
+	}{
+		{used: 3 * mi, overhead: 500 * mi},
+		{used: 110 * mi, overhead: 100 * mi},                   // within the 10% margin
+		{used: 111 * mi, overhead: 100 * mi, fail: "110.0MiB"}, // past it
+		{used: 60 * mi, overhead: mi, fail: "more than the declared memory overhead 1.0MiB"},
+		{used: 2 * mi, overhead: 0, fail: "declares no memory overhead"},
+	} {
+		got := JudgeSandboxMemory(c.used, c.overhead, 0.10)
+		if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
+			t.Errorf("used %d overhead %d: %q, want %q", c.used, c.overhead, got, c.fail)
+		}
+	}
+}
+
+func TestJudgeIsolation(t *testing.T) {
+	shared := Isolation{Kind: SharedKernel, Evidence: "the pod's boot_id is the node's (b1)"}
+	if f, s := JudgeIsolation(shared, false); f != "" || !strings.Contains(s, "not isolated") {
+		t.Errorf("shared, not required: %q %q", f, s)
+	}
+	if f, s := JudgeIsolation(shared, true); !strings.Contains(f, "must be isolated") || s != "" {
+		t.Errorf("shared, required: %q %q", f, s)
+	}
+	gv := Isolation{Kind: UserSpaceKernel, Evidence: "own boot_id; gVisor's runsc-sandbox"}
+	if f, s := JudgeIsolation(gv, true); f != "" || s != "" {
+		t.Errorf("gVisor: %q %q", f, s)
+	}
+	bad := Isolation{Kind: VMSandbox, Problem: "no VMM"}
+	if f, _ := JudgeIsolation(bad, false); !strings.Contains(f, "no VMM") {
+		t.Errorf("contradiction: %q", f)
+	}
+}

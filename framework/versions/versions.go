@@ -20,6 +20,11 @@ const Containerd = "v2.3.4"
 // Runc is the runc release built (static, with seccomp) beside containerd.
 const Runc = "v1.4.3"
 
+// GVisor is the gVisor pseudo-version (of its go branch, which builds
+// with the go command) whose runsc the node image carries: the module
+// has no tagged releases.
+const GVisor = "v0.0.0-20260905035102-160fafc42237"
+
 // DebianSuite is the Debian release debootstrapped as the node root filesystem.
 const DebianSuite = "bookworm"
 

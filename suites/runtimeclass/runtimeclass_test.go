@@ -3,8 +3,10 @@ package runtimeclass
 import (
 	"context"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/nodeconform/nodeconform/fixtures"
 	cg "github.com/nodeconform/nodeconform/framework/cgroups"
+	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
@@ -32,281 +35,426 @@ import (
 
 const hostnameLabel = "kubernetes.io/hostname"
 
-var _ = Describe("sandboxed runtime (RuntimeClass)", Ordered, ContinueOnFailure, Serial, Label("runtimeclass"), func() {
-	var (
-		e        *e2e.Env
-		rc       *nodev1.RuntimeClass
-		want     corev1.ResourceList
-		node     string
-		rd       *podcgroup.Reader
-		cfsQuota = true
-	)
-
-	BeforeAll(func(ctx SpecContext) {
-		e = *env
-		Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
-		cfg := e.Config.RuntimeClass
-		var err error
-		want, err = rcx.ParseOverhead(cfg.Overhead)
-		Expect(err).NotTo(HaveOccurred())
-		rc = ensureRuntimeClass(ctx, e)
-		evidence.Record("runtimeClass", map[string]any{"name": rc.Name, "handler": rc.Handler, "overhead": rcx.PodFixed(rc),
-			"scheduling": rc.Scheduling, "expectedOverhead": want})
-
-		node = nodeFor(ctx, e, rc)
-		rd, err = podcgroup.NewReader(ctx, e.Nodes, node)
-		Expect(err).NotTo(HaveOccurred())
-		var kc struct {
-			CPUCFSQuota *bool `json:"cpuCFSQuota"`
-		}
-		Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, node, &kc)).To(Succeed())
-		if kc.CPUCFSQuota != nil {
-			cfsQuota = *kc.CPUCFSQuota
-		}
-		evidence.Record("node", map[string]any{"name": node, "cgroupVersion": rd.Version, "cpuCFSQuota": cfsQuota})
-	})
-
-	It("declares the expected handler and overhead.podFixed", func() {
-		Expect(rc.Handler).To(Equal(e.Config.RuntimeClass.Handler), "RuntimeClass %s handler", rc.Name)
-		if d := rcx.CompareOverhead(want, rcx.PodFixed(rc)); len(d) > 0 {
-			Fail(fmt.Sprintf("RuntimeClass %s overhead.podFixed differs from the expected (profile or config): %s", rc.Name, strings.Join(d, "; ")))
-		}
-	})
-
-	It("has admission copy the RuntimeClass overhead into the pod's spec.overhead", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "rc-admission", "")
-		got, err := dryRun(ctx, e, kataPod(e, ns, "admitted", rc.Name, "", oneContainer()))
-		Expect(err).NotTo(HaveOccurred())
-		evidence.Record("admitted", map[string]any{"runtimeClassName": got.Spec.RuntimeClassName, "overhead": got.Spec.Overhead})
-		Expect(got.Spec.Overhead).NotTo(BeEmpty(), "admission set no overhead on a pod of RuntimeClass %s", rc.Name)
-		Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
-	})
-
-	It("rejects at admission a pod that sets an overhead different from the RuntimeClass's", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "rc-reject", "")
-		p := kataPod(e, ns, "own-overhead", rc.Name, "", oneContainer())
-		p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("1Mi")}
-		_, err := dryRun(ctx, e, p)
-		Expect(err).To(HaveOccurred(), "a pod with its own overhead (1m, 1Mi) was admitted")
-		evidence.Record("rejection", err.Error())
-		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden from the RuntimeClass admission plugin, got %v", err)
-		Expect(err.Error()).To(ContainSubstring("Overhead"))
-	})
-
-	It("counts the overhead when scheduling: a pod that fits a node without it stays Pending with it", func(ctx SpecContext) {
-		e.SkipInVerify("this spec fills a node's free CPU to show the scheduler counts overhead")
-		ns := e.Namespace(ctx, "rc-schedule", "")
-		overhead := rcx.PodFixed(rc)
-		ovCPU := overhead.Cpu().MilliValue()
-		if ovCPU == 0 {
-			Fail(fmt.Sprintf("RuntimeClass %s declares no cpu overhead to schedule against", rc.Name))
-		}
-		waitNoTerminating(ctx, e, node)
-		alloc, used := nodeCPU(ctx, e, node)
-		free := alloc - used
-		request := free - ovCPU/2
-		evidence.Record("capacity", map[string]any{"node": node, "allocatableMilliCPU": alloc, "requestedMilliCPU": used,
-			"freeMilliCPU": free, "podRequestMilliCPU": request, "overheadMilliCPU": ovCPU})
-		Expect(request).To(BeNumerically(">", 0), "node %s has %dm CPU free, less than half the overhead", node, free)
-
-		// Control: the same pod without the RuntimeClass is scheduled there.
-		control := scheduledPod(e, ns, "control", "", node, request)
-		Expect(e.Klient.Resources().Create(ctx, control)).To(Succeed())
-		e.Eventually(ctx, func(ctx context.Context) string {
-			return condition(ctx, e, ns, control.Name, corev1.PodScheduled)
-		}, e.Config.Timeouts.PodReady.Duration).Should(Equal("True"), "control pod requesting %dm was not scheduled on %s", request, node)
-		zero := int64(0)
-		Expect(e.Clientset.CoreV1().Pods(ns).Delete(ctx, control.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})).To(Succeed())
-		e.Eventually(ctx, func(ctx context.Context) bool {
-			_, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, control.Name, metav1.GetOptions{})
-			return apierrors.IsNotFound(err)
-		}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue())
-
-		kata := scheduledPod(e, ns, "sandboxed", rc.Name, node, request)
-		Expect(e.Klient.Resources().Create(ctx, kata)).To(Succeed())
-		var ev corev1.Event
-		e.Eventually(ctx, func(ctx context.Context) bool {
-			var ok bool
-			ev, ok = rcx.Insufficient(workload.Events(ctx, e.Clientset, ns, kata.Name), corev1.ResourceCPU)
-			return ok
-		}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue(), "no FailedScheduling event naming Insufficient cpu: %s", workload.Describe(ctx, e.Clientset, ns, kata.Name))
-		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, kata.Name, metav1.GetOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		evidence.Record("pending", map[string]any{"event": ev.Message, "phase": got.Status.Phase, "nodeName": got.Spec.NodeName})
-		Expect(got.Spec.NodeName).To(BeEmpty(), "the sandboxed pod was bound to %s although request+overhead exceed its free CPU", got.Spec.NodeName)
-	})
-
-	// The pod cgroup is node-level (cgroup version, driver, the kubelet's
-	// CFS quota): judged on every node the RuntimeClass may run on.
-	It("writes the containers' limits plus the overhead into the pod cgroup on each node", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "rc-cgroup", "")
-		verdict.Expect("pod cgroup with overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
-			got := runG(ctx, g, e, kataPod(e, ns, "limits-"+n, rc.Name, n, twoContainers()...))
-			g.Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
-			expected := rcx.ExpectedPodCgroup(got, quota)
-			l, err := rd.PodLimits(ctx, got)
-			g.Expect(err).NotTo(HaveOccurred())
-			if problems := cg.Check(rd.Version, expected, l); len(problems) > 0 {
-				verdict.FailNode(fmt.Sprintf("pod cgroup of %s/%s: %s", ns, got.Name, strings.Join(problems, "; ")))
-			}
-			return map[string]any{"cgroupVersion": rd.Version, "expected": expected, "files": l.Files, "overhead": got.Spec.Overhead, "qos": got.Status.QOSClass}
-		}))
-	})
-
-	// The check above must fail when the overhead is not applied: a
-	// RuntimeClass on the same handler without overhead, read against the
-	// expectation of the configured overhead, on each node (each cgroup
-	// version's files).
-	It("reports a pod cgroup without the overhead (negative control)", Label("negative"), func(ctx SpecContext) {
-		e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-		bare := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-nooverhead-" + e.RunID}, Handler: rc.Handler})
-		ns := e.Namespace(ctx, "rc-nooverhead", "")
-		verdict.Expect("negative control: pod cgroup without overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
-			got := runG(ctx, g, e, kataPod(e, ns, "bare-"+n, bare.Name, n, twoContainers()...))
-			g.Expect(got.Spec.Overhead).To(BeEmpty())
-			withOverhead := got.DeepCopy()
-			withOverhead.Spec.Overhead = want
-			l, err := rd.PodLimits(ctx, got)
-			g.Expect(err).NotTo(HaveOccurred())
-			problems := cg.Check(rd.Version, rcx.ExpectedPodCgroup(withOverhead, quota), l)
-			if !containsText(problems, "memory limit") {
-				verdict.FailNode(fmt.Sprintf("the pod cgroup check passed pod %s/%s without overhead (problems: %q)", ns, got.Name, problems))
-			}
-			return map[string]any{"cgroupVersion": rd.Version, "files": l.Files, "problems": problems}
-		}))
-	})
-
-	It("merges the RuntimeClass's nodeSelector and tolerations into the pod and honours them", func(ctx SpecContext) {
-		e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-		target, taints := taintedNode(ctx, e)
-		tolerations := []corev1.Toleration{{Key: "nodeconform.io/sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
-		for _, t := range taints {
-			tolerations = append(tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOpExists, Effect: t.Effect})
-		}
-		sched := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{
-			ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-sched-" + e.RunID}, Handler: rc.Handler,
-			Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{hostnameLabel: target}, Tolerations: tolerations},
-		})
-		ns := e.Namespace(ctx, "rc-scheduling", "")
-		p := kataPod(e, ns, "placed", sched.Name, "", oneContainer())
-		p.Spec.Tolerations = nil // only what the RuntimeClass brings
-		got := run(ctx, e, p)
-		evidence.Record("placed", map[string]any{"target": target, "targetTaints": taints, "nodeName": got.Spec.NodeName,
-			"nodeSelector": got.Spec.NodeSelector, "tolerations": got.Spec.Tolerations})
-		Expect(got.Spec.NodeSelector).To(HaveKeyWithValue(hostnameLabel, target))
-		for _, t := range tolerations {
-			Expect(got.Spec.Tolerations).To(ContainElement(t))
-		}
-		Expect(got.Spec.NodeName).To(Equal(target))
-
-		// A pod whose own nodeSelector contradicts the RuntimeClass's is refused.
-		other := kataPod(e, ns, "conflict", sched.Name, "", oneContainer())
-		other.Spec.NodeSelector = map[string]string{hostnameLabel: target + "-elsewhere"}
-		_, err := dryRun(ctx, e, other)
-		Expect(err).To(HaveOccurred(), "a pod contradicting the RuntimeClass nodeSelector was admitted")
-		evidence.Record("conflict", err.Error())
-		Expect(err.Error()).To(ContainSubstring("conflict"))
-	})
-
-	It("fails sandbox creation for an unknown handler with an event naming it", func(ctx SpecContext) {
-		e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-		const handler = "nodeconform-missing"
-		missing := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-missing-" + e.RunID}, Handler: handler})
-		ns := e.Namespace(ctx, "rc-missing", "")
-		p := kataPod(e, ns, "nohandler", missing.Name, node, oneContainer())
-		Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
-		var ev corev1.Event
-		e.Eventually(ctx, func(ctx context.Context) bool {
-			var ok bool
-			ev, ok = rcx.SandboxFailure(workload.Events(ctx, e.Clientset, ns, p.Name), handler)
-			return ok
-		}, e.Config.Timeouts.SandboxEvent.Duration).Should(BeTrue(), "no FailedCreatePodSandBox event naming %q: %s", handler, workload.Describe(ctx, e.Clientset, ns, p.Name))
-		evidence.Record("sandboxFailure", map[string]any{"reason": ev.Reason, "message": ev.Message, "source": ev.Source.Host})
-		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(got.Status.Phase).To(Equal(corev1.PodPending))
-	})
-
-	It("isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor)", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "rc-vm", "")
-		got := run(ctx, e, kataPod(e, ns, "guest", rc.Name, node, oneContainer()))
-		read := func(file string) string {
-			var r probeapi.Read
-			Expect(workload.ExecJSON(ctx, e.Klient, ns, got.Name, []string{"read", file}, &r)).To(Succeed())
-			return strings.TrimSpace(r.Content)
-		}
-		host := func(file string) string {
-			out, err := rd.Cat(ctx, file)
-			Expect(err).NotTo(HaveOccurred())
-			return out
-		}
-		pod := rcx.Kernel{BootID: read("/proc/sys/kernel/random/boot_id"), Cmdline: read("/proc/cmdline"), Version: read("/proc/version")}
-		nodeK := rcx.Kernel{BootID: host("/proc/sys/kernel/random/boot_id"), Cmdline: host("/proc/cmdline"), Version: host("/proc/version")}
-		ps, err := e.Nodes.MustHost(ctx, node, "ps", "-e", "-o", "args=")
-		Expect(err).NotTo(HaveOccurred())
-		iso := rcx.Classify(pod, nodeK, ps)
-		evidence.Record("isolation", map[string]any{"pod": pod, "node": nodeK, "handler": rc.Handler, "isolation": iso})
-		if iso.Problem != "" {
-			Fail(fmt.Sprintf("handler %q on %s: %s (%s)", rc.Handler, node, iso.Problem, iso.Evidence))
-		}
-		if iso.Kind == rcx.SharedKernel {
-			msg := fmt.Sprintf("handler %q on %s is not a sandbox: %s, and no VMM or gVisor sandbox serves it (on the node: %v); isolation not proven",
-				rc.Handler, node, iso.Evidence, iso.Processes)
-			if e.Config.RuntimeClass.RequireVM {
-				Fail(msg + " (runtimeClass.requireVM is true)")
-			}
-			Skip(msg)
-		}
-		GinkgoWriter.Printf("handler %q on %s: %s: %s\n", rc.Handler, node, iso.Kind, iso.Evidence)
-	})
-
-	It("kills a sandboxed container that allocates past its memory limit (OOMKilled)", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "rc-oom", "")
-		p := kataPod(e, ns, "oom", rc.Name, node, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
-		p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
-		Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
-		status := e.ExpectRestartedAfter(ctx, Default, ns, p.Name, "OOMKilled")
-		evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
-	})
+// Each class under test (config runtimeClass.classes, or the profile's
+// runtimeClasses) gets its own ordered container and verdicts: a class
+// missing here, or offered by no node, skips its own specs only.
+var _ = Describe("sandboxed runtime (RuntimeClass)", Label("runtimeclass"), func() {
+	for _, c := range e2e.TreeConfig().RuntimeClass.Classes {
+		describeClass(c.Name)
+	}
+	describeMechanics()
 })
 
-// ensureRuntimeClass returns the RuntimeClass under test. On kind (apply
-// mode) it creates the seed's fixture when absent, removed after the run;
-// on OpenShift it applies the seed's KataConfig and waits for the operator.
-// In verify mode a missing RuntimeClass skips the suite unless the
-// configuration requires one; anywhere else it is a failure naming what to
-// install.
-func ensureRuntimeClass(ctx context.Context, e *e2e.Env) *nodev1.RuntimeClass {
-	name := e.Config.RuntimeClass.Name
-	rc, err := e.Clientset.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
+func describeClass(name string) {
+	Describe("RuntimeClass "+name, Ordered, ContinueOnFailure, Serial, func() {
+		var (
+			e        *e2e.Env
+			cls      config.RuntimeClass
+			rc       *nodev1.RuntimeClass
+			want     corev1.ResourceList
+			node     string
+			rd       *podcgroup.Reader
+			cfsQuota = true
+		)
+
+		BeforeAll(func(ctx SpecContext) {
+			e = *env
+			Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
+			var ok bool
+			cls, ok = e.Config.Class(name)
+			Expect(ok).To(BeTrue(), "RuntimeClass %s is not among the configured classes", name)
+			var err error
+			want, err = rcx.ParseOverhead(cls.Overhead)
+			Expect(err).NotTo(HaveOccurred(), "RuntimeClass %s", name)
+			rc = ensureRuntimeClass(ctx, e, cls)
+			evidence.Record("runtimeClass", map[string]any{"name": rc.Name, "handler": rc.Handler, "overhead": rcx.PodFixed(rc),
+				"scheduling": rc.Scheduling, "expectedOverhead": want, "isolated": cls.Isolated})
+
+			node = nodeFor(ctx, e, rc)
+			rd, err = podcgroup.NewReader(ctx, e.Nodes, node)
+			Expect(err).NotTo(HaveOccurred())
+			var kc struct {
+				CPUCFSQuota *bool `json:"cpuCFSQuota"`
+			}
+			Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, node, &kc)).To(Succeed())
+			if kc.CPUCFSQuota != nil {
+				cfsQuota = *kc.CPUCFSQuota
+			}
+			evidence.Record("node", map[string]any{"name": node, "cgroupVersion": rd.Version, "cpuCFSQuota": cfsQuota})
+		})
+
+		It("declares the expected handler, overhead.podFixed and nodeSelector", func() {
+			Expect(rc.Handler).To(Equal(cls.Handler), "RuntimeClass %s handler", rc.Name)
+			if d := rcx.CompareOverhead(want, rcx.PodFixed(rc)); len(d) > 0 {
+				Fail(fmt.Sprintf("RuntimeClass %s overhead.podFixed differs from the expected (profile or config): %s", rc.Name, strings.Join(d, "; ")))
+			}
+			if cls.NodeSelector != nil {
+				var got map[string]string
+				if rc.Scheduling != nil {
+					got = rc.Scheduling.NodeSelector
+				}
+				Expect(got).To(Equal(cls.NodeSelector), "RuntimeClass %s scheduling.nodeSelector", rc.Name)
+			}
+		})
+
+		It("has admission copy the RuntimeClass overhead into the pod's spec.overhead", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-admission", "")
+			got, err := dryRun(ctx, e, classPod(e, ns, "admitted", rc.Name, "", oneContainer()))
+			Expect(err).NotTo(HaveOccurred())
+			evidence.Record("admitted", map[string]any{"runtimeClassName": got.Spec.RuntimeClassName, "overhead": got.Spec.Overhead})
+			Expect(got.Spec.Overhead).NotTo(BeEmpty(), "admission set no overhead on a pod of RuntimeClass %s", rc.Name)
+			Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
+		})
+
+		It("rejects at admission a pod that sets an overhead different from the RuntimeClass's", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-reject", "")
+			p := classPod(e, ns, "own-overhead", rc.Name, "", oneContainer())
+			p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("1Mi")}
+			_, err := dryRun(ctx, e, p)
+			Expect(err).To(HaveOccurred(), "a pod with its own overhead (1m, 1Mi) was admitted")
+			evidence.Record("rejection", err.Error())
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden from the RuntimeClass admission plugin, got %v", err)
+			Expect(err.Error()).To(ContainSubstring("Overhead"))
+		})
+
+		It("counts the overhead when scheduling: a pod that fits a node without it stays Pending with it", func(ctx SpecContext) {
+			e.SkipInVerify("this spec fills a node's free CPU to show the scheduler counts overhead")
+			ns := e.Namespace(ctx, "rc-schedule", "")
+			overhead := rcx.PodFixed(rc)
+			ovCPU := overhead.Cpu().MilliValue()
+			if ovCPU == 0 {
+				Fail(fmt.Sprintf("RuntimeClass %s declares no cpu overhead to schedule against", rc.Name))
+			}
+			waitNoTerminating(ctx, e, node)
+			alloc, used := nodeCPU(ctx, e, node)
+			free := alloc - used
+			request := free - ovCPU/2
+			evidence.Record("capacity", map[string]any{"node": node, "allocatableMilliCPU": alloc, "requestedMilliCPU": used,
+				"freeMilliCPU": free, "podRequestMilliCPU": request, "overheadMilliCPU": ovCPU})
+			Expect(request).To(BeNumerically(">", 0), "node %s has %dm CPU free, less than half the overhead", node, free)
+
+			// Control: the same pod without the RuntimeClass is scheduled there.
+			control := scheduledPod(e, ns, "control", "", node, request)
+			Expect(e.Klient.Resources().Create(ctx, control)).To(Succeed())
+			e.Eventually(ctx, func(ctx context.Context) string {
+				return condition(ctx, e, ns, control.Name, corev1.PodScheduled)
+			}, e.Config.Timeouts.PodReady.Duration).Should(Equal("True"), "control pod requesting %dm was not scheduled on %s", request, node)
+			zero := int64(0)
+			Expect(e.Clientset.CoreV1().Pods(ns).Delete(ctx, control.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})).To(Succeed())
+			e.Eventually(ctx, func(ctx context.Context) bool {
+				_, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, control.Name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err)
+			}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue())
+
+			sandboxed := scheduledPod(e, ns, "sandboxed", rc.Name, node, request)
+			Expect(e.Klient.Resources().Create(ctx, sandboxed)).To(Succeed())
+			var ev corev1.Event
+			e.Eventually(ctx, func(ctx context.Context) bool {
+				var ok bool
+				ev, ok = rcx.Insufficient(workload.Events(ctx, e.Clientset, ns, sandboxed.Name), corev1.ResourceCPU)
+				return ok
+			}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue(), "no FailedScheduling event naming Insufficient cpu: %s", workload.Describe(ctx, e.Clientset, ns, sandboxed.Name))
+			got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, sandboxed.Name, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			evidence.Record("pending", map[string]any{"event": ev.Message, "phase": got.Status.Phase, "nodeName": got.Spec.NodeName})
+			Expect(got.Spec.NodeName).To(BeEmpty(), "the sandboxed pod was bound to %s although request+overhead exceed its free CPU", got.Spec.NodeName)
+		})
+
+		// The pod cgroup is node-level (cgroup version, driver, the
+		// kubelet's CFS quota): judged on every node the RuntimeClass may
+		// run on, in the cgroup that holds the pod's processes (gVisor's
+		// sandbox and gofer, or runc's pause and containers).
+		It("writes the containers' limits plus the overhead into the pod cgroup on each node", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-cgroup", "")
+			verdict.Expect("pod cgroup with overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
+				got := runG(ctx, g, e, classPod(e, ns, "limits-"+n, rc.Name, n, twoContainers()...))
+				g.Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
+				expected := rcx.ExpectedPodCgroup(got, quota)
+				l, err := rd.PodLimits(ctx, got)
+				g.Expect(err).NotTo(HaveOccurred())
+				procs := podProcesses(ctx, g, e, n, got)
+				if problems := cg.Check(rd.Version, expected, l); len(problems) > 0 {
+					verdict.FailNode(fmt.Sprintf("pod cgroup of %s/%s: %s", ns, got.Name, strings.Join(problems, "; ")))
+				}
+				return map[string]any{"cgroupVersion": rd.Version, "expected": expected, "files": l.Files, "overhead": got.Spec.Overhead,
+					"qos": got.Status.QOSClass, "processesInPodCgroup": procs}
+			}))
+		})
+
+		// The check above must fail when the overhead is not applied: a
+		// RuntimeClass on the same handler without overhead, read against
+		// the expectation of the configured overhead, on each node (each
+		// cgroup version's files).
+		It("reports a pod cgroup without the overhead (negative control)", Label("negative"), func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			bare := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-nooverhead-" + name + "-" + e.RunID}, Handler: rc.Handler, Scheduling: rc.Scheduling})
+			ns := e.Namespace(ctx, "rc-nooverhead", "")
+			verdict.Expect("negative control: pod cgroup without overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
+				got := runG(ctx, g, e, classPod(e, ns, "bare-"+n, bare.Name, n, twoContainers()...))
+				g.Expect(got.Spec.Overhead).To(BeEmpty())
+				withOverhead := got.DeepCopy()
+				withOverhead.Spec.Overhead = want
+				l, err := rd.PodLimits(ctx, got)
+				g.Expect(err).NotTo(HaveOccurred())
+				problems := cg.Check(rd.Version, rcx.ExpectedPodCgroup(withOverhead, quota), l)
+				if !containsText(problems, "memory limit") {
+					verdict.FailNode(fmt.Sprintf("the pod cgroup check passed pod %s/%s without overhead (problems: %q)", ns, got.Name, problems))
+				}
+				return map[string]any{"cgroupVersion": rd.Version, "files": l.Files, "problems": problems}
+			}))
+		})
+
+		// The seed's point: the overhead must cover what the sandbox costs.
+		// An idle pod's cgroup holds the sandbox (gVisor's sentry and gofer,
+		// a VMM) and a sleeping container; its working set at rest is the
+		// sandbox's cost, judged against the declared memory overhead.
+		It("keeps the sandbox's memory at rest within the declared memory overhead on each node", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-cost", "")
+			overhead := rcx.PodFixed(rc)
+			declared := overhead.Memory().Value()
+			verdict.Expect("sandbox memory within overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
+				cost := sandboxCost(ctx, g, e, rd, classPod(e, ns, "idle-"+n, rc.Name, n, idleContainer()))
+				if problem := rcx.JudgeSandboxMemory(cost.WorkingSet, declared, e.Config.RuntimeClass.SandboxMemoryMargin); problem != "" {
+					verdict.FailNode(fmt.Sprintf("RuntimeClass %s on %s: %s", rc.Name, n, problem))
+				}
+				cost.DeclaredMemoryOverhead = declared
+				return cost
+			}))
+		})
+
+		// The judge above must fail a class whose overhead is smaller than
+		// what its sandbox uses: the same handler, 1Mi of memory overhead,
+		// measured the same way on each node.
+		It("reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)", Label("negative"), func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			small := resource.MustParse("1Mi")
+			overhead := corev1.ResourceList{corev1.ResourceMemory: small}
+			if c, ok := rcx.PodFixed(rc)[corev1.ResourceCPU]; ok {
+				overhead[corev1.ResourceCPU] = c
+			}
+			under := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-underdeclared-" + name + "-" + e.RunID},
+				Handler: rc.Handler, Overhead: &nodev1.Overhead{PodFixed: overhead}, Scheduling: rc.Scheduling})
+			ns := e.Namespace(ctx, "rc-undercost", "")
+			verdict.Expect("negative control: sandbox memory above a too small overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
+				cost := sandboxCost(ctx, g, e, rd, classPod(e, ns, "under-"+n, under.Name, n, idleContainer()))
+				problem := rcx.JudgeSandboxMemory(cost.WorkingSet, small.Value(), e.Config.RuntimeClass.SandboxMemoryMargin)
+				if problem == "" {
+					verdict.FailNode(fmt.Sprintf("the sandbox memory check passed RuntimeClass %s (overhead %s) with %d bytes in use", under.Name, small.String(), cost.WorkingSet))
+				}
+				cost.DeclaredMemoryOverhead = small.Value()
+				return map[string]any{"measured": cost, "problem": problem}
+			}))
+		})
+
+		It("isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor)", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-isolation", "")
+			iso := isolation(ctx, e, rd, classPod(e, ns, "guest", rc.Name, node, oneContainer()), node)
+			failure, skip := rcx.JudgeIsolation(iso, cls.Isolated)
+			if failure != "" {
+				Fail(fmt.Sprintf("RuntimeClass %s (handler %q) on %s: %s", rc.Name, rc.Handler, node, failure))
+			}
+			if skip != "" {
+				Skip(fmt.Sprintf("RuntimeClass %s (handler %q) on %s: %s", rc.Name, rc.Handler, node, skip))
+			}
+			GinkgoWriter.Printf("RuntimeClass %s (handler %q) on %s: %s: %s\n", rc.Name, rc.Handler, node, iso.Kind, iso.Evidence)
+		})
+
+		// runc: the kernel OOM-kills the container's process in its cgroup
+		// and the kubelet reports OOMKilled. gVisor: the sentry, which
+		// serves the container, answers its allocation inside its own
+		// memory accounting; the container is reported as the runtime saw
+		// it end (README: "OOM in a sandbox").
+		It("kills a sandboxed container that allocates past its memory limit and reports it", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-oom", "")
+			p := classPod(e, ns, "oom", rc.Name, node, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
+			p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
+			Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
+			status := e.ExpectRestartedAfter(ctx, Default, ns, p.Name, "OOMKilled")
+			evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
+		})
+	})
+}
+
+// describeMechanics holds what RuntimeClass does whatever its handler:
+// scheduling merged into pods, an unknown handler's event, and the
+// isolation judge's negative control.
+func describeMechanics() {
+	Describe("RuntimeClass mechanics", Ordered, ContinueOnFailure, Serial, func() {
+		var (
+			e       *e2e.Env
+			handler string
+			node    string
+		)
+
+		BeforeAll(func(ctx SpecContext) {
+			e = *env
+			Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
+			classes := e.Config.RuntimeClass.Classes
+			Expect(classes).NotTo(BeEmpty(), "no RuntimeClass configured (runtimeClass.classes)")
+			handler = classes[0].Handler
+			node = firstWorker(ctx, e)
+		})
+
+		It("merges the RuntimeClass's nodeSelector and tolerations into the pod and honours them", func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			target, taints := taintedNode(ctx, e)
+			tolerations := []corev1.Toleration{{Key: "nodeconform.io/sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+			for _, t := range taints {
+				tolerations = append(tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOpExists, Effect: t.Effect})
+			}
+			sched := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{
+				ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-sched-" + e.RunID}, Handler: handler,
+				Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{hostnameLabel: target}, Tolerations: tolerations},
+			})
+			ns := e.Namespace(ctx, "rc-scheduling", "")
+			p := classPod(e, ns, "placed", sched.Name, "", oneContainer())
+			p.Spec.Tolerations = nil // only what the RuntimeClass brings
+			got := run(ctx, e, p)
+			evidence.Record("placed", map[string]any{"target": target, "targetTaints": taints, "nodeName": got.Spec.NodeName,
+				"nodeSelector": got.Spec.NodeSelector, "tolerations": got.Spec.Tolerations})
+			Expect(got.Spec.NodeSelector).To(HaveKeyWithValue(hostnameLabel, target))
+			for _, t := range tolerations {
+				Expect(got.Spec.Tolerations).To(ContainElement(t))
+			}
+			Expect(got.Spec.NodeName).To(Equal(target))
+
+			// A pod whose own nodeSelector contradicts the RuntimeClass's is refused.
+			other := classPod(e, ns, "conflict", sched.Name, "", oneContainer())
+			other.Spec.NodeSelector = map[string]string{hostnameLabel: target + "-elsewhere"}
+			_, err := dryRun(ctx, e, other)
+			Expect(err).To(HaveOccurred(), "a pod contradicting the RuntimeClass nodeSelector was admitted")
+			evidence.Record("conflict", err.Error())
+			Expect(err.Error()).To(ContainSubstring("conflict"))
+		})
+
+		It("fails sandbox creation for an unknown handler with an event naming it", func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			const missingHandler = "nodeconform-missing"
+			missing := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-missing-" + e.RunID}, Handler: missingHandler})
+			ns := e.Namespace(ctx, "rc-missing", "")
+			p := classPod(e, ns, "nohandler", missing.Name, node, oneContainer())
+			Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
+			var ev corev1.Event
+			e.Eventually(ctx, func(ctx context.Context) bool {
+				var ok bool
+				ev, ok = rcx.SandboxFailure(workload.Events(ctx, e.Clientset, ns, p.Name), missingHandler)
+				return ok
+			}, e.Config.Timeouts.SandboxEvent.Duration).Should(BeTrue(), "no FailedCreatePodSandBox event naming %q: %s", missingHandler, workload.Describe(ctx, e.Clientset, ns, p.Name))
+			evidence.Record("sandboxFailure", map[string]any{"reason": ev.Reason, "message": ev.Message, "source": ev.Source.Host})
+			got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.Status.Phase).To(Equal(corev1.PodPending))
+		})
+
+		// The isolation judge must fail a class that is required to be
+		// isolated but runs pods on the node's kernel: a RuntimeClass on
+		// the node's runc handler (or, where the node reports no "runc",
+		// a pod of the default handler), judged as if isolated: true.
+		It("fails a runc-backed RuntimeClass required to be isolated (negative control)", Label("negative"), func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			ns := e.Namespace(ctx, "rc-notisolated", "")
+			rd, err := podcgroup.NewReader(ctx, e.Nodes, node)
+			Expect(err).NotTo(HaveOccurred())
+			className := ""
+			n, err := e.Clientset.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			if offered, _ := rcx.Offers(*n, "runc"); offered {
+				className = createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-runc-" + e.RunID}, Handler: "runc"}).Name
+			}
+			iso := isolation(ctx, e, rd, classPod(e, ns, "shared", className, node, oneContainer()), node)
+			failure, _ := rcx.JudgeIsolation(iso, true)
+			evidence.Record("judged", map[string]any{"runtimeClass": className, "failure": failure})
+			Expect(failure).NotTo(BeEmpty(), "the isolation judge passed a pod on %s's runc (%s: %s) as isolated", node, iso.Kind, iso.Evidence)
+		})
+	})
+}
+
+// ensureRuntimeClass returns the RuntimeClass under test. Where it is
+// missing: in verify mode the class's specs skip (fail when required); on
+// OpenShift a kata class comes from the seed's KataConfig; on kind the
+// suite creates it (removed after the run) from the declared class, if a
+// node offers its handler; else the specs skip with each node's reason
+// (fail when required).
+func ensureRuntimeClass(ctx context.Context, e *e2e.Env, cls config.RuntimeClass) *nodev1.RuntimeClass {
+	rc, err := e.Clientset.NodeV1().RuntimeClasses().Get(ctx, cls.Name, metav1.GetOptions{})
 	if err == nil {
 		return rc
 	}
-	Expect(apierrors.IsNotFound(err)).To(BeTrue(), "get RuntimeClass %s: %v", name, err)
-	if e.Mode == "verify" {
-		msg := fmt.Sprintf("the cluster has no RuntimeClass %q (a read-only run does not install one)", name)
-		if e.Config.RuntimeClass.Required {
-			Fail(msg + ": install the sandboxed runtime (OpenShift: KataConfig)")
+	Expect(apierrors.IsNotFound(err)).To(BeTrue(), "get RuntimeClass %s: %v", cls.Name, err)
+	missing := func(msg string) {
+		if cls.Required {
+			Fail(msg + " (the class is required)")
 		}
-		Skip(msg + "; set runtimeClass.required: true to fail instead")
+		Skip(msg + "; set required: true on the class to fail instead")
+	}
+	if e.Mode == "verify" {
+		missing(fmt.Sprintf("the cluster has no RuntimeClass %q (a read-only run does not install one)", cls.Name))
 	}
 	kata, err := openshift.HasKataConfigAPI(e.Clientset.Discovery())
 	Expect(err).NotTo(HaveOccurred())
 	switch {
-	case kata:
+	case kata && cls.Handler == "kata":
 		installKataConfig(ctx, e)
-		rc, err = e.Clientset.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
-		Expect(err).NotTo(HaveOccurred(), "the KataConfig is installed but RuntimeClass %s is missing", name)
+		rc, err = e.Clientset.NodeV1().RuntimeClasses().Get(ctx, cls.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the KataConfig is installed but RuntimeClass %s is missing", cls.Name)
 		return rc
 	case e.Provider == "kind":
-		var fixture nodev1.RuntimeClass
-		Expect(yaml.UnmarshalStrict(fixtures.MustRead("runtimeclass/runtimeclass-kata.yaml"), &fixture)).To(Succeed())
-		fixture.Name = name
-		fixture.Handler = e.Config.RuntimeClass.Handler
+		if offering, why := handlerOffers(ctx, e, cls.Handler); len(offering) == 0 {
+			missing(fmt.Sprintf("no RuntimeClass %q is installed and no node offers its handler %q, so the suite cannot create it: %s", cls.Name, cls.Handler, why))
+		}
+		fixture := nodev1.RuntimeClass{}
+		if cls.Fixture != "" {
+			Expect(yaml.UnmarshalStrict(fixtures.MustRead(cls.Fixture), &fixture)).To(Succeed(), "fixture %s", cls.Fixture)
+		}
+		want, err := rcx.ParseOverhead(cls.Overhead)
+		Expect(err).NotTo(HaveOccurred())
+		fixture.Name, fixture.Handler = cls.Name, cls.Handler
+		fixture.Overhead = nil
+		if len(want) > 0 {
+			fixture.Overhead = &nodev1.Overhead{PodFixed: want}
+		}
+		if cls.NodeSelector != nil {
+			if fixture.Scheduling == nil {
+				fixture.Scheduling = &nodev1.Scheduling{}
+			}
+			fixture.Scheduling.NodeSelector = cls.NodeSelector
+		}
 		return createRuntimeClass(ctx, e, &fixture)
 	}
-	Fail(fmt.Sprintf("the cluster has no RuntimeClass %q and no KataConfig API: install the sandboxed runtime first", name))
+	missing(fmt.Sprintf("the cluster has no RuntimeClass %q and no KataConfig API: install the sandboxed runtime first", cls.Name))
 	return nil
+}
+
+// handlerOffers lists the nodes whose runtime offers handler (or reports
+// no handlers at all, which proves nothing either way), and says for the
+// others what they report and, where the node keeps one, why (the node
+// image's sandbox check: /run/nodeconform/sandbox/<handler>).
+func handlerOffers(ctx context.Context, e *e2e.Env, handler string) (offering []string, why string) {
+	list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	var reasons []string
+	for _, n := range list.Items {
+		if offered, known := rcx.Offers(n, handler); offered || !known {
+			offering = append(offering, n.Name)
+			continue
+		}
+		reasons = append(reasons, fmt.Sprintf("%s offers %v (%s)", n.Name, rcx.HandlerNames(n), nodeSandboxStatus(ctx, e, n.Name, handler)))
+	}
+	return offering, strings.Join(reasons, "; ")
+}
+
+// nodeSandboxStatus is what the node's sandbox check wrote for handler,
+// or a sentence saying there is none.
+func nodeSandboxStatus(ctx context.Context, e *e2e.Env, node, handler string) string {
+	file := "/run/nodeconform/sandbox/" + handler
+	r, err := e.Nodes.Host(ctx, node, "cat", file)
+	switch {
+	case err != nil:
+		return "node not readable: " + err.Error()
+	case r.ExitCode != 0:
+		return "no " + file + " on the node"
+	}
+	return "node check: " + strings.TrimSpace(r.Stdout)
 }
 
 // installKataConfig applies the seed's KataConfig (checkNodeEligibility)
@@ -353,6 +501,13 @@ func oneContainer() corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: res("50m", "32Mi"), Limits: res("100m", "64Mi")}
 }
 
+// idleContainer sleeps with room to spare under its limit, so the pod
+// cgroup's limit (limit + overhead) never squeezes a sandbox whose
+// overhead is declared too small: the cost is measured, not OOM-killed.
+func idleContainer() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{Requests: res("10m", "16Mi"), Limits: res("100m", "256Mi")}
+}
+
 // twoContainers makes the pod-level sums differ from any one container's.
 func twoContainers() []corev1.ResourceRequirements {
 	return []corev1.ResourceRequirements{
@@ -361,9 +516,9 @@ func twoContainers() []corev1.ResourceRequirements {
 	}
 }
 
-// kataPod is a probe pod of runtimeClass with one container per resource
+// classPod is a probe pod of runtimeClass with one container per resource
 // requirement; node "" leaves placement to the scheduler.
-func kataPod(e *e2e.Env, ns, name, runtimeClass, node string, reqs ...corev1.ResourceRequirements) *corev1.Pod {
+func classPod(e *e2e.Env, ns, name, runtimeClass, node string, reqs ...corev1.ResourceRequirements) *corev1.Pod {
 	p := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: e.ProbeImage})
 	if node != "" {
 		workload.PinToNode(p, node)
@@ -387,11 +542,12 @@ func kataPod(e *e2e.Env, ns, name, runtimeClass, node string, reqs ...corev1.Res
 // scheduledPod requests milliCPU on node through the scheduler.
 func scheduledPod(e *e2e.Env, ns, name, runtimeClass, node string, milliCPU int64) *corev1.Pod {
 	r := corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(milliCPU, resource.DecimalSI), corev1.ResourceMemory: resource.MustParse("16Mi")}
-	return kataPod(e, ns, name, runtimeClass, node, corev1.ResourceRequirements{Requests: r, Limits: r})
+	return classPod(e, ns, name, runtimeClass, node, corev1.ResourceRequirements{Requests: r, Limits: r})
 }
 
 // eachNode runs check on every judged node the RuntimeClass's nodeSelector
-// admits, with that node's cgroup reader and the kubelet's CFS quota.
+// admits, with that node's cgroup reader and the kubelet's CFS quota; a
+// node whose runtime does not offer the handler fails there.
 func eachNode(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass, check func(ctx context.Context, g Gomega, node string, rd *podcgroup.Reader, cfsQuota bool) any) []verdict.Result {
 	GinkgoHelper()
 	var selector map[string]string
@@ -401,8 +557,10 @@ func eachNode(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass, check fu
 	list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	admitted := map[string]bool{}
+	byName := map[string]corev1.Node{}
 	for _, n := range list.Items {
 		admitted[n.Name] = labels.SelectorFromSet(selector).Matches(labels.Set(n.Labels))
+		byName[n.Name] = n
 	}
 	var nodes []string
 	for _, n := range e.NodeNames() {
@@ -413,6 +571,12 @@ func eachNode(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass, check fu
 	Expect(nodes).NotTo(BeEmpty(), "no judged node matches RuntimeClass %s's nodeSelector %v", rc.Name, selector)
 	return verdict.Each(ctx, verdict.Input{Nodes: nodes, Unreachable: e.Unreachable(), Parallel: e.Config.Nodes.MaxParallel},
 		func(ctx context.Context, g Gomega, n string) any {
+			// A node the class admits but whose runtime lacks the handler
+			// fails every pod of the class scheduled there.
+			if offered, known := rcx.Offers(byName[n], rc.Handler); known && !offered {
+				verdict.FailNode(fmt.Sprintf("RuntimeClass %s admits node %s, whose runtime does not offer handler %q (it offers %v; %s)",
+					rc.Name, n, rc.Handler, rcx.HandlerNames(byName[n]), nodeSandboxStatus(ctx, e, n, rc.Handler)))
+			}
 			rd, err := podcgroup.NewReader(ctx, e.Nodes, n)
 			g.Expect(err).NotTo(HaveOccurred())
 			var kc struct {
@@ -421,6 +585,105 @@ func eachNode(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass, check fu
 			g.Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, n, &kc)).To(Succeed())
 			return check(ctx, g, n, rd, kc.CPUCFSQuota == nil || *kc.CPUCFSQuota)
 		})
+}
+
+// podProcesses are the node's processes in the pod's cgroup, from ps.
+func podProcesses(ctx context.Context, g Gomega, e *e2e.Env, node string, p *corev1.Pod) []rcx.Process {
+	ps, err := e.Nodes.MustHost(ctx, node, "ps", "-e", "-ww", "-o", "pid=,rss=,cgroup:4096=,args=")
+	g.Expect(err).NotTo(HaveOccurred())
+	procs := rcx.PodProcesses(ps, string(p.UID))
+	g.Expect(procs).NotTo(BeEmpty(), "no process on %s is in pod %s/%s's cgroup: its sandbox runs outside the cgroup that carries the overhead", node, p.Namespace, p.Name)
+	return procs
+}
+
+// cost is an idle pod's memory on its node: the sandbox's cost.
+type cost struct {
+	CgroupVersion cg.Version `json:"cgroupVersion"`
+	PodCgroup     string     `json:"podCgroup"`
+	// WorkingSet is the highest working set sampled (usage minus inactive
+	// file pages, as the kubelet counts it), in bytes.
+	WorkingSet int64   `json:"workingSetBytes"`
+	WorkingMiB float64 `json:"workingSetMiB"`
+	Samples    []int64 `json:"samples"`
+	// Processes are the pod cgroup's processes, with their RSS.
+	Processes              []rcx.Process `json:"processesInPodCgroup"`
+	DeclaredMemoryOverhead int64         `json:"declaredMemoryOverheadBytes"`
+}
+
+// sandboxCost runs p and samples its pod cgroup's working set once per
+// poll interval for runtimeClass.sandboxSettle.
+func sandboxCost(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader, p *corev1.Pod) cost {
+	got := runG(ctx, g, e, p)
+	podPath, err := rd.PodPath(ctx, got, "memory")
+	g.Expect(err).NotTo(HaveOccurred())
+	dir := cg.Dir(rd.Version, "memory", podPath)
+	usageFile, statFile := cg.MemoryUsageFiles(rd.Version)
+	c := cost{CgroupVersion: rd.Version, PodCgroup: dir}
+	deadline := time.Now().Add(e.Config.RuntimeClass.SandboxSettle.Duration)
+	for {
+		usage, err := rd.Cat(ctx, path.Join(dir, usageFile))
+		g.Expect(err).NotTo(HaveOccurred())
+		stat, err := rd.Cat(ctx, path.Join(dir, statFile))
+		g.Expect(err).NotTo(HaveOccurred())
+		ws, err := cg.WorkingSet(rd.Version, usage, stat)
+		g.Expect(err).NotTo(HaveOccurred(), "pod cgroup %s", dir)
+		c.Samples = append(c.Samples, ws)
+		if ws > c.WorkingSet {
+			c.WorkingSet = ws
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			g.Expect(ctx.Err()).NotTo(HaveOccurred())
+		case <-time.After(e.Config.Intervals.Poll.Duration):
+		}
+	}
+	c.WorkingMiB = float64(c.WorkingSet) / (1 << 20)
+	c.Processes = podProcesses(ctx, g, e, rd.Node, got)
+	return c
+}
+
+// isolation runs p on node and classifies it from the kernel identity
+// both sides report and the node's processes (recorded as evidence).
+func isolation(ctx context.Context, e *e2e.Env, rd *podcgroup.Reader, p *corev1.Pod, node string) rcx.Isolation {
+	GinkgoHelper()
+	got := run(ctx, e, p)
+	read := func(file string) string {
+		var r probeapi.Read
+		Expect(workload.ExecJSON(ctx, e.Klient, got.Namespace, got.Name, []string{"read", file}, &r)).To(Succeed())
+		return strings.TrimSpace(r.Content)
+	}
+	host := func(file string) string {
+		out, err := rd.Cat(ctx, file)
+		Expect(err).NotTo(HaveOccurred())
+		return out
+	}
+	pod := rcx.Kernel{BootID: read("/proc/sys/kernel/random/boot_id"), Cmdline: read("/proc/cmdline"), Version: read("/proc/version")}
+	nodeK := rcx.Kernel{BootID: host("/proc/sys/kernel/random/boot_id"), Cmdline: host("/proc/cmdline"), Version: host("/proc/version")}
+	ps, err := e.Nodes.MustHost(ctx, node, "ps", "-e", "-o", "args=")
+	Expect(err).NotTo(HaveOccurred())
+	iso := rcx.Classify(pod, nodeK, ps)
+	var class string
+	if got.Spec.RuntimeClassName != nil {
+		class = *got.Spec.RuntimeClassName
+	}
+	evidence.Record("isolation", map[string]any{"pod": pod, "node": nodeK, "nodeName": node, "runtimeClass": class, "isolation": iso})
+	return iso
+}
+
+// firstWorker is the first untainted worker by name (else the first node).
+func firstWorker(ctx context.Context, e *e2e.Env) string {
+	nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
+	for _, n := range nodes.Items {
+		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && len(n.Spec.Taints) == 0 {
+			return n.Name
+		}
+	}
+	return nodes.Items[0].Name
 }
 
 func containsText(list []string, sub string) bool {
@@ -499,10 +762,11 @@ func nodeCPU(ctx context.Context, e *e2e.Env, node string) (alloc, used int64) {
 	return alloc, used
 }
 
-// nodeFor picks the node the suite's pods run on: one the RuntimeClass's
-// own scheduling admits (the OpenShift operator restricts kata to its
-// nodes, and the kubelet refuses a pinned pod whose merged nodeSelector
-// does not match), preferring untainted workers, by name.
+// nodeFor picks the node a class's single-node specs run on: one the
+// RuntimeClass's own scheduling admits (the OpenShift operator restricts
+// kata to its nodes, and the kubelet refuses a pinned pod whose merged
+// nodeSelector does not match) and whose runtime offers the handler,
+// preferring untainted workers, by name.
 func nodeFor(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass) string {
 	nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	Expect(err).NotTo(HaveOccurred())
@@ -515,12 +779,15 @@ func nodeFor(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass) string {
 		if !labels.SelectorFromSet(selector).Matches(labels.Set(n.Labels)) {
 			continue
 		}
+		if offered, known := rcx.Offers(n, rc.Handler); known && !offered {
+			continue
+		}
 		all = append(all, n.Name)
 		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && len(n.Spec.Taints) == 0 {
 			workers = append(workers, n.Name)
 		}
 	}
-	Expect(all).NotTo(BeEmpty(), "no node matches RuntimeClass %s's nodeSelector %v", rc.Name, selector)
+	Expect(all).NotTo(BeEmpty(), "no node matches RuntimeClass %s's nodeSelector %v and offers handler %q", rc.Name, selector, rc.Handler)
 	sort.Strings(workers)
 	sort.Strings(all)
 	if len(workers) > 0 {
