@@ -349,7 +349,12 @@ func JudgeSandboxMemory(usedBytes, overheadBytes int64, margin float64) string {
 		mib(usedBytes), mib(overheadBytes), margin*100, mib(allowed))
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
+func mib(b int64) string {
+	if b < 1<<20 {
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
+}
 
 // JudgeIsolation turns Classify's decision into a verdict for a class:
 // a contradiction fails; a shared kernel fails where the class must be

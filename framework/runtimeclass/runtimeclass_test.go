@@ -306,6 +306,7 @@ func TestJudgeSandboxMemory(t *testing.T) {
 		{used: 111 * mi, overhead: 100 * mi, fail: "110.0MiB"}, // past it
 		{used: 60 * mi, overhead: mi, fail: "more than the declared memory overhead 1.0MiB"},
 		{used: 2 * mi, overhead: 0, fail: "declares no memory overhead"},
+		{used: 1400 << 10, overhead: 64 << 10, fail: "overhead 64KiB plus 10% (70KiB)"},
 	} {
 		got := JudgeSandboxMemory(c.used, c.overhead, 0.10)
 		if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
