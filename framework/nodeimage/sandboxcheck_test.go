@@ -74,3 +74,32 @@ func TestSandboxCheck(t *testing.T) {
 		}
 	})
 }
+
+// The wrapper turns the kubelet's systemd cgroup name into the absolute
+// path systemd and runc would use, so runsc joins the pod's cgroup on v1.
+func TestRunscWrapperExpandsSystemdCgroupsPath(t *testing.T) {
+	bundle := t.TempDir()
+	config := `{"ociVersion":"1.2.1","linux":{"cgroupsPath":"kubelet-kubepods-burstable-pod6f1d2c4e_9b0a_4c3d_8e7f_0a1b2c3d4e5f.slice:cri-containerd:abc123","namespaces":[]}}`
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The stand-in prints its arguments and the path runsc would be given.
+	fake := fakeRunsc(t, `echo "args: $*"; grep -o '"cgroupsPath":"[^"]*"' "$5/config.json"`)
+	c := exec.Command("bash", "files/usr/local/bin/runsc-nodeconform", "--root", "/run/x", "create", "--bundle", bundle, "abc123")
+	c.Env = append(os.Environ(), "NODECONFORM_RUNSC="+fake)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := `"cgroupsPath":"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod6f1d2c4e_9b0a_4c3d_8e7f_0a1b2c3d4e5f.slice/cri-containerd-abc123.scope"`
+	if !strings.Contains(string(out), want) || !strings.Contains(string(out), "args: --root /run/x create --bundle "+bundle+" abc123") {
+		t.Errorf("got:\n%s\nwant the arguments unchanged and %s", out, want)
+	}
+	// A cgroupfs path (no slice) is left alone, and so is every other command.
+	os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"linux":{"cgroupsPath":"/kubepods/burstable/podx/abc"}}`), 0o644)
+	c = exec.Command("bash", "files/usr/local/bin/runsc-nodeconform", "--root", "/run/x", "create", "--bundle", bundle, "abc123")
+	c.Env = append(os.Environ(), "NODECONFORM_RUNSC="+fake)
+	if out, err := c.CombinedOutput(); err != nil || !strings.Contains(string(out), `"cgroupsPath":"/kubepods/burstable/podx/abc"`) {
+		t.Errorf("cgroupfs path changed: %v\n%s", err, out)
+	}
+}
