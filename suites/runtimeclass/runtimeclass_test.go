@@ -740,19 +740,29 @@ func podsOn(ctx context.Context, e *e2e.Env, node string) []corev1.Pod {
 	return list.Items
 }
 
-// waitNoTerminating waits until no pod on node is being deleted: the
-// scheduler still counts such pods, and their going would free CPU in
-// the middle of the capacity spec.
+// waitNoTerminating waits until no pod on node is being deleted, or sits
+// in a namespace being deleted (an earlier spec's, whose pods the
+// namespace controller has not reached yet): the scheduler still counts
+// such pods, and their going would free CPU in the middle of the
+// capacity spec.
 func waitNoTerminating(ctx context.Context, e *e2e.Env, node string) {
 	e.Eventually(ctx, func(ctx context.Context) []string {
+		nss, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return []string{err.Error()}
+		}
+		going := map[string]bool{}
+		for _, n := range nss.Items {
+			going[n.Name] = n.DeletionTimestamp != nil
+		}
 		var out []string
 		for _, p := range podsOn(ctx, e, node) {
-			if p.DeletionTimestamp != nil {
+			if p.DeletionTimestamp != nil || going[p.Namespace] {
 				out = append(out, p.Namespace+"/"+p.Name)
 			}
 		}
 		return out
-	}, e.Config.Timeouts.NamespaceDeletion.Duration).Should(BeEmpty())
+	}, e.Config.Timeouts.NamespaceDeletion.Duration).Should(BeEmpty(), "pods on %s still going away", node)
 }
 
 // nodeCPU is the node's allocatable CPU and what the scheduler has already
