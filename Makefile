@@ -62,7 +62,7 @@ verify-readonly: cluster
 # Also: a CFS-quota misconfiguration on each worker in turn, and a worker
 # that cannot start pods, are findings on exactly that node.
 findings-e2e: cluster
-	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing' -v ./framework/runner/
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing' -v ./framework/runner/
 
 # SIGINT while a suite waits for a kubelet or containerd it restarted
 # (CFS-quota control, encapsulation apply, its revert): every node is as
@@ -85,7 +85,10 @@ prodlike-e2e: images
 # The cgroup v2 VM worker (QEMU, Debian's kernel with the unified
 # hierarchy) joined to the lab cluster, then the suites (VM_SUITES, empty:
 # every suite) on all nodes: the v1 kind nodes and the v2 VM, judged with
-# the VM profile. The VM is stopped afterwards, pass or fail. On a cgroup
+# the VM profile; then a runtime that ignores the pod's CPU request and
+# memory limit on worker 2 and on the VM, behind the suites' back: the
+# limit-file check must fail on both (v1 cpu.shares, v2 cpu.weight and
+# memory.max). The VM is stopped afterwards, pass or fail. On a cgroup
 # v2 host the kind nodes are v2 themselves: no VM, `make e2e` covers it.
 VM_REPORT_DIR ?= $(REPORT_DIR)/vm
 VM_PROFILE ?= kindconfigs/vm-profile.yaml
@@ -98,7 +101,8 @@ vm-e2e: images
 	trap '$(BIN) vm down' EXIT; \
 	$(BIN) vm up && \
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 5m -run TestEntrypointDelegatesOnV2 -v ./framework/vmnode/ && \
-	$(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(VM_PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES))
+	$(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(VM_PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES)) && \
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 25m -run TestRuntimeIgnoringResources -v ./framework/runner/
 
 # CI runs every suite with the VM joined (README: "Targets and what CI
 # runs"): the v1 kind nodes and the v2 VM judged in one run. CI_VM_SUITES

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -162,8 +161,8 @@ func setKubeletFlag(ctx context.Context, t *testing.T, cs kubernetes.Interface, 
 	const file, saved = "/etc/default/kubelet", "/etc/default/kubelet.nodeconform-test"
 	sh := func(script string) {
 		t.Helper()
-		if out, err := exec.CommandContext(ctx, "docker", "exec", node, "sh", "-c", script).CombinedOutput(); err != nil {
-			t.Fatalf("%s on %s: %v %s", script, node, err, out)
+		if err := dockerExec(ctx, node, script); err != nil {
+			t.Fatal(err)
 		}
 	}
 	wait := func(what string, ok func(nodestate.Kubelet) bool) {
@@ -311,8 +310,8 @@ func TestMisconfiguredWorker(t *testing.T) {
 					if c.after == "" {
 						return
 					}
-					if out, err := exec.CommandContext(ctx, "docker", "exec", w, "sh", "-c", c.after).CombinedOutput(); err != nil {
-						t.Errorf("clean %s after %s: %v %s", w, c.flag, err, out)
+					if err := dockerExec(ctx, w, c.after); err != nil {
+						t.Errorf("clean %s after %s: %v", w, c.flag, err)
 					}
 				}()
 				res := runSuites(ctx, t, dir, c.name+"-"+w, Options{Profile: labProfile(), Suites: []string{"cgroups"}, Focus: c.focus})

@@ -154,10 +154,25 @@ func NormalizeValue(v string) string {
 // detected: openat2 fsmount:fscontext:proc/./sys/net/ipv4/x: no such file
 // or directory". Both name the file under sys/.
 func NamesMissingFile(msg, name string) bool {
-	return strings.Contains(msg, "sys/"+strings.ReplaceAll(name, ".", "/")+":") && strings.Contains(msg, "no such file or directory")
+	return strings.Contains(msg, strings.TrimPrefix(ProcPath(name), "/proc/")+":") && strings.Contains(msg, "no such file or directory")
 }
 
-// ProcPath is the /proc/sys file of a sysctl name.
+// ProcPath is the /proc/sys file of a sysctl name. Kubernetes accepts
+// both of sysctl(8)'s notations: a name whose first separator is a slash
+// is the path itself (kernel/shm_rmid_forced, net/ipv4/conf/eno2.100/rp_filter,
+// where a dot is part of a component); in a dotted name a slash stands
+// for a dot in the path (net.ipv4.conf.eno2/100.rp_filter).
 func ProcPath(name string) string {
-	return "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	if i := strings.IndexAny(name, "./"); i >= 0 && name[i] == '/' {
+		return "/proc/sys/" + name
+	}
+	return "/proc/sys/" + strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, name)
 }

@@ -63,8 +63,18 @@ func TestMismatches(t *testing.T) {
 }
 
 func TestHelpers(t *testing.T) {
-	if NormalizeValue("1100\t60999\n") != "1100 60999" || ProcPath("kernel.sem") != "/proc/sys/kernel/sem" {
-		t.Fatal("helpers")
+	if NormalizeValue("1100\t60999\n") != "1100 60999" {
+		t.Fatal("NormalizeValue")
+	}
+	for name, want := range map[string]string{
+		"kernel.sem":                       "/proc/sys/kernel/sem",
+		"kernel/shm_rmid_forced":           "/proc/sys/kernel/shm_rmid_forced",
+		"net/ipv4/conf/eno2.100/rp_filter": "/proc/sys/net/ipv4/conf/eno2.100/rp_filter",
+		"net.ipv4.conf.eno2/100.rp_filter": "/proc/sys/net/ipv4/conf/eno2.100/rp_filter",
+	} {
+		if got := ProcPath(name); got != want {
+			t.Errorf("ProcPath(%q) = %q, want %q", name, got, want)
+		}
 	}
 }
 

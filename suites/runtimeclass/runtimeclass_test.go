@@ -336,6 +336,40 @@ func describeMechanics() {
 			Expect(err.Error()).To(ContainSubstring("conflict"))
 		})
 
+		// The RuntimeClass admission plugin, not the node, must refuse a
+		// pod naming a class that does not exist, or no longer does; the
+		// same pod naming the class while it exists is the control.
+		It("rejects at admission a pod naming a RuntimeClass that does not exist, or was deleted", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-absent", "")
+			rejected := func(class string) string {
+				GinkgoHelper()
+				_, err := dryRun(ctx, e, classPod(e, ns, "absent", class, "", oneContainer()))
+				Expect(err).To(HaveOccurred(), "a pod naming the absent RuntimeClass %s was admitted", class)
+				Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden from admission: %v", err)
+				Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("RuntimeClass %q not found", class)))
+				return err.Error()
+			}
+			evidence.Record("neverExisted", rejected("nodeconform-absent-"+e.RunID))
+			e.SkipInVerify("the deleted case creates and deletes a RuntimeClass (cluster-scoped)")
+			name := "nodeconform-deleted-" + e.RunID
+			createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Handler: handler})
+			_, err := dryRun(ctx, e, classPod(e, ns, "present", name, "", oneContainer()))
+			Expect(err).NotTo(HaveOccurred(), "a pod naming the existing RuntimeClass %s was refused", name)
+			Expect(e.Clientset.NodeV1().RuntimeClasses().Delete(ctx, name, metav1.DeleteOptions{})).To(Succeed())
+			e.Eventually(ctx, func(ctx context.Context) bool {
+				_, err := e.Clientset.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err)
+			}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue(), "RuntimeClass %s still exists after its deletion", name)
+			// The admission plugin reads RuntimeClasses from an informer:
+			// the deletion reaches it shortly after the API says so.
+			var last error
+			e.Eventually(ctx, func(ctx context.Context) bool {
+				_, last = dryRun(ctx, e, classPod(e, ns, "deleted", name, "", oneContainer()))
+				return last != nil
+			}, e.Config.Timeouts.PodReady.Duration).Should(BeTrue(), "a pod naming the deleted RuntimeClass %s is still admitted", name)
+			evidence.Record("deleted", rejected(name))
+		})
+
 		It("fails sandbox creation for an unknown handler with an event naming it", func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 			const missingHandler = "nodeconform-missing"

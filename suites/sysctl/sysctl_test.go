@@ -173,6 +173,43 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		evidence.Record("sysctls/"+node, checkRuns(ctx, Default, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}}))
 	})
 
+	// sysctl(8)'s other notation: the kubelet and runtime must translate
+	// kernel/shm_rmid_forced to its file. The requested value is the
+	// opposite of the node's, so a runtime that skipped it fails.
+	It("applies a sysctl named with slashes (kernel/shm_rmid_forced) on every node", func(ctx SpecContext) {
+		ns := e.Namespace(ctx, "sysctl-slash", "privileged")
+		const name = "kernel/shm_rmid_forced"
+		judge(ctx, "a slash-separated sysctl name applied in the pod", func(ctx context.Context, g Gomega, node string) any {
+			value := "1"
+			if readAllOnNode(ctx, g, e, node, []corev1.Sysctl{{Name: name}})[name] == "1" {
+				value = "0"
+			}
+			return checkRuns(ctx, g, e, ns, "slash-"+node, node, []corev1.Sysctl{{Name: name, Value: value}})
+		})
+	})
+
+	// API validation (not the kubelet) refuses malformed names; the valid
+	// names in the same pod must not be named, and the pod without the
+	// malformed ones must be accepted, or the rejection proves nothing.
+	It("rejects malformed sysctl names at validation, naming each, and accepts the well-formed ones", func(ctx SpecContext) {
+		ns := e.Namespace(ctx, "sysctl-invalid", "privileged")
+		valid := []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "kernel/shmmax", Value: "100000000"}, {Name: "safe-and-unsafe", Value: "1"}}
+		invalid := []corev1.Sysctl{{Name: "foo-", Value: "bar"}, {Name: "bar..", Value: "42"}, {Name: "kernel.", Value: "1"}}
+		dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, podWithSysctls(ns, "invalid", e.ProbeImage, "", append(append([]corev1.Sysctl(nil), valid...), invalid...)), dry)
+		evidence.Record("validation", fmt.Sprint(err))
+		Expect(err).To(HaveOccurred(), "the API server accepted malformed sysctl names")
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid error: %v", err)
+		for _, s := range invalid {
+			Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("Invalid value: %q", s.Name)), "malformed name %q not named", s.Name)
+		}
+		for _, s := range valid {
+			Expect(err.Error()).NotTo(ContainSubstring(fmt.Sprintf("%q", s.Name)), "well-formed name %q named as invalid", s.Name)
+		}
+		_, err = e.Clientset.CoreV1().Pods(ns).Create(ctx, podWithSysctls(ns, "valid", e.ProbeImage, "", valid), dry)
+		Expect(err).NotTo(HaveOccurred(), "the pod with only well-formed sysctl names was refused")
+	})
+
 	It("does not start a pod whose sysctl the kernel does not have, naming the missing /proc/sys file", func(ctx SpecContext) {
 		const missing = "net.ipv4.nodeconform_missing"
 		node := nodeAllowing(nodes, missing)

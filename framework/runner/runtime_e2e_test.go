@@ -1,0 +1,187 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/nodeimage"
+	"github.com/nodeconform/nodeconform/framework/vmnode"
+)
+
+// ignoringRuntime makes a node's default runtime ignore the pod's CPU
+// request and memory limit, as a runtime (or a wrapper in front of it)
+// that drops them from the OCI bundle would: a wrapper deletes
+// linux.resources.cpu.shares and linux.resources.memory.limit from each
+// bundle's config.json and runs the node's runc; a containerd drop-in
+// (the node image imports /run/nodeconform/containerd.d/*.toml) makes it
+// runc's binary; containerd is restarted. Everything lives under /run,
+// and undo removes it. %[1]s is the wrapper's path, %[2]s the drop-in's.
+const ignoringRuntime = `set -e
+real=$(command -v runc)
+mkdir -p "$(dirname %[1]s)" "$(dirname %[2]s)"
+cat > %[1]s <<EOF
+#!/bin/sh
+# nodeconform test (TestRuntimeIgnoringResources): runc without the pod's
+# CPU shares and memory limit.
+prev="" bundle=""
+for a in "\$@"; do
+  case "\$prev" in --bundle|-b) bundle=\$a ;; esac
+  case "\$a" in --bundle=*) bundle=\${a#--bundle=} ;; esac
+  prev=\$a
+done
+if [ -n "\$bundle" ] && [ -f "\$bundle/config.json" ]; then
+  sed -i -e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{ *"limit": *[0-9]*, */"memory":{/' "\$bundle/config.json"
+fi
+exec $real "\$@"
+EOF
+chmod 0755 %[1]s
+cat > %[2]s <<EOF
+version = 3
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+    SystemdCgroup = true
+    BinaryName = "%[1]s"
+EOF
+systemctl restart containerd`
+
+const (
+	ignoringWrapper = "/run/nodeconform-test/runc-ignoring-resources"
+	ignoringDropIn  = "/run/nodeconform/containerd.d/zz-test-runc-ignoring-resources.toml"
+)
+
+// TestRuntimeIgnoringResources proves the cgroups suite's limit-file
+// check on a node whose runtime does not apply the pod's resources, made
+// so behind nodeconform's back on one node per cgroup version (worker 2
+// with docker exec; the cgroup v2 VM, when joined, over ssh): the check
+// must fail on exactly those nodes, naming cpu.shares (v1) or cpu.weight
+// (v2) and the memory limit, and pass on the others. On v2 these are the
+// two files no kubelet setting can unset (cpu.weight, memory.max). Every
+// node is restored (drop-in and wrapper removed, containerd restarted).
+func TestRuntimeIgnoringResources(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make vm-e2e: worker 2 and the VM node)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	type target struct {
+		node, cgroup string
+		sh           func(ctx context.Context, script string) error
+	}
+	w2 := workers(ctx, t, cs)[1]
+	targets := []target{{node: w2, cgroup: "v1", sh: func(ctx context.Context, s string) error { return dockerExec(ctx, w2, s) }}}
+	prof := labProfile()
+	ms, err := vmnode.Attached(vmnode.DefaultStateRoot(nodeimage.DefaultOptions(nil).CacheDir), config.Default().Cluster.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) > 0 {
+		m := ms[0]
+		targets = append(targets, target{node: m.Node, cgroup: "v2", sh: func(ctx context.Context, s string) error {
+			out, err := m.Run(ctx, s)
+			if err != nil {
+				return fmt.Errorf("%s on %s: %v %s", s, m.Node, err, out)
+			}
+			return nil
+		}})
+		prof = filepath.Join(e2e.FindModuleRoot(), "kindconfigs", "vm-profile.yaml")
+	}
+	for _, tg := range targets {
+		t.Cleanup(func() {
+			err := tg.sh(context.Background(), fmt.Sprintf("rm -f %s %s && systemctl restart containerd", ignoringDropIn, ignoringWrapper))
+			if err == nil {
+				err = waitNodeReady(context.Background(), cs, tg.node)
+			}
+			if err != nil {
+				t.Errorf("restore %s: %v", tg.node, err)
+			}
+		})
+		if err := tg.sh(ctx, fmt.Sprintf(ignoringRuntime, ignoringWrapper, ignoringDropIn)); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitNodeReady(ctx, cs, tg.node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runSuites(ctx, t, t.TempDir(), "ignoring-resources", Options{Profile: prof, Suites: []string{"cgroups"}, Focus: []string{"writes limits.cpu, limits.memory, requests.cpu"}})
+	f := failed(res)
+	if len(f) != 1 {
+		t.Fatalf("want the limit-file spec failing, got %d failed: %+v", len(f), f)
+	}
+	msg := f[0].Failure
+	if want := fmt.Sprintf("%d of %d nodes fail", len(targets), len(list.Items)); !strings.Contains(msg, want) {
+		t.Errorf("want %q: %s", want, msg)
+	}
+	for _, tg := range targets {
+		line := ""
+		for _, l := range strings.Split(msg, "\n") {
+			if strings.HasPrefix(l, "node "+tg.node+": ") {
+				line = l
+			}
+		}
+		cpu := "cpu.shares 1024, want 102"
+		if tg.cgroup == "v2" {
+			cpu = "cpu.weight 100, want"
+		}
+		if !strings.Contains(line, cpu) || !strings.Contains(line, "want 67108864") {
+			t.Errorf("node %s (cgroup %s): want %q and the memory limit 67108864 named, got %q", tg.node, tg.cgroup, cpu, line)
+		}
+	}
+}
+
+// waitNodeReady waits until node reports Ready (a restarted runtime
+// takes it NotReady for a moment).
+func waitNodeReady(ctx context.Context, cs kubernetes.Interface, node string) error {
+	return waitNode(ctx, cs, node, func(*corev1.Node) bool { return true })
+}
+
+// waitNode waits up to 3 minutes until node has been Ready and ok(node)
+// for 12 s on end: a kubelet that polled the runtime during its restart
+// reports the node NotReady a few seconds later, and the runs after this
+// must not meet that.
+func waitNode(ctx context.Context, cs kubernetes.Interface, node string, ok func(*corev1.Node) bool) error {
+	const stable = 12 * time.Second
+	deadline := time.Now().Add(3 * time.Minute)
+	var last string
+	var since time.Time
+	for time.Now().Before(deadline) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		good := false
+		if err == nil {
+			ready := false
+			for _, c := range n.Status.Conditions {
+				ready = ready || c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+			}
+			good = ready && ok(n)
+			last = fmt.Sprintf("ready %v, runtime handlers %v", ready, n.Status.RuntimeHandlers)
+		} else {
+			last = err.Error()
+		}
+		switch {
+		case !good:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) >= stable:
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("node %s: not as wanted for %s on end within 3m (last: %s)", node, stable, last)
+}
