@@ -22,11 +22,13 @@ import (
 // ignoringRuntime makes a node's default runtime ignore the pod's CPU
 // request and memory limit, as a runtime (or a wrapper in front of it)
 // that drops them from the OCI bundle would: a wrapper deletes
-// linux.resources.cpu.shares and linux.resources.memory.limit from each
+// linux.resources.cpu.shares and linux.resources.memory (the limit and
+// the swap limit that goes with it) from each
 // bundle's config.json and runs the node's runc; a containerd drop-in
 // (the node image imports /run/nodeconform/containerd.d/*.toml) makes it
-// runc's binary; containerd is restarted. Everything lives under /run,
-// and undo removes it. %[1]s is the wrapper's path, %[2]s the drop-in's.
+// runc's binary; containerd is restarted. The wrapper is not under /run,
+// which kind nodes mount noexec; undo removes both. %[1]s is the
+// wrapper's path, %[2]s the drop-in's.
 const ignoringRuntime = `set -e
 real=$(command -v runc)
 mkdir -p "$(dirname %[1]s)" "$(dirname %[2]s)"
@@ -41,7 +43,7 @@ for a in "\$@"; do
   prev=\$a
 done
 if [ -n "\$bundle" ] && [ -f "\$bundle/config.json" ]; then
-  sed -i -e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{ *"limit": *[0-9]*, */"memory":{/' "\$bundle/config.json"
+  sed -i -e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{[^}]*}/"memory":{}/' "\$bundle/config.json"
 fi
 exec $real "\$@"
 EOF
@@ -57,7 +59,7 @@ EOF
 systemctl restart containerd`
 
 const (
-	ignoringWrapper = "/run/nodeconform-test/runc-ignoring-resources"
+	ignoringWrapper = "/usr/local/libexec/nodeconform-test/runc-ignoring-resources"
 	ignoringDropIn  = "/run/nodeconform/containerd.d/zz-test-runc-ignoring-resources.toml"
 )
 
@@ -100,7 +102,7 @@ func TestRuntimeIgnoringResources(t *testing.T) {
 	}
 	for _, tg := range targets {
 		t.Cleanup(func() {
-			err := tg.sh(context.Background(), fmt.Sprintf("rm -f %s %s && systemctl restart containerd", ignoringDropIn, ignoringWrapper))
+			err := tg.sh(context.Background(), fmt.Sprintf("rm -rf %s %s && systemctl restart containerd", ignoringDropIn, filepath.Dir(ignoringWrapper)))
 			if err == nil {
 				err = waitNodeReady(context.Background(), cs, tg.node)
 			}
