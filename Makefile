@@ -60,7 +60,9 @@ verify-readonly: cluster
 # profile, a captured one, an edited one, and a worker's kubelet
 # allowlist changed behind nodeconform's back (diff shows the drift).
 # Also: a CFS-quota misconfiguration on each worker in turn, and a worker
-# that cannot start pods, are findings on exactly that node.
+# that cannot start pods, are findings on exactly that node; gVisor taken
+# away from one worker, then from every node (the class fails there, then
+# skips with each node's reason).
 findings-e2e: cluster
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing' -v ./framework/runner/
 

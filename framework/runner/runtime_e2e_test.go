@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
@@ -166,10 +167,7 @@ func waitNode(ctx context.Context, cs kubernetes.Interface, node string, ok func
 		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		good := false
 		if err == nil {
-			ready := false
-			for _, c := range n.Status.Conditions {
-				ready = ready || c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
-			}
+			ready := len(cluster.NotReady([]corev1.Node{*n})) == 0
 			good = ready && ok(n)
 			last = fmt.Sprintf("ready %v, runtime handlers %v", ready, n.Status.RuntimeHandlers)
 		} else {
