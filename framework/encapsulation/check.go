@@ -116,24 +116,45 @@ const (
 	Container1 Observer = "container1-bidirectional"
 	Container2 Observer = "container2-hosttocontainer"
 	Container3 Observer = "container3-none"
+	// Container4 names no mountPropagation: the API's default, None.
+	Container4 Observer = "container4-default"
 )
 
 // Observers in report order.
-var Observers = []Observer{Systemd, HostProc, Kubelet, Runtime, Container1, Container2, Container3}
+var Observers = []Observer{Systemd, HostProc, Kubelet, Runtime, Container1, Container2, Container3, Container4}
 
-// Matrix says, per mount ("a" by container 1, "b" by 2, "c" by 3), which
-// observers see it.
+// NodeMount is the matrix row of the mount made on the node itself, in
+// the host (systemd's) mount namespace, after the pod started.
+const NodeMount = "node"
+
+// Matrix says, per mount ("a" by container 1, "b" by 2, "c" by 3, "d" by
+// 4, NodeMount by the node), which observers see it.
 type Matrix map[string]map[Observer]bool
 
-// ExpectedMatrix is the seeds' diagram. Container 1 (Bidirectional) mounts
-// a, container 2 (HostToContainer) b, container 3 (None) c. a reaches
-// systemd and host processes only without encapsulation; it always reaches
-// kubelet, the runtime and container 2. b and c stay in their containers.
+// ExpectedMatrix is the seeds' diagram, with upstream's two further
+// properties (test/e2e/node/mount_propagation.go): the default
+// propagation is None, and a mount made on the node reaches containers.
+// Container 1 (Bidirectional) mounts a, container 2 (HostToContainer) b,
+// container 3 (None) c, container 4 (no propagation named) d. a reaches
+// systemd and host processes only without encapsulation; it always
+// reaches kubelet, the runtime and container 2. b, c and d stay in their
+// containers. The node's mount reaches kubelet, the runtime and the
+// Bidirectional and HostToContainer containers in both columns (kubens'
+// namespace is a slave of the host's), never the None and default ones.
 func ExpectedMatrix(encapsulated bool) Matrix {
+	only := func(o Observer) map[Observer]bool {
+		m := map[Observer]bool{}
+		for _, x := range Observers {
+			m[x] = x == o
+		}
+		return m
+	}
 	return Matrix{
-		"a": {Systemd: !encapsulated, HostProc: !encapsulated, Kubelet: true, Runtime: true, Container1: true, Container2: true, Container3: false},
-		"b": {Systemd: false, HostProc: false, Kubelet: false, Runtime: false, Container1: false, Container2: true, Container3: false},
-		"c": {Systemd: false, HostProc: false, Kubelet: false, Runtime: false, Container1: false, Container2: false, Container3: true},
+		"a":       {Systemd: !encapsulated, HostProc: !encapsulated, Kubelet: true, Runtime: true, Container1: true, Container2: true, Container3: false, Container4: false},
+		"b":       only(Container2),
+		"c":       only(Container3),
+		"d":       only(Container4),
+		NodeMount: {Systemd: true, HostProc: true, Kubelet: true, Runtime: true, Container1: true, Container2: true, Container3: false, Container4: false},
 	}
 }
 

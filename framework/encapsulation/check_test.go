@@ -98,6 +98,22 @@ func TestMatrix(t *testing.T) {
 	if d := Compare(ExpectedMatrix(false), obs); len(d) != 2 {
 		t.Fatalf("unobserved cell must be reported: %v", d)
 	}
+	// A runtime defaulting to rslave: the default container sees the
+	// node's mount and container 1's.
+	for _, enc := range []bool{false, true} {
+		obs := ExpectedMatrix(enc)
+		obs[NodeMount][Container4], obs["a"][Container4] = true, true
+		if d := Compare(ExpectedMatrix(enc), obs); len(d) != 2 || !strings.Contains(d[0], "container4-default sees it=true, want false") {
+			t.Fatalf("default propagation leak (encapsulated=%v): %v", enc, d)
+		}
+	}
+	// A kubens namespace made private from the host: the node's mount
+	// no longer reaches kubelet, the runtime or HostToContainer.
+	obs = ExpectedMatrix(true)
+	obs[NodeMount][Kubelet], obs[NodeMount][Runtime], obs[NodeMount][Container1], obs[NodeMount][Container2] = false, false, false, false
+	if d := Compare(ExpectedMatrix(true), obs); len(d) != 4 {
+		t.Fatalf("node mount cut off: %v", d)
+	}
 }
 
 // The OpenShift fixtures are exactly the seeds' MachineConfigs.

@@ -20,23 +20,22 @@ import (
 	"github.com/nodeconform/nodeconform/framework/vmnode"
 )
 
-// ignoringRuntime makes a node's default runtime ignore the pod's CPU
-// request and memory limit, as a runtime (or a wrapper in front of it)
-// that drops them from the OCI bundle would: a wrapper deletes
-// linux.resources.cpu.shares and linux.resources.memory (the limit and
-// the swap limit that goes with it) from each
-// bundle's config.json and runs the node's runc; a containerd drop-in
-// (the node image imports /run/nodeconform/containerd.d/*.toml) makes it
-// runc's binary; containerd is restarted. The wrapper is not under /run,
-// which kind nodes mount noexec; undo removes both. %[1]s is the
-// wrapper's path, %[2]s the drop-in's.
-const ignoringRuntime = `set -e
+// wrappedRuntime makes a node's default runtime rewrite each OCI bundle
+// before runc sees it, as a runtime (or a wrapper in front of it) that
+// drops or alters what the kubelet asked for would: a wrapper applies
+// sed expressions to each bundle's config.json and runs the node's runc;
+// a containerd drop-in (the node image imports
+// /run/nodeconform/containerd.d/*.toml) makes it runc's binary;
+// containerd is restarted. The wrapper is not under /run, which kind
+// nodes mount noexec; undo removes both. %[1]s is the wrapper's path,
+// %[2]s the drop-in's, %[3]s what it does (a comment), %[4]s the sed
+// arguments.
+const wrappedRuntime = `set -e
 real=$(command -v runc)
 mkdir -p "$(dirname %[1]s)" "$(dirname %[2]s)"
 cat > %[1]s <<EOF
 #!/bin/sh
-# nodeconform test (TestRuntimeIgnoringResources): runc without the pod's
-# CPU shares and memory limit.
+# nodeconform test: %[3]s
 prev="" bundle=""
 for a in "\$@"; do
   case "\$prev" in --bundle|-b) bundle=\$a ;; esac
@@ -44,7 +43,7 @@ for a in "\$@"; do
   prev=\$a
 done
 if [ -n "\$bundle" ] && [ -f "\$bundle/config.json" ]; then
-  sed -i -e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{[^}]*}/"memory":{}/' "\$bundle/config.json"
+  sed -i %[4]s "\$bundle/config.json"
 fi
 exec $real "\$@"
 EOF
@@ -59,10 +58,29 @@ version = 3
 EOF
 systemctl restart containerd`
 
-const (
-	ignoringWrapper = "/usr/local/libexec/nodeconform-test/runc-ignoring-resources"
-	ignoringDropIn  = "/run/nodeconform/containerd.d/zz-test-runc-ignoring-resources.toml"
-)
+// runtimeWrapper is one wrappedRuntime: where it goes and what it does.
+type runtimeWrapper struct {
+	wrapper, dropIn, what, sed string
+}
+
+// ignoringResources drops linux.resources.cpu.shares and
+// linux.resources.memory (the limit and the swap limit that goes with
+// it) from each bundle.
+var ignoringResources = runtimeWrapper{
+	wrapper: "/usr/local/libexec/nodeconform-test/runc-ignoring-resources",
+	dropIn:  "/run/nodeconform/containerd.d/zz-test-runc-ignoring-resources.toml",
+	what:    "runc without the pod's CPU shares and memory limit (TestRuntimeIgnoringResources)",
+	sed:     `-e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{[^}]*}/"memory":{}/'`,
+}
+
+// install is the script that installs w; uninstall the one that undoes it.
+func (w runtimeWrapper) install() string {
+	return fmt.Sprintf(wrappedRuntime, w.wrapper, w.dropIn, w.what, w.sed)
+}
+
+func (w runtimeWrapper) uninstall() string {
+	return fmt.Sprintf("rm -rf %s %s && systemctl restart containerd", w.dropIn, filepath.Dir(w.wrapper))
+}
 
 // TestRuntimeIgnoringResources proves the cgroups suite's limit-file
 // check on a node whose runtime does not apply the pod's resources, made
@@ -103,7 +121,7 @@ func TestRuntimeIgnoringResources(t *testing.T) {
 	}
 	for _, tg := range targets {
 		t.Cleanup(func() {
-			err := tg.sh(context.Background(), fmt.Sprintf("rm -rf %s %s && systemctl restart containerd", ignoringDropIn, filepath.Dir(ignoringWrapper)))
+			err := tg.sh(context.Background(), ignoringResources.uninstall())
 			if err == nil {
 				err = waitNodeReady(context.Background(), cs, tg.node)
 			}
@@ -111,7 +129,7 @@ func TestRuntimeIgnoringResources(t *testing.T) {
 				t.Errorf("restore %s: %v", tg.node, err)
 			}
 		})
-		if err := tg.sh(ctx, fmt.Sprintf(ignoringRuntime, ignoringWrapper, ignoringDropIn)); err != nil {
+		if err := tg.sh(ctx, ignoringResources.install()); err != nil {
 			t.Fatal(err)
 		}
 		if err := waitNodeReady(ctx, cs, tg.node); err != nil {
@@ -184,4 +202,72 @@ func waitNode(ctx context.Context, cs kubernetes.Interface, node string, ok func
 		time.Sleep(time.Second)
 	}
 	return fmt.Errorf("node %s: not as wanted for %s on end within 3m (last: %s)", node, stable, last)
+}
+
+// ignoringPropagation makes every private bind mount a slave one: a
+// runtime that ignores the None propagation a pod asked for (or the
+// default it left unset).
+var ignoringPropagation = runtimeWrapper{
+	wrapper: "/usr/local/libexec/nodeconform-test/runc-ignoring-propagation",
+	dropIn:  "/run/nodeconform/containerd.d/zz-test-runc-ignoring-propagation.toml",
+	what:    "runc turning rprivate bind mounts into rslave ones (TestRuntimeIgnoringPropagation)",
+	sed:     `-e 's/"rprivate"/"rslave"/g'`,
+}
+
+// TestRuntimeIgnoringPropagation proves the encapsulation suite's
+// propagation matrix, in both columns, on a runtime the suite did not
+// set up: both workers' runc is wrapped, behind nodeconform's back, so
+// that None (and the unset default) become HostToContainer. The mount
+// made on the node, and the Bidirectional container's, must then be
+// reported reaching the None and the default containers, in the
+// un-encapsulated and the encapsulated column; the workers are restored
+// afterwards.
+func TestRuntimeIgnoringPropagation(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	ws := workers(ctx, t, cs)
+	for _, w := range ws {
+		t.Cleanup(func() {
+			err := dockerExec(context.Background(), w, ignoringPropagation.uninstall())
+			if err == nil {
+				err = waitNodeReady(context.Background(), cs, w)
+			}
+			if err != nil {
+				t.Errorf("restore %s: %v", w, err)
+			}
+		})
+		if err := dockerExec(ctx, w, ignoringPropagation.install()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range ws {
+		if err := waitNodeReady(ctx, cs, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := runSuites(ctx, t, t.TempDir(), "ignoring-propagation", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"encapsulation"},
+		Focus: []string{"propagates container mounts as the seeds", "hides Bidirectional container mounts"}})
+	f := failed(res)
+	if len(f) != 2 {
+		t.Fatalf("want both propagation specs failing (un-encapsulated and encapsulated column), got %d failed: %+v", len(f), f)
+	}
+	for _, s := range f {
+		for _, want := range []string{
+			"mount node: container3-none sees it=true, want false",
+			"mount node: container4-default sees it=true, want false",
+			"mount a: container4-default sees it=true, want false",
+		} {
+			if !strings.Contains(s.Failure, want) {
+				t.Errorf("%s: want %q in: %s", s.Name, want, s.Failure)
+			}
+		}
+		// What the runtime did not touch still holds.
+		if strings.Contains(s.Failure, "container2-hosttocontainer") || strings.Contains(s.Failure, "mount b:") {
+			t.Errorf("%s: HostToContainer is not what the runtime broke: %s", s.Name, s.Failure)
+		}
+	}
 }

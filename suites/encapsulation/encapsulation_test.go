@@ -213,7 +213,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			}
 		})
 
-		It("propagates container mounts as the seeds' matrix shows", func(ctx SpecContext) {
+		It("propagates container mounts as the seeds' matrix shows, a mount made on the node to Bidirectional and HostToContainer containers, none by default", func(ctx SpecContext) {
 			// The propagation pod leaves a Bidirectional mount under /run
 			// on the node until cleanup: a change to the node.
 			e.RequireApply("the mount propagation pod")
@@ -281,7 +281,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			}
 		})
 
-		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime", func(ctx SpecContext) {
+		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime, and still passes mounts made on the node to HostToContainer, none by default", func(ctx SpecContext) {
 			e.RequireApply("the mount propagation pod")
 			checkMatrix(ctx, e, matrixNode, kubensenter, true)
 		})
@@ -386,7 +386,7 @@ func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter st
 	// whichever namespace holds them, then remove the directory (and its
 	// parent once empty). Recorded on the node before the pod exists.
 	entry := nodechange.Entry{Node: node.Name, Run: e.RunID, Name: "propagation-" + ns,
-		Undo: fmt.Sprintf("for m in a b c; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir))}
+		Undo: fmt.Sprintf("for m in a b c d %[4]s; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir), enc.NodeMount)}
 	j := e.Journal()
 	Expect(j.Record(ctx, entry)).To(Succeed())
 	DeferCleanup(func(ctx SpecContext) {
@@ -399,17 +399,22 @@ func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter st
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 	})
-	mounts := map[enc.Observer]string{enc.Container1: "a", enc.Container2: "b", enc.Container3: "c"}
+	mounts := map[enc.Observer]string{enc.Container1: "a", enc.Container2: "b", enc.Container3: "c", enc.Container4: "d"}
 	for c, m := range mounts {
 		var r map[string]string
 		Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod.Name, containerName(c), []string{"mount-tmpfs", "/prop/" + m}, &r)).To(Succeed())
 	}
+	// The node's own mount, made in the host namespace once the pod runs:
+	// made before, every container's recursive bind would copy it.
+	nodeDir := hostDir + "/" + enc.NodeMount
+	_, err = e.Nodes.MustHost(ctx, node.Name, "sh", "-c", fmt.Sprintf("mkdir -p %[1]s && mount -t tmpfs -o size=1m nodeconform-node %[1]s", nodeDir))
+	Expect(err).NotTo(HaveOccurred())
 	o, err := node.Observe(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	journald, err := e.Nodes.Processes(ctx, node.Name, nil, []string{"systemd-journal"})
 	Expect(err).NotTo(HaveOccurred())
 	hostPIDs := map[enc.Observer]int{enc.Systemd: 1, enc.HostProc: journald[0].PID, enc.Kubelet: o.KubeletPID, enc.Runtime: o.RuntimePID}
-	observed := enc.Matrix{"a": {}, "b": {}, "c": {}}
+	observed := enc.Matrix{"a": {}, "b": {}, "c": {}, "d": {}, enc.NodeMount: {}}
 	for obs, pid := range hostPIDs {
 		m, err := e.Nodes.Mounts(ctx, node.Name, pid)
 		Expect(err).NotTo(HaveOccurred())
@@ -431,7 +436,7 @@ func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter st
 }
 
 func containerName(o enc.Observer) string {
-	return map[enc.Observer]string{enc.Container1: "c1", enc.Container2: "c2", enc.Container3: "c3"}[o]
+	return map[enc.Observer]string{enc.Container1: "c1", enc.Container2: "c2", enc.Container3: "c3", enc.Container4: "c4"}[o]
 }
 
 func propagationPod(ns, image, node, hostDir string) *corev1.Pod {
@@ -441,17 +446,21 @@ func propagationPod(ns, image, node, hostDir string) *corev1.Pod {
 	pod.Spec.Volumes = []corev1.Volume{{Name: "shared", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &hostPathType}}}}
 	base := pod.Spec.Containers[0]
 	pod.Spec.Containers = nil
-	for name, mode := range map[string]corev1.MountPropagationMode{
-		"c1": corev1.MountPropagationBidirectional,
-		"c2": corev1.MountPropagationHostToContainer,
-		"c3": corev1.MountPropagationNone,
-	} {
+	// c4 names no propagation: the API leaves the field unset and the
+	// kubelet's default applies.
+	for _, name := range []string{"c1", "c2", "c3", "c4"} {
+		mode := map[string]*corev1.MountPropagationMode{
+			"c1": ptr(corev1.MountPropagationBidirectional),
+			"c2": ptr(corev1.MountPropagationHostToContainer),
+			"c3": ptr(corev1.MountPropagationNone),
+		}[name]
 		c := base
 		c.Name = name
-		m := mode
 		c.SecurityContext = &corev1.SecurityContext{Privileged: &privileged}
-		c.VolumeMounts = []corev1.VolumeMount{{Name: "shared", MountPath: "/prop", MountPropagation: &m}}
+		c.VolumeMounts = []corev1.VolumeMount{{Name: "shared", MountPath: "/prop", MountPropagation: mode}}
 		pod.Spec.Containers = append(pod.Spec.Containers, c)
 	}
 	return pod
 }
+
+func ptr[T any](v T) *T { return &v }
