@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	apitypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
@@ -326,6 +328,9 @@ func describeMechanics() {
 				Expect(got.Spec.Tolerations).To(ContainElement(t))
 			}
 			Expect(got.Spec.NodeName).To(Equal(target))
+			// A class without overhead adds none: the pod's overhead stays
+			// unset (upstream's "without PodOverhead").
+			Expect(got.Spec.Overhead).To(BeEmpty(), "a RuntimeClass without overhead gave the pod spec.overhead")
 
 			// A pod whose own nodeSelector contradicts the RuntimeClass's is refused.
 			other := classPod(e, ns, "conflict", sched.Name, "", oneContainer())
@@ -334,6 +339,64 @@ func describeMechanics() {
 			Expect(err).To(HaveOccurred(), "a pod contradicting the RuntimeClass nodeSelector was admitted")
 			evidence.Record("conflict", err.Error())
 			Expect(err.Error()).To(ContainSubstring("conflict"))
+		})
+
+		// The node.k8s.io API itself, as upstream's conformance spec reads
+		// it: every verb, each read back; the immutable handler is the
+		// control (an update changing it must be refused).
+		It("serves the RuntimeClass API: create, get, list, watch, patch, update, delete, deletecollection", func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates RuntimeClasses (cluster-scoped)")
+			rcs := e.Clientset.NodeV1().RuntimeClasses()
+			const opsLabel = "nodeconform.io/api-ops"
+			sel := metav1.ListOptions{LabelSelector: e2e.RunLabel + "=" + e.RunID + "," + opsLabel + "=true"}
+			w, err := rcs.Watch(ctx, sel)
+			Expect(err).NotTo(HaveOccurred(), "watch RuntimeClasses")
+			defer w.Stop()
+			var names []string
+			for _, n := range []string{"a", "b", "c"} {
+				rc := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-api-" + n + "-" + e.RunID,
+					Labels: map[string]string{opsLabel: "true"}}, Handler: handler})
+				names = append(names, rc.Name)
+			}
+			got, err := rcs.Get(ctx, names[0], metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.Handler).To(Equal(handler))
+			list, err := rcs.List(ctx, sel)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(list.Items).To(HaveLen(3), "list by label")
+			patched, err := rcs.Patch(ctx, names[0], apitypes.MergePatchType, []byte(`{"metadata":{"annotations":{"nodeconform.io/patched":"true"}}}`), metav1.PatchOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(patched.Annotations).To(HaveKeyWithValue("nodeconform.io/patched", "true"))
+			patched.Annotations["nodeconform.io/updated"] = "true"
+			updated, err := rcs.Update(ctx, patched, metav1.UpdateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(updated.Annotations).To(HaveKeyWithValue("nodeconform.io/updated", "true"))
+			changed := updated.DeepCopy()
+			changed.Handler = handler + "-changed"
+			_, err = rcs.Update(ctx, changed, metav1.UpdateOptions{})
+			Expect(err).To(HaveOccurred(), "an update changing the handler was accepted: the field must be immutable")
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid: %v", err)
+			evidence.Record("handlerImmutable", err.Error())
+			// The watch saw the three creations and the two changes.
+			seen := map[watch.EventType]int{}
+			deadline := time.After(e.Config.Timeouts.PodReady.Duration)
+			for seen[watch.Added] < 3 || seen[watch.Modified] < 2 {
+				select {
+				case ev, ok := <-w.ResultChan():
+					Expect(ok).To(BeTrue(), "the watch ended early (seen %v)", seen)
+					seen[ev.Type]++
+				case <-deadline:
+					Fail(fmt.Sprintf("the watch saw %v, want 3 ADDED and 2 MODIFIED", seen))
+				}
+			}
+			Expect(rcs.Delete(ctx, names[0], metav1.DeleteOptions{})).To(Succeed())
+			_, err = rcs.Get(ctx, names[0], metav1.GetOptions{})
+			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "RuntimeClass %s after delete: %v", names[0], err)
+			Expect(rcs.DeleteCollection(ctx, metav1.DeleteOptions{}, sel)).To(Succeed())
+			list, err = rcs.List(ctx, sel)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(list.Items).To(BeEmpty(), "RuntimeClasses left after deletecollection")
+			evidence.Record("watched", seen)
 		})
 
 		// The RuntimeClass admission plugin, not the node, must refuse a
