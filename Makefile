@@ -18,7 +18,7 @@ export PATH := $(PATH):/usr/local/go/bin
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(filter-out -trimpath -buildvcs=%,$(GOFLAGS)) -trimpath -buildvcs=false)
 
-.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale clean distclean
+.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale bench-upstream clean distclean
 
 all: build
 
@@ -160,6 +160,14 @@ distclean: clean
 	-docker images -q --filter label=io.nodeconform.key | sort -u | xargs -r docker rmi -f >/dev/null
 	-docker images -q 'nodeconform/*' | sort -u | xargs -r docker rmi -f >/dev/null
 	rm -rf $${NODECONFORM_CACHE:-$$HOME/.cache/nodeconform}
+
+# Upstream's own e2e specs against ours on the default cluster, one area
+# after the other (Sysctls, RuntimeClass, Mount propagation): each side's
+# wall time, specs and the properties both check. Builds upstream's
+# e2e.test at the cluster's version offline first (about 8 minutes and
+# 2 GB the first time, cached by content after). Not part of CI.
+bench-upstream: cluster
+	$(GO) run ./hack/benchupstream --profile $(PROFILE)
 
 # Prints the probe DaemonSet's time to Ready and its memory per node.
 bench-probe:

@@ -28,6 +28,7 @@ func defaultSuitesDir() string {
 
 func newRunCmd(logger log.Logger) *cobra.Command {
 	o := runner.Options{ReportDir: "reports", Timeout: 60 * time.Minute, KeepCluster: true}
+	var timings bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the suites against the default kind cluster (created or reused) or an existing cluster",
@@ -59,6 +60,9 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 				report.Nodes(cmd.OutOrStdout(), res.Specs)
 				report.Timings(cmd.OutOrStdout(), res.Specs, res.SuiteSeconds)
 				report.Costs(cmd.OutOrStdout(), res.Specs, res.SuiteCost)
+				if timings {
+					report.PhaseTimings(cmd.OutOrStdout(), res.Specs, res.SuiteSeconds, res.SuiteCost)
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "reports: %s\n", o.ReportDir)
 			}
 			var ue runner.UsageError
@@ -88,6 +92,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.StringVar(&o.Mode, "mode", "", "apply (change node configuration, revert after) or verify (read-only); default apply on kind, verify on existing clusters")
 	f.IntVar(&o.Procs, "procs", 0, fmt.Sprintf("Ginkgo processes per suite: specs run in parallel, Serial and Ordered containers on one process (default %d here)", runner.DefaultProcs()))
 	f.BoolVar(&o.Quiet, "quiet", false, "only the summary on stdout; suite output goes to <report-dir>/<suite>.log")
+	f.BoolVar(&timings, "timings", false, "print where each suite's time went: binary build, setup, probe start, specs, pod starts, exec round trips, namespace waits, teardown (also in results.json, suiteCost.phases)")
 	f.StringVar(&o.KindConfig, "kind-config", "", "kind config file or name in kindconfigs/ (default: default)")
 	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")
 	f.StringVar(&o.ConfigFile, "config", os.Getenv("NODECONFORM_CONFIG"), "configuration overriding timeouts and expectations")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Figures are one suite's counts (one Ginkgo process, or summed).
@@ -27,7 +28,31 @@ type Figures struct {
 	// PodsCreated counts pods the suite created itself plus the pods of
 	// its DaemonSets and Deployments (made by their controllers).
 	PodsCreated int64 `json:"podsCreated"`
+	// Phases is where the suite's time went, by kind of step (Phase*):
+	// how often, and how long in all. Steps of parallel processes
+	// overlap, so their sum may exceed the wall time.
+	Phases map[string]Phase `json:"phases,omitempty"`
 }
+
+// Phase is the count and total time of one kind of step.
+type Phase struct {
+	Count   int64   `json:"count"`
+	Seconds float64 `json:"seconds"`
+}
+
+// The kinds of step timed. Setup and teardown are the suite's
+// SynchronizedBeforeSuite and AfterSuite; the probe start and the
+// namespace waits fall within them.
+const (
+	PhaseBuild         = "suite binary build"
+	PhaseSetup         = "suite setup"
+	PhaseProbeStart    = "probe DaemonSet start"
+	PhaseSpecs         = "specs"
+	PhasePodReady      = "pod create to Ready"
+	PhaseExec          = "exec round trip"
+	PhaseNamespaceGone = "namespace deletion wait"
+	PhaseTeardown      = "suite teardown"
+)
 
 // Add sums g into f; Nodes is the largest seen.
 func (f *Figures) Add(g Figures) {
@@ -35,6 +60,36 @@ func (f *Figures) Add(g Figures) {
 	f.APIRequests += g.APIRequests
 	f.APIWrites += g.APIWrites
 	f.PodsCreated += g.PodsCreated
+	for k, p := range g.Phases {
+		f.AddPhase(k, p.Count, p.Seconds)
+	}
+}
+
+// AddPhase adds n steps of kind, secs in all.
+func (f *Figures) AddPhase(kind string, n int64, secs float64) {
+	if f.Phases == nil {
+		f.Phases = map[string]Phase{}
+	}
+	p := f.Phases[kind]
+	p.Count += n
+	p.Seconds += secs
+	f.Phases[kind] = p
+}
+
+var (
+	phaseMu sync.Mutex
+	phases  = map[string]Phase{}
+)
+
+// Time records one step of kind that began at start and ends now.
+func Time(kind string, start time.Time) {
+	d := time.Since(start).Seconds()
+	phaseMu.Lock()
+	p := phases[kind]
+	p.Count++
+	p.Seconds += d
+	phases[kind] = p
+	phaseMu.Unlock()
 }
 
 var requests, writes, podCreates, controllerPods atomic.Int64
@@ -78,7 +133,13 @@ func FirstCount(ns string) bool {
 
 // Snapshot returns this process's counts so far.
 func Snapshot(nodes int) Figures {
-	return Figures{Nodes: nodes, APIRequests: requests.Load(), APIWrites: writes.Load(), PodsCreated: podCreates.Load() + controllerPods.Load()}
+	f := Figures{Nodes: nodes, APIRequests: requests.Load(), APIWrites: writes.Load(), PodsCreated: podCreates.Load() + controllerPods.Load()}
+	phaseMu.Lock()
+	for k, p := range phases {
+		f.AddPhase(k, p.Count, p.Seconds)
+	}
+	phaseMu.Unlock()
+	return f
 }
 
 // Write stores f as JSON at path.

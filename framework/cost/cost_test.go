@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"testing"
+	"time"
 )
 
 func TestIsPodCreate(t *testing.T) {
@@ -48,17 +50,28 @@ func TestTransportCountsAndCollectSums(t *testing.T) {
 	}
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "cgroups.cost")
-	if err := Write(prefix+".1.json", Figures{Nodes: 3, APIRequests: 10, APIWrites: 4, PodsCreated: 5}); err != nil {
+	if err := Write(prefix+".1.json", Figures{Nodes: 3, APIRequests: 10, APIWrites: 4, PodsCreated: 5, Phases: map[string]Phase{PhaseExec: {Count: 2, Seconds: 0.5}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(prefix+".2.json", Figures{Nodes: 3, APIRequests: 1, PodsCreated: 1}); err != nil {
+	if err := Write(prefix+".2.json", Figures{Nodes: 3, APIRequests: 1, PodsCreated: 1, Phases: map[string]Phase{PhaseExec: {Count: 1, Seconds: 0.25}, PhasePodReady: {Count: 1, Seconds: 2}}}); err != nil {
 		t.Fatal(err)
 	}
 	sum, ok, err := Collect(prefix)
-	if err != nil || !ok || sum != (Figures{Nodes: 3, APIRequests: 11, APIWrites: 4, PodsCreated: 6}) {
+	want := Figures{Nodes: 3, APIRequests: 11, APIWrites: 4, PodsCreated: 6, Phases: map[string]Phase{PhaseExec: {Count: 3, Seconds: 0.75}, PhasePodReady: {Count: 1, Seconds: 2}}}
+	if err != nil || !ok || !reflect.DeepEqual(sum, want) {
 		t.Fatalf("Collect = %+v %v %v", sum, ok, err)
 	}
 	if _, ok, _ := Collect(prefix); ok {
 		t.Error("Collect left its files")
+	}
+}
+
+func TestTimeAccumulates(t *testing.T) {
+	before := Snapshot(0).Phases[PhaseNamespaceGone]
+	Time(PhaseNamespaceGone, time.Now().Add(-2*time.Second))
+	Time(PhaseNamespaceGone, time.Now().Add(-time.Second))
+	got := Snapshot(0).Phases[PhaseNamespaceGone]
+	if got.Count-before.Count != 2 || got.Seconds-before.Seconds < 3 || got.Seconds-before.Seconds > 3.5 {
+		t.Fatalf("phase %+v after %+v, want 2 more steps, about 3 s more", got, before)
 	}
 }

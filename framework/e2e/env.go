@@ -293,7 +293,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	// DaemonSet must never outlive a failed setup.
 	fail := func(err error) ([]byte, error) {
 		stopOwner(sh.RunID)
-		if _, derr := removeRun(context.WithoutCancel(ctx), cs, dyn, sh.RunID, false, cfg.Timeouts.NamespaceDeletion.Duration); derr != nil {
+		if _, derr := removeRun(context.WithoutCancel(ctx), cs, dyn, sh.RunID, removal{Timeout: cfg.Timeouts.NamespaceDeletion.Duration}); derr != nil {
 			err = fmt.Errorf("%w; and removing this run's objects failed: %v", err, derr)
 		}
 		return nil, err
@@ -302,11 +302,13 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	// a dead run: that run's node journal must be replayed now, since its
 	// owner namespace (the sign that it may have one) is gone.
 	if o.nodeAccess || len(sh.Swept) > 0 {
+		probeStart := time.Now()
 		probes, err := nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
 			Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
 		if err != nil {
 			return fail(err)
 		}
+		cost.Time(cost.PhaseProbeStart, probeStart)
 		probes.ReadOnly = readOnly
 		sh.ProbeNS, sh.ProbeReady, sh.ProbeProblems = probes.Namespace, probes.ReadyAfter, probes.Problems
 		logger.V(0).Infof("probe ready on %d nodes in %s", probes.Ready(), probes.ReadyAfter.Round(100*time.Millisecond))
@@ -341,7 +343,7 @@ func Abandon(ctx context.Context, data []byte) error {
 	if err != nil {
 		cfg = config.Default()
 	}
-	_, err = removeRun(ctx, cs, dyn, sh.RunID, false, cfg.Timeouts.NamespaceDeletion.Duration)
+	_, err = removeRun(ctx, cs, dyn, sh.RunID, removal{Timeout: cfg.Timeouts.NamespaceDeletion.Duration})
 	return err
 }
 

@@ -123,13 +123,32 @@ func RemoveLeftovers(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	_, err = removeRun(ctx, e.Clientset, dyn, e.RunID, false, e.Config.Timeouts.NamespaceDeletion.Duration)
+	_, err = removeRun(ctx, e.Clientset, dyn, e.RunID, removal{NoWait: os.Getenv(DeferNamespaceWaitEnv) != "", Timeout: e.Config.Timeouts.NamespaceDeletion.Duration})
 	return err
 }
 
-// removeRun deletes (or, reportOnly, lists) the namespaces and
-// cluster-scoped objects labelled with run, and returns what they were.
-func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, run string, reportOnly bool, timeout time.Duration) ([]string, error) {
+// DeferNamespaceWaitEnv, set by the runner, lets a suite's end delete its
+// namespaces without waiting until they are gone: the runner waits once,
+// after its last suite (WaitNamespacesGone), so that namespace teardown
+// is off each suite's critical path and nothing is left behind.
+const DeferNamespaceWaitEnv = "NODECONFORM_DEFER_NAMESPACE_WAIT"
+
+// removal says how removeRun removes a run.
+type removal struct {
+	// ReportOnly lists without deleting.
+	ReportOnly bool
+	// NoWait deletes without waiting for the namespaces to be gone.
+	NoWait bool
+	// SkipTerminating leaves namespaces already being deleted alone: a
+	// runner's deferred deletions, which it waits for itself.
+	SkipTerminating bool
+	Timeout         time.Duration
+}
+
+// removeRun deletes (or lists) the namespaces and cluster-scoped objects
+// labelled with run, and returns what they were.
+func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, run string, how removal) ([]string, error) {
+	reportOnly, timeout := how.ReportOnly, how.Timeout
 	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + run}
 	var found []string
 	for _, gvr := range runScopedKinds {
@@ -150,15 +169,30 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 			}
 		}
 	}
-	list, err := cs.CoreV1().Namespaces().List(ctx, sel)
+	all, err := cs.CoreV1().Namespaces().List(ctx, sel)
 	if err != nil {
 		return found, err
 	}
-	for _, ns := range list.Items {
+	list := all.DeepCopy()
+	list.Items = nil
+	for _, ns := range all.Items {
+		if how.SkipTerminating && ns.DeletionTimestamp != nil {
+			continue
+		}
+		list.Items = append(list.Items, ns)
 		found = append(found, "namespace/"+ns.Name)
 	}
 	if reportOnly {
 		return found, nil
+	}
+	if how.NoWait {
+		var errs []error
+		for _, ns := range list.Items {
+			if err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete namespace %s: %w", ns.Name, err))
+			}
+		}
+		return found, errors.Join(errs...)
 	}
 	// Namespaces go in parallel: each waits for its pods to terminate.
 	errs := make([]error, len(list.Items))
@@ -247,5 +281,36 @@ func writeCost(e *Env) {
 	path := fmt.Sprintf("%s.%d.json", prefix, ginkgo.GinkgoParallelProcess())
 	if err := cost.Write(path, cost.Snapshot(nodes)); err != nil {
 		fmt.Fprintf(ginkgo.GinkgoWriter, "cost figures not written: %v\n", err)
+	}
+}
+
+// WaitNamespacesGone waits until no namespace of any nodeconform run is
+// being deleted (the runner's deferred deletions), polling every poll,
+// and names those still there after timeout.
+func WaitNamespacesGone(ctx context.Context, cs kubernetes.Interface, timeout, poll time.Duration) error {
+	defer cost.Time(cost.PhaseNamespaceGone, time.Now())
+	deadline := time.Now().Add(timeout)
+	for {
+		list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: RunLabel})
+		if err != nil {
+			return fmt.Errorf("list the runs' namespaces: %w", err)
+		}
+		var left []string
+		for _, ns := range list.Items {
+			if ns.DeletionTimestamp != nil {
+				left = append(left, ns.Name)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("namespaces still being deleted %s after the last suite: %s (nodeconform cleanup removes what is left)", timeout, strings.Join(left, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for namespaces %s to be deleted: %w", strings.Join(left, ", "), ctx.Err())
+		case <-time.After(poll):
+		}
 	}
 }

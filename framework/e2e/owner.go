@@ -173,7 +173,10 @@ func Sweep(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, 
 	}
 	var found []string
 	for _, r := range dead {
-		f, err := removeRun(ctx, cs, dyn, r, reportOnly, cfg.Timeouts.NamespaceDeletion.Duration)
+		// Namespaces already being deleted are a runner's deferred
+		// deletions (it waits for them) or stuck: the runner's final
+		// wait names those.
+		f, err := removeRun(ctx, cs, dyn, r, removal{ReportOnly: reportOnly, SkipTerminating: true, Timeout: cfg.Timeouts.NamespaceDeletion.Duration})
 		for _, x := range f {
 			found = append(found, "run "+r+": "+x)
 		}

@@ -239,6 +239,55 @@ func suiteOrder(specs []Spec) []string {
 	return out
 }
 
+// AddSuitePhases adds the suite's setup, specs and teardown times, read
+// from its Ginkgo reports, to f: setup and teardown as the slowest
+// process had them (the others wait for it), the specs summed.
+func AddSuitePhases(f *cost.Figures, reports []types.Report) {
+	var setup, teardown time.Duration
+	var specs time.Duration
+	var n int64
+	for _, r := range reports {
+		for _, sr := range r.SpecReports {
+			switch sr.LeafNodeType {
+			case types.NodeTypeSynchronizedBeforeSuite, types.NodeTypeBeforeSuite:
+				setup = max(setup, sr.RunTime)
+			case types.NodeTypeSynchronizedAfterSuite, types.NodeTypeAfterSuite:
+				teardown = max(teardown, sr.RunTime)
+			case types.NodeTypeIt:
+				if sr.State != types.SpecStateSkipped || sr.RunTime > 0 {
+					specs += sr.RunTime
+					n++
+				}
+			}
+		}
+	}
+	f.AddPhase(cost.PhaseSetup, 1, setup.Seconds())
+	f.AddPhase(cost.PhaseSpecs, n, specs.Seconds())
+	f.AddPhase(cost.PhaseTeardown, 1, teardown.Seconds())
+}
+
+// phaseOrder is the order PhaseTimings prints the phases in.
+var phaseOrder = []string{cost.PhaseBuild, cost.PhaseSetup, cost.PhaseProbeStart, cost.PhaseSpecs, cost.PhasePodReady, cost.PhaseExec, cost.PhaseNamespaceGone, cost.PhaseTeardown}
+
+// PhaseTimings prints, per suite, its wall time and where it went
+// (count, total and mean of each kind of step).
+func PhaseTimings(w io.Writer, specs []Spec, seconds map[string]float64, costs map[string]cost.Figures) {
+	for _, suite := range suiteOrder(specs) {
+		c, ok := costs[suite]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "timings %s: wall %.1fs\n", suite, seconds[suite])
+		for _, k := range phaseOrder {
+			p, ok := c.Phases[k]
+			if !ok || p.Count == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  %-26s %4d× %7.1fs  (mean %.2fs)\n", k, p.Count, p.Seconds, p.Seconds/float64(p.Count))
+		}
+	}
+}
+
 // Costs prints what each suite asked of the cluster, in run order.
 func Costs(w io.Writer, specs []Spec, costs map[string]cost.Figures) {
 	if len(costs) == 0 {

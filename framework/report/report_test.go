@@ -118,3 +118,40 @@ func TestCostsInRunOrder(t *testing.T) {
 		t.Errorf("no costs must print nothing, got %q", b.String())
 	}
 }
+
+func TestAddSuitePhasesAndPrint(t *testing.T) {
+	s := time.Second
+	reports := []types.Report{
+		{SpecReports: types.SpecReports{
+			{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, RunTime: 3 * s},
+			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "a", State: types.SpecStatePassed, RunTime: 2 * s},
+			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "filtered", State: types.SpecStateSkipped},
+			{LeafNodeType: types.NodeTypeSynchronizedAfterSuite, RunTime: 7 * s},
+		}},
+		{SpecReports: types.SpecReports{
+			{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, RunTime: 2 * s},
+			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "b", State: types.SpecStateFailed, RunTime: 4 * s},
+			{LeafNodeType: types.NodeTypeSynchronizedAfterSuite, RunTime: 1 * s},
+		}},
+	}
+	var f cost.Figures
+	f.AddPhase(cost.PhaseExec, 4, 1)
+	AddSuitePhases(&f, reports)
+	want := map[string]cost.Phase{cost.PhaseSetup: {Count: 1, Seconds: 3}, cost.PhaseSpecs: {Count: 2, Seconds: 6}, cost.PhaseTeardown: {Count: 1, Seconds: 7}, cost.PhaseExec: {Count: 4, Seconds: 1}}
+	for k, w := range want {
+		if f.Phases[k] != w {
+			t.Errorf("%s = %+v, want %+v", k, f.Phases[k], w)
+		}
+	}
+	var b bytes.Buffer
+	PhaseTimings(&b, []Spec{{Suite: "sysctl"}}, map[string]float64{"sysctl": 20}, map[string]cost.Figures{"sysctl": f})
+	out := b.String()
+	for _, line := range []string{"timings sysctl: wall 20.0s", "suite setup", "exec round trip               4×     1.0s  (mean 0.25s)", "suite teardown"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("want %q in:\n%s", line, out)
+		}
+	}
+	if strings.Index(out, "suite setup") > strings.Index(out, "suite teardown") {
+		t.Errorf("phases out of order:\n%s", out)
+	}
+}

@@ -321,30 +321,41 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		return res, err
 	}
 	var junits []string
+	ranSuites := 0
 	for _, suite := range o.Suites {
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			return res, fmt.Errorf("--timeout %s reached before suite %s", o.Timeout, suite)
 		}
+		buildStart := time.Now()
 		bin, err := SuiteBinary(ctx, o, suite)
 		if err != nil {
 			return res, err
 		}
+		buildSecs := time.Since(buildStart).Seconds()
 		jsonPath := filepath.Join(o.ReportDir, suite+".json")
 		_ = os.Remove(jsonPath)
 		logger.V(0).Infof("=== suite %s", suite)
 		suiteStart := time.Now()
 		runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
+		ranSuites++
 		if res.SuiteSeconds == nil {
 			res.SuiteSeconds, res.SuiteCost = map[string]float64{}, map[string]cost.Figures{}
 		}
 		res.SuiteSeconds[suite] = time.Since(suiteStart).Seconds()
-		if f, ok, err := cost.Collect(o.costPrefix(suite)); err != nil {
+		f, ok, err := cost.Collect(o.costPrefix(suite))
+		if err != nil {
 			logger.Warnf("suite %s: %v", suite, err)
-		} else if ok {
+		}
+		if ok {
 			res.SuiteCost[suite] = f
 		}
 		reports, err := report.LoadGinkgoJSON(jsonPath)
+		if ok {
+			f.AddPhase(cost.PhaseBuild, 1, buildSecs)
+			report.AddSuitePhases(&f, reports)
+			res.SuiteCost[suite] = f
+		}
 		if err != nil {
 			// No report: the suite binary itself failed (setup crash,
 			// timeout before reporting).
@@ -358,6 +369,10 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			break
 		}
 	}
+	var goneErr error
+	if ranSuites > 0 {
+		goneErr = o.waitNamespacesGone(ctx, clusterName, cfg, logger)
+	}
 	if len(junits) > 0 {
 		if err := report.MergeJUnit(junits, filepath.Join(o.ReportDir, "junit.xml")); err != nil {
 			return res, err
@@ -366,23 +381,17 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	if err := report.Write(filepath.Join(o.ReportDir, "results.json"), res); err != nil {
 		return res, err
 	}
-	return res, ctx.Err()
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return res, goneErr
 }
 
 func (o *Options) checkSelection(ctx context.Context, clusterName string, cfg *config.Config) error {
 	if o.Profile == "" && o.Nodes == "" {
 		return nil
 	}
-	kubeconfig, kctx := o.Kubeconfig, o.Context
-	if kubeconfig == "" {
-		kubeconfig = cluster.DefaultKubeconfigPath(clusterName)
-	}
-	rc, err := cluster.LoadKubeconfig(kubeconfig, kctx)
-	if err != nil {
-		return err
-	}
-	rc.Timeout = cfg.Timeouts.APIReachable.Duration
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := o.clientset(clusterName, cfg)
 	if err != nil {
 		return err
 	}
@@ -392,6 +401,40 @@ func (o *Options) checkSelection(ctx context.Context, clusterName string, cfg *c
 	}
 	_, _, err = e2e.SelectNodes(ctx, cs, prof, o.Nodes)
 	return err
+}
+
+// clientset connects to the run's cluster: --kubeconfig, or the kind
+// cluster's own kubeconfig.
+func (o *Options) clientset(clusterName string, cfg *config.Config) (kubernetes.Interface, error) {
+	kubeconfig, kctx := o.Kubeconfig, o.Context
+	if kubeconfig == "" {
+		kubeconfig = cluster.DefaultKubeconfigPath(clusterName)
+	}
+	rc, err := cluster.LoadKubeconfig(kubeconfig, kctx)
+	if err != nil {
+		return nil, err
+	}
+	rc.Timeout = cfg.Timeouts.APIReachable.Duration
+	return kubernetes.NewForConfig(rc)
+}
+
+// waitNamespacesGone is the one wait for the namespaces every suite
+// deleted at its end without waiting (e2e.DeferNamespaceWaitEnv): after
+// the last suite, even when the run was interrupted.
+func (o *Options) waitNamespacesGone(ctx context.Context, clusterName string, cfg *config.Config, logger log.Logger) error {
+	timeout := cfg.Timeouts.NamespaceDeletion.Duration
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+cfg.Timeouts.APIReachable.Duration)
+	defer cancel()
+	cs, err := o.clientset(clusterName, cfg)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := e2e.WaitNamespacesGone(ctx, cs, timeout, cfg.Intervals.Poll.Duration); err != nil {
+		return err
+	}
+	logger.V(1).Infof("the run's namespaces were gone %s after the last suite", time.Since(start).Round(100*time.Millisecond))
+	return nil
 }
 
 // SuiteBinary compiles a suite from source when the source tree is there
@@ -448,7 +491,7 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 
 func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
 	c := exec.Command(ginkgo, o.SuiteArgs(suite, bin, remaining)...)
-	c.Env = append(o.Env(clusterName), e2e.CostEnv+"="+o.costPrefix(suite))
+	c.Env = append(o.Env(clusterName), e2e.CostEnv+"="+o.costPrefix(suite), e2e.DeferNamespaceWaitEnv+"=1")
 	// Ginkgo runs a compiled suite in the binary's directory, whatever
 	// the CLI's; Validate made every path absolute.
 	c.Dir = o.ReportDir

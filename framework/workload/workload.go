@@ -64,6 +64,7 @@ func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, 
 	if err != nil {
 		return err
 	}
+	defer cost.Time(cost.PhaseNamespaceGone, time.Now())
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -139,6 +140,7 @@ func PinToNode(p *corev1.Pod, node string) {
 // pod as the API server last saw it. On timeout the error holds the pod's
 // status and events, which is what a person would look at first.
 func CreateReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
+	defer cost.Time(cost.PhasePodReady, time.Now())
 	if err := kl.Resources().Create(ctx, pod); err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
@@ -193,7 +195,9 @@ func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []stri
 func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string, args []string, out any) error {
 	var stdout, stderr bytes.Buffer
 	cmd := append([]string{"/nodeconform-probe"}, args...)
+	start := time.Now()
 	err := kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
+	cost.Time(cost.PhaseExec, start)
 	if err != nil {
 		var e probeapi.Error
 		if json.Unmarshal(stdout.Bytes(), &e) == nil && e.Error != "" {
