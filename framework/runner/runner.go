@@ -299,6 +299,11 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			return res, err
 		}
 		logger.V(0).Infof("kubeconfig of kind cluster %q: %s\n   kubectl --kubeconfig %s get nodes", k.Name(), k.KubeconfigPath(), k.KubeconfigPath())
+		// The suites reuse the cluster with the image resolved here,
+		// instead of each computing the node image's key again.
+		if o.NodeImage == "" {
+			o.NodeImage = k.NodeImage()
+		}
 		res.Cluster = "kind/" + k.Name()
 		if !existed && !o.KeepCluster {
 			defer func() {
@@ -322,6 +327,17 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	}
 	var junits []string
 	ranSuites := 0
+	// The suites' namespaces are deleted without waiting: wait for them
+	// once, whichever way the loop ends (after the reports, below, or on
+	// an early return).
+	waited := false
+	defer func() {
+		if ranSuites > 0 && !waited {
+			if err := o.waitNamespacesGone(ctx, clusterName, cfg, logger); err != nil {
+				logger.Warnf("%v", err)
+			}
+		}
+	}()
 	for _, suite := range o.Suites {
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
@@ -371,6 +387,7 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	}
 	var goneErr error
 	if ranSuites > 0 {
+		waited = true
 		goneErr = o.waitNamespacesGone(ctx, clusterName, cfg, logger)
 	}
 	if len(junits) > 0 {

@@ -12,7 +12,6 @@
 package vmnode
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/nodeconform/nodeconform/framework/imagearchive"
 
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 )
@@ -151,11 +152,11 @@ func (m *Machine) ImportArchive(ctx context.Context, archive string) error {
 		return err
 	}
 	defer f.Close()
-	imgs, err := ArchiveImages(f)
+	imgs, err := imagearchive.Images(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", archive, err)
 	}
-	out, err := m.ssh.Run(ctx, missingScript(imgs), nil)
+	out, err := m.ssh.Run(ctx, imagearchive.MissingScript(imgs), nil)
 	if err != nil {
 		return err
 	}
@@ -322,73 +323,4 @@ func ensureQEMU(ctx context.Context, logger log.Logger, install func(context.Con
 		return fmt.Errorf("QEMU is needed for the cgroup v2 VM node: %w", err)
 	}
 	return nil
-}
-
-// ArchiveImage is one image of a docker-save archive.
-type ArchiveImage struct {
-	// Config is the hex sha256 of the image configuration.
-	Config string
-	// Refs are the archive's tags as containerd names them.
-	Refs []string
-}
-
-// ArchiveImages reads manifest.json of a docker-save archive.
-func ArchiveImages(r io.Reader) ([]ArchiveImage, error) {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil, fmt.Errorf("image archive has no manifest.json")
-		}
-		if err != nil {
-			return nil, err
-		}
-		if h.Name != "manifest.json" {
-			continue
-		}
-		var m []struct {
-			Config   string
-			RepoTags []string
-		}
-		if err := json.NewDecoder(tr).Decode(&m); err != nil {
-			return nil, fmt.Errorf("manifest.json: %w", err)
-		}
-		var out []ArchiveImage
-		for _, e := range m {
-			cfg := strings.TrimSuffix(filepath.Base(e.Config), ".json")
-			img := ArchiveImage{Config: cfg}
-			for _, t := range e.RepoTags {
-				img.Refs = append(img.Refs, NormalizeRef(t))
-			}
-			out = append(out, img)
-		}
-		return out, nil
-	}
-}
-
-// NormalizeRef names an image as containerd does (docker.io/library/...).
-func NormalizeRef(ref string) string {
-	first, rest, found := strings.Cut(ref, "/")
-	if !found {
-		return "docker.io/library/" + ref
-	}
-	if strings.ContainsAny(first, ".:") || first == "localhost" {
-		return ref
-	}
-	return "docker.io/" + first + "/" + rest
-}
-
-// missingScript is a guest command printing the configs (of configs)
-// absent from containerd's content store or not tagged as refs.
-func missingScript(imgs []ArchiveImage) string {
-	var b strings.Builder
-	b.WriteString("refs=$(ctr --namespace=k8s.io images ls -q); ")
-	for _, img := range imgs {
-		fmt.Fprintf(&b, "test -e /var/lib/containerd/io.containerd.content.v1.content/blobs/sha256/%s || echo %s; ", img.Config, img.Config)
-		for _, r := range img.Refs {
-			fmt.Fprintf(&b, "echo \"$refs\" | grep -qxF '%s' || echo %s; ", r, img.Config)
-		}
-	}
-	b.WriteString("true")
-	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -57,6 +58,10 @@ func describeClass(name string) {
 			node     string
 			rd       *podcgroup.Reader
 			cfsQuota = true
+			// under is the class's handler with 64Ki of memory overhead,
+			// for the negative controls (nil in verify mode).
+			under *nodev1.RuntimeClass
+			pods  *sharedPods
 		)
 
 		BeforeAll(func(ctx SpecContext) {
@@ -83,7 +88,33 @@ func describeClass(name string) {
 				cfsQuota = *kc.CPUCFSQuota
 			}
 			evidence.Record("node", map[string]any{"name": node, "cgroupVersion": rd.Version, "cpuCFSQuota": cfsQuota})
+			// A sandbox takes seconds to boot (15-20 s for gVisor on these
+			// machines, a minute under emulation): the per-node specs share
+			// one pod of the class per node (the positive specs), then one
+			// of the under-declared class (the negative controls), each
+			// started by the first spec that needs it. A node holds one of
+			// them at a time: two sandboxes' overhead do not fit a kind
+			// control plane's free CPU.
+			pods = &sharedPods{e: e, ns: e.Namespace(ctx, "rc-"+name, "")}
+			if e.Mode != "verify" {
+				small := resource.MustParse(underDeclared)
+				overhead := corev1.ResourceList{corev1.ResourceMemory: small}
+				if c, ok := rcx.PodFixed(rc)[corev1.ResourceCPU]; ok {
+					overhead[corev1.ResourceCPU] = c
+				}
+				under = createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-underdeclared-" + name + "-" + e.RunID},
+					Handler: rc.Handler, Overhead: &nodev1.Overhead{PodFixed: overhead}, Scheduling: rc.Scheduling})
+			}
 		})
+
+		// classPodOn is the class's shared pod on node: two containers,
+		// so that pod-level sums differ from any one container's.
+		classPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
+			return pods.get(ctx, g, n, classPod(e, pods.ns, "class-"+n, rc.Name, n, twoContainers()...))
+		}
+		underPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
+			return pods.get(ctx, g, n, classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...))
+		}
 
 		It("declares the expected handler, overhead.podFixed and nodeSelector", func() {
 			Expect(rc.Handler).To(Equal(cls.Handler), "RuntimeClass %s handler", rc.Name)
@@ -167,55 +198,30 @@ func describeClass(name string) {
 		// run on, in the cgroup that holds the pod's processes (gVisor's
 		// sandbox and gofer, or runc's pause and containers).
 		It("writes the containers' limits plus the overhead into the pod cgroup on each node", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-cgroup", "")
 			verdict.Expect("pod cgroup with overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
-				got := runG(ctx, g, e, classPod(e, ns, "limits-"+n, rc.Name, n, twoContainers()...))
+				got := classPodOn(ctx, g, n)
 				g.Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
 				expected := rcx.ExpectedPodCgroup(got, quota)
 				l, err := rd.PodLimits(ctx, got)
 				g.Expect(err).NotTo(HaveOccurred())
 				procs := podProcesses(ctx, g, e, n, got)
 				if problems := cg.Check(rd.Version, expected, l); len(problems) > 0 {
-					verdict.FailNode(fmt.Sprintf("pod cgroup of %s/%s: %s", ns, got.Name, strings.Join(problems, "; ")))
+					verdict.FailNode(fmt.Sprintf("pod cgroup of %s/%s: %s", got.Namespace, got.Name, strings.Join(problems, "; ")))
 				}
 				return map[string]any{"cgroupVersion": rd.Version, "expected": expected, "files": l.Files, "overhead": got.Spec.Overhead,
 					"qos": got.Status.QOSClass, "processesInPodCgroup": procs}
 			}))
 		})
 
-		// The check above must fail when the overhead is not applied: a
-		// RuntimeClass on the same handler without overhead, read against
-		// the expectation of the configured overhead, on each node (each
-		// cgroup version's files).
-		It("reports a pod cgroup without the overhead (negative control)", Label("negative"), func(ctx SpecContext) {
-			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-			bare := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-nooverhead-" + name + "-" + e.RunID}, Handler: rc.Handler, Scheduling: rc.Scheduling})
-			ns := e.Namespace(ctx, "rc-nooverhead", "")
-			verdict.Expect("negative control: pod cgroup without overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
-				got := runG(ctx, g, e, classPod(e, ns, "bare-"+n, bare.Name, n, twoContainers()...))
-				g.Expect(got.Spec.Overhead).To(BeEmpty())
-				withOverhead := got.DeepCopy()
-				withOverhead.Spec.Overhead = want
-				l, err := rd.PodLimits(ctx, got)
-				g.Expect(err).NotTo(HaveOccurred())
-				problems := cg.Check(rd.Version, rcx.ExpectedPodCgroup(withOverhead, quota), l)
-				if !containsText(problems, "memory limit") {
-					verdict.FailNode(fmt.Sprintf("the pod cgroup check passed pod %s/%s without overhead (problems: %q)", ns, got.Name, problems))
-				}
-				return map[string]any{"cgroupVersion": rd.Version, "files": l.Files, "problems": problems}
-			}))
-		})
-
 		// The seed's point: the overhead must cover what the sandbox costs.
 		// An idle pod's cgroup holds the sandbox (gVisor's sentry and gofer,
-		// a VMM) and a sleeping container; its working set at rest is the
-		// sandbox's cost, judged against the declared memory overhead.
+		// a VMM) and two sleeping containers; its working set at rest is
+		// the sandbox's cost, judged against the declared memory overhead.
 		It("keeps the sandbox's memory at rest within the declared memory overhead on each node", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-cost", "")
 			overhead := rcx.PodFixed(rc)
 			declared := overhead.Memory().Value()
 			verdict.Expect("sandbox memory within overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
-				cost := sandboxCost(ctx, g, e, rd, classPod(e, ns, "idle-"+n, rc.Name, n, idleContainer()))
+				cost := sandboxCost(ctx, g, e, rd, classPodOn(ctx, g, n))
 				if problem := rcx.JudgeSandboxMemory(cost.WorkingSet, declared, e.Config.RuntimeClass.SandboxMemoryMargin); problem != "" {
 					verdict.FailNode(fmt.Sprintf("RuntimeClass %s on %s: %s", rc.Name, n, problem))
 				}
@@ -224,34 +230,8 @@ func describeClass(name string) {
 			}))
 		})
 
-		// The judge above must fail a class whose overhead is smaller than
-		// what its sandbox uses: the same handler, 64Ki of memory overhead
-		// (below even a runc pod at rest, 1.4 MiB here), measured the same
-		// way on each node.
-		It("reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)", Label("negative"), func(ctx SpecContext) {
-			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-			small := resource.MustParse("64Ki")
-			overhead := corev1.ResourceList{corev1.ResourceMemory: small}
-			if c, ok := rcx.PodFixed(rc)[corev1.ResourceCPU]; ok {
-				overhead[corev1.ResourceCPU] = c
-			}
-			under := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-underdeclared-" + name + "-" + e.RunID},
-				Handler: rc.Handler, Overhead: &nodev1.Overhead{PodFixed: overhead}, Scheduling: rc.Scheduling})
-			ns := e.Namespace(ctx, "rc-undercost", "")
-			verdict.Expect("negative control: sandbox memory above a too small overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
-				cost := sandboxCost(ctx, g, e, rd, classPod(e, ns, "under-"+n, under.Name, n, idleContainer()))
-				problem := rcx.JudgeSandboxMemory(cost.WorkingSet, small.Value(), e.Config.RuntimeClass.SandboxMemoryMargin)
-				if problem == "" {
-					verdict.FailNode(fmt.Sprintf("the sandbox memory check passed RuntimeClass %s (overhead %s) with %d bytes in use", under.Name, small.String(), cost.WorkingSet))
-				}
-				cost.DeclaredMemoryOverhead = small.Value()
-				return map[string]any{"measured": cost, "problem": problem}
-			}))
-		})
-
 		It("isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor)", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-isolation", "")
-			iso := isolation(ctx, e, rd, classPod(e, ns, "guest", rc.Name, node, oneContainer()), node)
+			iso := isolation(ctx, e, rd, classPodOn(ctx, Default, node), node)
 			failure, skip := rcx.JudgeIsolation(iso, cls.Isolated)
 			if failure != "" {
 				Fail(fmt.Sprintf("RuntimeClass %s (handler %q) on %s: %s", rc.Name, rc.Handler, node, failure))
@@ -260,6 +240,47 @@ func describeClass(name string) {
 				Skip(fmt.Sprintf("RuntimeClass %s (handler %q) on %s: %s", rc.Name, rc.Handler, node, skip))
 			}
 			GinkgoWriter.Printf("RuntimeClass %s (handler %q) on %s: %s: %s\n", rc.Name, rc.Handler, node, iso.Kind, iso.Evidence)
+		})
+
+		// The pod cgroup check must fail when the pod cgroup does not hold the
+		// declared overhead: a pod of the same handler whose class
+		// declares 64Ki of memory overhead, read against the expectation
+		// of the configured overhead, on each node (each cgroup version's
+		// files).
+		It("reports a pod cgroup without the declared overhead (negative control)", Label("negative"), func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			verdict.Expect("negative control: pod cgroup without the declared overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
+				got := underPodOn(ctx, g, n)
+				g.Expect(rcx.CompareOverhead(rcx.PodFixed(under), got.Spec.Overhead)).To(BeEmpty())
+				declared := got.DeepCopy()
+				declared.Spec.Overhead = want
+				l, err := rd.PodLimits(ctx, got)
+				g.Expect(err).NotTo(HaveOccurred())
+				problems := cg.Check(rd.Version, rcx.ExpectedPodCgroup(declared, quota), l)
+				if !containsText(problems, "memory limit") {
+					verdict.FailNode(fmt.Sprintf("the pod cgroup check passed pod %s/%s with %s of memory overhead against %s declared (problems: %q)",
+						got.Namespace, got.Name, underDeclared, want.Memory(), problems))
+				}
+				return map[string]any{"cgroupVersion": rd.Version, "files": l.Files, "problems": problems}
+			}))
+		})
+
+		// The sandbox memory judge must fail a class whose overhead is smaller than
+		// what its sandbox uses: the same handler, 64Ki of memory overhead
+		// (below even a runc pod at rest, 1.4 MiB here), measured the same
+		// way on each node.
+		It("reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)", Label("negative"), func(ctx SpecContext) {
+			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
+			small := resource.MustParse(underDeclared)
+			verdict.Expect("negative control: sandbox memory above a too small overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
+				cost := sandboxCost(ctx, g, e, rd, underPodOn(ctx, g, n))
+				problem := rcx.JudgeSandboxMemory(cost.WorkingSet, small.Value(), e.Config.RuntimeClass.SandboxMemoryMargin)
+				if problem == "" {
+					verdict.FailNode(fmt.Sprintf("the sandbox memory check passed RuntimeClass %s (overhead %s) with %d bytes in use", under.Name, small.String(), cost.WorkingSet))
+				}
+				cost.DeclaredMemoryOverhead = small.Value()
+				return map[string]any{"measured": cost, "problem": problem}
+			}))
 		})
 
 		// runc: the kernel OOM-kills the container's process in its cgroup
@@ -467,7 +488,7 @@ func describeMechanics() {
 			if offered, _ := rcx.Offers(*n, "runc"); offered {
 				className = createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-runc-" + e.RunID}, Handler: "runc"}).Name
 			}
-			iso := isolation(ctx, e, rd, classPod(e, ns, "shared", className, node, oneContainer()), node)
+			iso := isolation(ctx, e, rd, run(ctx, e, classPod(e, ns, "shared", className, node, oneContainer())), node)
 			failure, _ := rcx.JudgeIsolation(iso, true)
 			evidence.Record("judged", map[string]any{"runtimeClass": className, "failure": failure})
 			Expect(failure).NotTo(BeEmpty(), "the isolation judge passed a pod on %s's runc (%s: %s) as isolated", node, iso.Kind, iso.Evidence)
@@ -607,18 +628,15 @@ func oneContainer() corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: res("50m", "32Mi"), Limits: res("100m", "64Mi")}
 }
 
-// idleContainer sleeps with room to spare under its limit, so the pod
-// cgroup's limit (limit + overhead) never squeezes a sandbox whose
-// overhead is declared too small: the cost is measured, not OOM-killed.
-func idleContainer() corev1.ResourceRequirements {
-	return corev1.ResourceRequirements{Requests: res("10m", "16Mi"), Limits: res("100m", "256Mi")}
-}
-
 // twoContainers makes the pod-level sums differ from any one container's.
+// The limits leave room to spare above the sleeping containers, so that
+// the pod cgroup's limit (limits + overhead) never squeezes a sandbox
+// whose overhead is declared too small: its cost is measured, not
+// OOM-killed.
 func twoContainers() []corev1.ResourceRequirements {
 	return []corev1.ResourceRequirements{
-		{Requests: res("100m", "32Mi"), Limits: res("200m", "64Mi")},
-		{Requests: res("50m", "16Mi"), Limits: res("100m", "32Mi")},
+		{Requests: res("100m", "32Mi"), Limits: res("200m", "128Mi")},
+		{Requests: res("50m", "16Mi"), Limits: res("100m", "64Mi")},
 	}
 }
 
@@ -718,8 +736,7 @@ type cost struct {
 
 // sandboxCost runs p and samples its pod cgroup's working set once per
 // poll interval for runtimeClass.sandboxSettle.
-func sandboxCost(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader, p *corev1.Pod) cost {
-	got := runG(ctx, g, e, p)
+func sandboxCost(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader, got *corev1.Pod) cost {
 	podPath, err := rd.PodPath(ctx, got, "memory")
 	g.Expect(err).NotTo(HaveOccurred())
 	dir := cg.Dir(rd.Version, "memory", podPath)
@@ -751,14 +768,19 @@ func sandboxCost(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader
 	return c
 }
 
-// isolation runs p on node and classifies it from the kernel identity
-// both sides report and the node's processes (recorded as evidence).
-func isolation(ctx context.Context, e *e2e.Env, rd *podcgroup.Reader, p *corev1.Pod, node string) rcx.Isolation {
+// isolation classifies the running pod got on node from the kernel
+// identity both sides report and the node's processes (recorded as
+// evidence).
+func isolation(ctx context.Context, e *e2e.Env, rd *podcgroup.Reader, got *corev1.Pod, node string) rcx.Isolation {
 	GinkgoHelper()
-	got := run(ctx, e, p)
+	// Reads are retried for a while: a sandbox's shim answering an exec
+	// late ("failed to load task: context deadline exceeded", seen once
+	// with gVisor on a loaded 2-core machine) says nothing of isolation.
 	read := func(file string) string {
 		var r probeapi.Read
-		Expect(workload.ExecJSON(ctx, e.Klient, got.Namespace, got.Name, []string{"read", file}, &r)).To(Succeed())
+		e.Eventually(ctx, func(ctx context.Context) error {
+			return workload.ExecJSONIn(ctx, e.Klient, got.Namespace, got.Name, got.Spec.Containers[0].Name, []string{"read", file}, &r)
+		}, e.Config.Timeouts.PodReady.Duration/4).Should(Succeed(), "read %s in pod %s/%s", file, got.Namespace, got.Name)
 		return strings.TrimSpace(r.Content)
 	}
 	host := func(file string) string {
@@ -799,6 +821,66 @@ func containsText(list []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// underDeclared is the memory overhead of the negative controls' class:
+// below even a runc pod at rest (1.4 MiB here).
+const underDeclared = "64Ki"
+
+// sharedPods are the pods several specs of a class judge: at most one per
+// node, started by the first spec that needs it and Ready. Asking for
+// another pod on a node (the negative controls' after the positives')
+// first deletes the node's other pod, whose teardown then overlaps the
+// new pod's start (the scheduler places the new one once the old one's
+// resources are free); a pod that failed to start is tried again by the
+// next spec.
+type sharedPods struct {
+	e    *e2e.Env
+	ns   string
+	mu   sync.Mutex
+	pods map[string]*corev1.Pod // by node
+	// names are every pod name asked for on a node.
+	names map[string]map[string]bool
+}
+
+// get returns the running pod named as p on node, starting it first if
+// the node's shared pod is another (or none). Callers on different nodes
+// run in parallel.
+func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.Pod) *corev1.Pod {
+	s.mu.Lock()
+	got := s.pods[node]
+	if s.names == nil {
+		s.pods, s.names = map[string]*corev1.Pod{}, map[string]map[string]bool{}
+	}
+	if s.names[node] == nil {
+		s.names[node] = map[string]bool{}
+	}
+	s.names[node][p.Name] = true
+	var names []string
+	for n := range s.names[node] {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	if got != nil && got.Name == p.Name {
+		return got
+	}
+	for _, n := range names {
+		err := s.e.Clientset.CoreV1().Pods(s.ns).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+		if !apierrors.IsNotFound(err) {
+			g.Expect(err).NotTo(HaveOccurred(), "delete pod %s/%s", s.ns, n)
+		}
+	}
+	// Only an earlier instance of this very pod (a start that failed)
+	// must be gone before it is created again.
+	g.Eventually(ctx, func(ctx context.Context) bool {
+		_, err := s.e.Clientset.CoreV1().Pods(s.ns).Get(ctx, p.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(s.e.Config.Timeouts.PodReady.Duration).WithPolling(s.e.Config.Intervals.Poll.Duration).Should(BeTrue(), "pod %s/%s of an earlier start is not gone", s.ns, p.Name)
+	got = runG(ctx, g, s.e, p)
+	s.mu.Lock()
+	s.pods[node] = got
+	s.mu.Unlock()
+	return got
 }
 
 func runG(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
