@@ -16,6 +16,10 @@ export PATH := $(PATH):/usr/local/go/bin
 # which is most of a cold run's compile time. No VCS stamp: the CNI and
 # probe binaries' hashes are image keys, and must not change per commit.
 export CGO_ENABLED := 0
+# The lab clusters are nodeconform's own: one that a reboot or a Docker
+# restart left unusable is deleted and recreated instead of failing
+# every target that needs it.
+export NODECONFORM_RECREATE_BROKEN ?= 1
 export GOFLAGS := $(strip $(filter-out -trimpath -buildvcs=%,$(GOFLAGS)) -trimpath -buildvcs=false)
 
 .PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale bench-upstream clean distclean

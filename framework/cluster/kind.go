@@ -38,6 +38,7 @@ type Kind struct {
 	kubeconfig string
 	readyWait  time.Duration
 	retain     bool
+	recreate   bool
 	apiWait    time.Duration
 	logger     log.Logger
 	provider   *kindcluster.Provider
@@ -67,6 +68,12 @@ func WithReadyTimeout(d time.Duration) KindOption { return func(k *Kind) { k.rea
 
 // WithRetain keeps the nodes of a failed creation for debugging.
 func WithRetain(r bool) KindOption { return func(k *Kind) { k.retain = r } }
+
+// WithRecreateBroken deletes and recreates an existing cluster of this
+// name that is not usable (a node container stopped, or the API server
+// silent) instead of failing: a multi-node kind cluster does not survive
+// a reboot or a Docker restart.
+func WithRecreateBroken(r bool) KindOption { return func(k *Kind) { k.recreate = r } }
 
 // NewKind returns a provider for the kind cluster called name. Nothing is
 // created until Up.
@@ -131,28 +138,23 @@ func (k *Kind) Up(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list kind clusters: %w", err)
 	}
+	var cfg *rest.Config
 	if exists {
-		if err := k.checkRunning(ctx); err != nil {
-			return err
-		}
-		k.logger.V(0).Infof("reusing kind cluster %q", k.name)
-		k.warnOutdated(ctx)
-		if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
-			return fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
-		}
-	} else {
-		if err := ensureInotify(k.logger); err != nil {
-			return err
-		}
-		if err := k.create(ctx); err != nil {
+		cfg, err = k.reuse(ctx)
+		if err != nil && k.recreate {
+			k.logger.Warnf("kind cluster %q is not usable (%v): deleting and recreating it", k.name, err)
+			if derr := k.Delete(); derr != nil {
+				return fmt.Errorf("delete broken kind cluster %q: %w", k.name, derr)
+			}
+			exists = false
+		} else if err != nil {
 			return err
 		}
 	}
 	// A cluster this call created and that never became usable is
 	// removed (unless retained for debugging): nothing half-made stays.
-	created := !exists
 	discard := func(err error) error {
-		if created && !k.retain {
+		if !exists && !k.retain {
 			k.logger.Warnf("kind cluster %q did not become ready: deleting it (NODECONFORM_RETAIN=1 keeps it)", k.name)
 			if derr := k.Delete(); derr != nil {
 				err = fmt.Errorf("%w; and deleting the cluster failed: %v", err, derr)
@@ -160,18 +162,40 @@ func (k *Kind) Up(ctx context.Context) error {
 		}
 		return err
 	}
-	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
-	if err != nil {
-		if exists {
-			return EnvError{fmt.Errorf("kind cluster %q exists but its API server does not answer (half-started or broken: delete it with `nodeconform cluster delete` and run again): %w", k.name, err)}
+	if !exists {
+		if err := ensureInotify(k.logger); err != nil {
+			return err
 		}
-		return discard(err)
+		if err := k.create(ctx); err != nil {
+			return err
+		}
+		if cfg, err = restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait); err != nil {
+			return discard(err)
+		}
 	}
 	k.cfg = cfg
 	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
 		return discard(err)
 	}
 	return nil
+}
+
+// reuse checks an existing cluster is usable (every node container
+// running, the API server answering) and exports its kubeconfig.
+func (k *Kind) reuse(ctx context.Context) (*rest.Config, error) {
+	if err := k.checkRunning(ctx); err != nil {
+		return nil, err
+	}
+	k.logger.V(0).Infof("reusing kind cluster %q", k.name)
+	k.warnOutdated(ctx)
+	if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
+		return nil, fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
+	}
+	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
+	if err != nil {
+		return nil, EnvError{fmt.Errorf("kind cluster %q exists but its API server does not answer (half-started, or left by a reboot or a Docker restart: delete it with `nodeconform cluster delete`, or pass --recreate-broken): %w", k.name, err)}
+	}
+	return cfg, nil
 }
 
 // EnvError is an environment problem the user must fix (exit code 2): a
@@ -196,7 +220,7 @@ func (k *Kind) checkRunning(ctx context.Context) error {
 		}
 	}
 	if len(stopped) > 0 {
-		return EnvError{fmt.Errorf("kind cluster %q: node containers %s are not running; start them with `docker start %s` (then wait a minute for the kubelets), or recreate the cluster with `nodeconform cluster delete`",
+		return EnvError{fmt.Errorf("kind cluster %q: node containers %s are not running; start them with `docker start %s` (then wait a minute for the kubelets), or recreate the cluster with `nodeconform cluster delete` or --recreate-broken",
 			k.name, strings.Join(stopped, ", "), strings.Join(stopped, " "))}
 	}
 	return nil

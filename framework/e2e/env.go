@@ -60,6 +60,12 @@ type Settings struct {
 	CacheDir string
 	// Retain keeps the nodes of a failed kind creation (NODECONFORM_RETAIN=1).
 	Retain bool
+	// RecreateBroken deletes and recreates a kind cluster of this name
+	// whose node containers are stopped or whose API server does not
+	// answer (NODECONFORM_RECREATE_BROKEN=1): what a reboot or a Docker
+	// restart leaves of a multi-node kind cluster, which kind cannot
+	// bring back (the nodes' addresses change).
+	RecreateBroken bool
 	// Mode is apply (specs may change node configuration and revert it) or
 	// verify (read-only) (NODECONFORM_MODE, default apply).
 	Mode string
@@ -74,19 +80,20 @@ type Settings struct {
 // SettingsFromEnv reads Settings from NODECONFORM_* variables.
 func SettingsFromEnv() Settings {
 	s := Settings{
-		Kubeconfig:  os.Getenv("NODECONFORM_KUBECONFIG"),
-		Context:     os.Getenv("NODECONFORM_CONTEXT"),
-		ClusterName: os.Getenv("NODECONFORM_CLUSTER"),
-		KindConfig:  os.Getenv("NODECONFORM_KIND_CONFIG"),
-		NodeImage:   os.Getenv("NODECONFORM_NODE_IMAGE"),
-		ProbeImage:  os.Getenv("NODECONFORM_PROBE_IMAGE"),
-		ConfigFile:  os.Getenv("NODECONFORM_CONFIG"),
-		SourceDir:   os.Getenv("NODECONFORM_SOURCE_DIR"),
-		CacheDir:    os.Getenv("NODECONFORM_CACHE"),
-		Retain:      os.Getenv("NODECONFORM_RETAIN") == "1",
-		Mode:        os.Getenv("NODECONFORM_MODE"),
-		Profile:     os.Getenv("NODECONFORM_PROFILE"),
-		Nodes:       os.Getenv("NODECONFORM_NODES"),
+		Kubeconfig:     os.Getenv("NODECONFORM_KUBECONFIG"),
+		Context:        os.Getenv("NODECONFORM_CONTEXT"),
+		ClusterName:    os.Getenv("NODECONFORM_CLUSTER"),
+		KindConfig:     os.Getenv("NODECONFORM_KIND_CONFIG"),
+		NodeImage:      os.Getenv("NODECONFORM_NODE_IMAGE"),
+		ProbeImage:     os.Getenv("NODECONFORM_PROBE_IMAGE"),
+		ConfigFile:     os.Getenv("NODECONFORM_CONFIG"),
+		SourceDir:      os.Getenv("NODECONFORM_SOURCE_DIR"),
+		CacheDir:       os.Getenv("NODECONFORM_CACHE"),
+		Retain:         os.Getenv("NODECONFORM_RETAIN") == "1",
+		RecreateBroken: os.Getenv("NODECONFORM_RECREATE_BROKEN") == "1",
+		Mode:           os.Getenv("NODECONFORM_MODE"),
+		Profile:        os.Getenv("NODECONFORM_PROFILE"),
+		Nodes:          os.Getenv("NODECONFORM_NODES"),
 	}
 	if s.Mode == "" {
 		s.Mode = "apply"
@@ -380,6 +387,7 @@ func KindUp(ctx context.Context, s Settings, cfg *config.Config, logger log.Logg
 		cluster.WithNodeImage(image),
 		cluster.WithLogger(logger),
 		cluster.WithRetain(s.Retain),
+		cluster.WithRecreateBroken(s.RecreateBroken),
 		cluster.WithReadyTimeout(cfg.Timeouts.ClusterReady.Duration))
 	if err := k.Up(ctx); err != nil {
 		return nil, err

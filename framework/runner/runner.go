@@ -50,14 +50,17 @@ type Options struct {
 	ReportDir   string
 	Timeout     time.Duration
 	KeepCluster bool
-	ProbeImage  string
-	Kubeconfig  string
-	Context     string
-	Mode        string
-	Quiet       bool
-	KindConfig  string
-	NodeImage   string
-	ConfigFile  string
+	// RecreateBroken deletes and recreates a kind cluster that exists but
+	// is not usable (e2e.Settings.RecreateBroken).
+	RecreateBroken bool
+	ProbeImage     string
+	Kubeconfig     string
+	Context        string
+	Mode           string
+	Quiet          bool
+	KindConfig     string
+	NodeImage      string
+	ConfigFile     string
 	// SourceDir is the nodeconform source tree, used to compile the
 	// suites and the Ginkgo CLI; SuitesDir holds prebuilt <suite>.test
 	// binaries and a ginkgo binary otherwise.
@@ -272,6 +275,7 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	} else {
 		s := e2e.SettingsFromEnv()
 		s.SourceDir, s.KindConfig, s.NodeImage, s.ConfigFile = o.SourceDir, o.KindConfig, o.NodeImage, o.ConfigFile
+		s.RecreateBroken = s.RecreateBroken || o.RecreateBroken
 		if s.KindConfig == "" {
 			s.KindConfig = "default"
 		}
