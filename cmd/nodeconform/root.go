@@ -12,6 +12,7 @@ import (
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 	"sigs.k8s.io/kind/pkg/log"
 
+	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
 	"github.com/nodeconform/nodeconform/framework/versions"
 )
@@ -40,8 +41,9 @@ func execute(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "ERROR:", err)
 	var ue usageError
+	var env cluster.EnvError
 	// A command that never ran failed on its flags or name.
-	if errors.As(err, &ue) || !ran {
+	if errors.As(err, &ue) || errors.As(err, &env) || !ran {
 		return exitUsageEnv
 	}
 	return exitFailed

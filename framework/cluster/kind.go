@@ -141,7 +141,7 @@ func (k *Kind) Up(ctx context.Context) error {
 	var cfg *rest.Config
 	if exists {
 		cfg, err = k.reuse(ctx)
-		if err != nil && k.recreate {
+		if err != nil && k.recreate && ctx.Err() == nil {
 			k.logger.Warnf("kind cluster %q is not usable (%v): deleting and recreating it", k.name, err)
 			if derr := k.Delete(); derr != nil {
 				return fmt.Errorf("delete broken kind cluster %q: %w", k.name, derr)
@@ -172,18 +172,26 @@ func (k *Kind) Up(ctx context.Context) error {
 		if cfg, err = restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait); err != nil {
 			return discard(err)
 		}
+		if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+			return discard(err)
+		}
 	}
 	k.cfg = cfg
-	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
-		return discard(err)
-	}
 	return nil
 }
 
+// restartGrace is how long after its node containers (re)started a
+// reused cluster's API server may take to answer: a Docker restart
+// brings kind's nodes back (restart policy), and their control plane
+// needs tens of seconds on these machines.
+const restartGrace = 2 * time.Minute
+
 // reuse checks an existing cluster is usable (every node container
-// running, the API server answering) and exports its kubeconfig.
+// running, the API server answering, every node Ready) and exports its
+// kubeconfig.
 func (k *Kind) reuse(ctx context.Context) (*rest.Config, error) {
-	if err := k.checkRunning(ctx); err != nil {
+	started, err := k.checkRunning(ctx)
+	if err != nil {
 		return nil, err
 	}
 	k.logger.V(0).Infof("reusing kind cluster %q", k.name)
@@ -191,9 +199,32 @@ func (k *Kind) reuse(ctx context.Context) (*rest.Config, error) {
 	if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
 		return nil, fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
 	}
-	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
+	// With recreate, a control plane that does not answer at once is
+	// not waited for: after a Docker restart it came back within a
+	// minute once here and never another time (kind's nodes can return
+	// with each other's addresses), and a new cluster takes 40 s.
+	deadline := time.Now().Add(k.apiWait)
+	if age := time.Since(started); age < restartGrace && !k.recreate {
+		deadline = started.Add(restartGrace)
+		k.logger.V(0).Infof("node containers of %q started %s ago (a Docker restart?): waiting up to %s for its API server",
+			k.name, age.Round(time.Second), time.Until(deadline).Round(time.Second))
+	}
+	var cfg *rest.Config
+	for {
+		if cfg, err = restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait); err == nil || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 	if err != nil {
 		return nil, EnvError{fmt.Errorf("kind cluster %q exists but its API server does not answer (half-started, or left by a reboot or a Docker restart: delete it with `nodeconform cluster delete`, or pass --recreate-broken): %w", k.name, err)}
+	}
+	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+		return nil, EnvError{fmt.Errorf("kind cluster %q exists but its nodes are not Ready (delete it with `nodeconform cluster delete`, or pass --recreate-broken): %w", k.name, err)}
 	}
 	return cfg, nil
 }
@@ -206,24 +237,31 @@ func (e EnvError) Error() string { return e.Err.Error() }
 func (e EnvError) Unwrap() error { return e.Err }
 
 // checkRunning fails when any node container of the cluster is stopped,
-// naming them and the command that starts them.
-func (k *Kind) checkRunning(ctx context.Context) error {
+// naming them and the command that starts them; otherwise it returns
+// when the last of them started.
+func (k *Kind) checkRunning(ctx context.Context) (time.Time, error) {
 	nodes, err := k.provider.ListNodes(k.name)
 	if err != nil {
-		return fmt.Errorf("list nodes of kind cluster %q: %w", k.name, err)
+		return time.Time{}, fmt.Errorf("list nodes of kind cluster %q: %w", k.name, err)
 	}
 	var stopped []string
+	var last time.Time
 	for _, n := range nodes {
-		out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", n.String()).Output()
-		if err != nil || strings.TrimSpace(string(out)) != "true" {
+		out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", n.String()).Output()
+		running, at, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+		if err != nil || running != "true" {
 			stopped = append(stopped, n.String())
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil && t.After(last) {
+			last = t
 		}
 	}
 	if len(stopped) > 0 {
-		return EnvError{fmt.Errorf("kind cluster %q: node containers %s are not running; start them with `docker start %s` (then wait a minute for the kubelets), or recreate the cluster with `nodeconform cluster delete` or --recreate-broken",
+		return last, EnvError{fmt.Errorf("kind cluster %q: node containers %s are not running; start them with `docker start %s` (then wait a minute for the kubelets), or recreate the cluster with `nodeconform cluster delete` or --recreate-broken",
 			k.name, strings.Join(stopped, ", "), strings.Join(stopped, " "))}
 	}
-	return nil
+	return last, nil
 }
 
 // KindClusterOfContext returns the name of the kind cluster a kubeconfig
