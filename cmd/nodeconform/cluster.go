@@ -45,7 +45,7 @@ func newClusterCmd(logger log.Logger) *cobra.Command {
 	up.Flags().StringVar(&s.ClusterName, "name", s.ClusterName, "kind cluster name (default from config: nodeconform)")
 	up.Flags().StringVar(&s.KindConfig, "kind-config", s.KindConfig, "kind config file, or the name of one in kindconfigs/")
 	up.Flags().StringVar(&s.NodeImage, "node-image", s.NodeImage, "node image (default: build nodeconform's); kindest/node images work too")
-	up.Flags().BoolVar(&s.RecreateBroken, "recreate-broken", s.RecreateBroken, "delete and recreate the cluster when it exists but a node container is stopped or its API server does not answer (left by a reboot or a Docker restart; also NODECONFORM_RECREATE_BROKEN=1)")
+	up.Flags().BoolVar(&s.RecreateBroken, "recreate-broken", s.RecreateBroken, "delete and recreate the cluster when it exists but a node container is stopped, its API server does not answer or a node is not Ready (often left by a reboot or a Docker restart; also NODECONFORM_RECREATE_BROKEN=1)")
 	up.Flags().StringVar(&configFile, "config", s.ConfigFile, "nodeconform configuration file (timeouts, expectations)")
 
 	var name string

@@ -70,9 +70,9 @@ func WithReadyTimeout(d time.Duration) KindOption { return func(k *Kind) { k.rea
 func WithRetain(r bool) KindOption { return func(k *Kind) { k.retain = r } }
 
 // WithRecreateBroken deletes and recreates an existing cluster of this
-// name that is not usable (a node container stopped, or the API server
-// silent) instead of failing: a multi-node kind cluster does not survive
-// a reboot or a Docker restart.
+// name that is not usable (a node container stopped, the API server
+// silent, a node not Ready) instead of failing: a multi-node kind cluster
+// does not reliably survive a reboot or a Docker restart.
 func WithRecreateBroken(r bool) KindOption { return func(k *Kind) { k.recreate = r } }
 
 // NewKind returns a provider for the kind cluster called name. Nothing is

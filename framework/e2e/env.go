@@ -61,10 +61,10 @@ type Settings struct {
 	// Retain keeps the nodes of a failed kind creation (NODECONFORM_RETAIN=1).
 	Retain bool
 	// RecreateBroken deletes and recreates a kind cluster of this name
-	// whose node containers are stopped or whose API server does not
-	// answer (NODECONFORM_RECREATE_BROKEN=1): what a reboot or a Docker
-	// restart leaves of a multi-node kind cluster, which kind cannot
-	// bring back (the nodes' addresses change).
+	// whose node containers are stopped, whose API server does not answer
+	// or whose nodes do not become Ready (NODECONFORM_RECREATE_BROKEN=1):
+	// what a reboot or a Docker restart often leaves of a multi-node kind
+	// cluster (its nodes can come back with each other's addresses).
 	RecreateBroken bool
 	// Mode is apply (specs may change node configuration and revert it) or
 	// verify (read-only) (NODECONFORM_MODE, default apply).

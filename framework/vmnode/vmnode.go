@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/kind/pkg/log"
 
 	"github.com/nodeconform/nodeconform/framework/imagearchive"
-
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 )
 
