@@ -59,6 +59,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 				report.Summary(cmd.OutOrStdout(), res.Specs)
 				report.Nodes(cmd.OutOrStdout(), res.Specs)
 				report.Timings(cmd.OutOrStdout(), res.Specs, res.SuiteSeconds)
+				report.RunTimings(cmd.OutOrStdout(), res)
 				report.Costs(cmd.OutOrStdout(), res.Specs, res.SuiteCost)
 				if timings {
 					report.PhaseTimings(cmd.OutOrStdout(), res.Specs, res.SuiteSeconds, res.SuiteCost)
@@ -93,6 +94,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.StringVar(&o.Mode, "mode", "", "apply (change node configuration, revert after) or verify (read-only); default apply on kind, verify on existing clusters")
 	f.IntVar(&o.Procs, "procs", 0, fmt.Sprintf("Ginkgo processes per suite: specs run in parallel, Serial and Ordered containers on one process (default %d here)", runner.DefaultProcs()))
 	f.BoolVar(&o.Quiet, "quiet", false, "only the summary on stdout; suite output goes to <report-dir>/<suite>.log")
+	f.BoolVar(&o.Sequential, "sequential", false, "run every suite alone, one after the other; by default the suites that change nothing on the nodes ("+strings.Join(concurrentSuites(), ", ")+") run side by side first")
 	f.BoolVar(&timings, "timings", false, "print where each suite's time went: binary build, setup, probe start, specs, pod starts, exec round trips, namespace waits, teardown (also in results.json, suiteCost.phases)")
 	f.StringVar(&o.KindConfig, "kind-config", "", "kind config file or name in kindconfigs/ (default: default)")
 	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")
@@ -102,6 +104,17 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.StringVar(&o.SourceDir, "source-dir", e2e.FindModuleRoot(), "nodeconform source tree (suites are compiled from it)")
 	f.StringVar(&o.SuitesDir, "suites-dir", defaultSuitesDir(), "where compiled suite binaries and the Ginkgo CLI are kept (prebuilt ones are used when there is no source tree)")
 	return cmd
+}
+
+// concurrentSuites lists runner.Concurrent in run order, for the help.
+func concurrentSuites() []string {
+	var out []string
+	for _, s := range runner.Suites {
+		if runner.Concurrent[s] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // errSpecsFailed maps to exit code 1 without repeating the summary.
@@ -123,11 +136,12 @@ func newListCmd() *cobra.Command {
 				return err
 			}
 			defer os.RemoveAll(tmp)
+			bins, err := runner.SuiteBinaries(cmd.Context(), o, runner.Suites)
+			if err != nil {
+				return err
+			}
 			for _, s := range runner.Suites {
-				bin, err := runner.SuiteBinary(cmd.Context(), o, s)
-				if err != nil {
-					return err
-				}
+				bin := bins[s]
 				jsonPath := filepath.Join(tmp, s+".json")
 				c := exec.CommandContext(cmd.Context(), bin, "-ginkgo.dry-run", "-ginkgo.json-report="+jsonPath)
 				c.Dir = tmp

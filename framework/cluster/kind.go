@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
@@ -180,6 +181,38 @@ func (k *Kind) Up(ctx context.Context) error {
 	return nil
 }
 
+// exportKubeconfig writes the cluster's kubeconfig unless the file
+// already holds it (same context, server, CA and client credentials).
+// Suites run side by side reuse the cluster at the same moment: kind's
+// export takes a lock file that a second writer fails on, and a reader
+// could see the file half-written.
+func (k *Kind) exportKubeconfig() error {
+	if raw, err := k.provider.KubeConfig(k.name, false); err == nil {
+		want, werr := clientcmd.Load([]byte(raw))
+		have, herr := clientcmd.LoadFromFile(k.kubeconfig)
+		if werr == nil && herr == nil && sameKubeContext(have, want, want.CurrentContext) {
+			return nil
+		}
+	}
+	return k.provider.ExportKubeConfig(k.name, k.kubeconfig, false)
+}
+
+// sameKubeContext: have's context name reaches the same cluster with the
+// same credentials as want's.
+func sameKubeContext(have, want *clientcmdapi.Config, name string) bool {
+	hc, wc := have.Contexts[name], want.Contexts[name]
+	if hc == nil || wc == nil {
+		return false
+	}
+	hcl, wcl := have.Clusters[hc.Cluster], want.Clusters[wc.Cluster]
+	ha, wa := have.AuthInfos[hc.AuthInfo], want.AuthInfos[wc.AuthInfo]
+	if hcl == nil || wcl == nil || ha == nil || wa == nil {
+		return false
+	}
+	return hcl.Server == wcl.Server && bytes.Equal(hcl.CertificateAuthorityData, wcl.CertificateAuthorityData) &&
+		bytes.Equal(ha.ClientCertificateData, wa.ClientCertificateData) && bytes.Equal(ha.ClientKeyData, wa.ClientKeyData)
+}
+
 // restartGrace is how long after its node containers (re)started a
 // reused cluster's API server may take to answer: a Docker restart
 // brings kind's nodes back (restart policy), and their control plane
@@ -196,7 +229,7 @@ func (k *Kind) reuse(ctx context.Context) (*rest.Config, error) {
 	}
 	k.logger.V(0).Infof("reusing kind cluster %q", k.name)
 	k.warnOutdated(ctx)
-	if err := k.provider.ExportKubeConfig(k.name, k.kubeconfig, false); err != nil {
+	if err := k.exportKubeconfig(); err != nil {
 		return nil, fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
 	}
 	// With recreate, a control plane that does not answer at once is

@@ -193,6 +193,17 @@ type shared struct {
 	Unprofiled []string `json:"unprofiled,omitempty"`
 }
 
+// lockID names the cluster the settings target, for the cluster lock.
+func (s Settings) lockID() string {
+	switch {
+	case s.Kubeconfig != "":
+		return s.Kubeconfig + "/" + s.Context
+	case s.ClusterName == "":
+		return "kind/" + TreeConfig().Cluster.Name
+	}
+	return "kind/" + s.ClusterName
+}
+
 // RunLabel carries the run ID on every namespace a run creates, so cleanup
 // never touches another run's objects.
 const RunLabel = "nodeconform.io/run"
@@ -235,20 +246,18 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	}
 	sh.Provider, sh.Cluster, sh.Kubeconfig = p.Kind(), p.Name(), p.KubeconfigPath()
 	if sh.ProbeImage == "" {
-		cache := s.CacheDir
-		if cache == "" {
-			cache = nodeimage.DefaultOptions(logger).CacheDir
-		}
-		img, err := probe.BuildImage(ctx, probe.BuildOptions{SourceDir: s.SourceDir, CacheDir: cache})
+		// Suites sharing the cluster lock may get here at once (go test
+		// ./suites/...; the runner loads the image before its suites):
+		// one builds and loads, the others then find it loaded.
+		l, err := lockCluster(ctx, s.lockID()+"/probe-image", cfg.Timeouts.ClusterLock.Duration, false)
 		if err != nil {
 			return nil, err
 		}
-		start := time.Now()
-		if err := p.LoadImageArchive(ctx, img.Archive); err != nil {
+		sh.ProbeImage, err = LoadProbeImage(ctx, s, p, logger)
+		l.release()
+		if err != nil {
 			return nil, err
 		}
-		logger.V(1).Infof("probe image %s loaded in %s", img.Ref, time.Since(start).Round(time.Millisecond))
-		sh.ProbeImage = img.Ref
 	}
 	// Loading an image writes to the nodes' image store: never in verify mode.
 	if o.nfdImage && sh.Provider == "kind" && sh.Mode == "apply" {
@@ -328,6 +337,27 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		report("node changes of earlier runs (journal)", sh.Replayed)
 	}
 	return json.Marshal(sh)
+}
+
+// LoadProbeImage builds the probe image (cached by content) and loads it
+// into the provider's nodes where they lack it; it returns the image's
+// reference. The runner does it once per run, before its suites, so that
+// suites run side by side never import the same image at once.
+func LoadProbeImage(ctx context.Context, s Settings, p cluster.Provider, logger log.Logger) (string, error) {
+	cache := s.CacheDir
+	if cache == "" {
+		cache = nodeimage.DefaultOptions(logger).CacheDir
+	}
+	img, err := probe.BuildImage(ctx, probe.BuildOptions{SourceDir: s.SourceDir, CacheDir: cache})
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	if err := p.LoadImageArchive(ctx, img.Archive); err != nil {
+		return "", err
+	}
+	logger.V(1).Infof("probe image %s loaded in %s", img.Ref, time.Since(start).Round(time.Millisecond))
+	return img.Ref, nil
 }
 
 // Abandon removes everything of the run Up's data describes: for a

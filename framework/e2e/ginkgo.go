@@ -32,14 +32,13 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 	var lock *clusterLock
 	ginkgo.SynchronizedBeforeSuite(func(ctx context.Context) []byte {
 		s := SettingsFromEnv()
-		id := "kind/" + s.ClusterName
-		if s.Kubeconfig != "" {
-			id = s.Kubeconfig + "/" + s.Context
-		} else if s.ClusterName == "" {
-			id = "kind/" + TreeConfig().Cluster.Name
+		id := s.lockID()
+		var o suiteOptions
+		for _, f := range opts {
+			f(&o)
 		}
 		var err error
-		lock, err = lockCluster(ctx, id, TreeConfig().Timeouts.ClusterLock.Duration)
+		lock, err = lockCluster(ctx, id, TreeConfig().Timeouts.ClusterLock.Duration, o.sharesCluster)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "lock the cluster for this suite")
 		data, err := Up(ctx, s, nil, opts...)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "cluster setup")
@@ -92,13 +91,21 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 	return env
 }
 
-type suiteOptions struct{ nodeAccess, nfdImage bool }
+type suiteOptions struct{ nodeAccess, nfdImage, sharesCluster bool }
 
 // SuiteOption configures RegisterSuite.
 type SuiteOption func(*suiteOptions)
 
 // WithNodeAccess deploys the probe DaemonSet once per run (Env.Nodes).
 func WithNodeAccess() SuiteOption { return func(o *suiteOptions) { o.nodeAccess = true } }
+
+// SharesCluster lets the suite run beside other suites that share it
+// (the cluster lock held shared): for a suite that changes nothing on the
+// nodes another suite would see (no kubelet or runtime restart, no node
+// configuration) and none of whose specs depends on a node's free CPU or
+// memory or on a quiet CPU. The runner runs these side by side first
+// (runner.Concurrent); every other suite holds the lock alone.
+func SharesCluster() SuiteOption { return func(o *suiteOptions) { o.sharesCluster = true } }
 
 // WithNFDImage builds the NFD image and loads it into kind clusters
 // (Env.NFDImage), for suites that deploy NFD where the cluster has none.

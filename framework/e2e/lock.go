@@ -12,13 +12,16 @@ import (
 )
 
 // clusterLock serialises suites that target the same cluster from
-// different processes (`go test ./suites/...` runs packages in parallel):
-// a suite that restarts kubelet must not run beside one that execs into pods.
+// different processes (`go test ./suites/...` runs packages in parallel,
+// the runner runs some suites side by side): a suite that restarts
+// kubelet must not run beside one that execs into pods. Suites that
+// change nothing another suite would see hold it shared, beside each
+// other; every other suite holds it alone.
 type clusterLock struct{ f *os.File }
 
-// lockCluster takes an exclusive lock named after the cluster, waiting at
-// most timeout. The lock also goes away when the process dies.
-func lockCluster(ctx context.Context, id string, timeout time.Duration) (*clusterLock, error) {
+// lockCluster takes a lock named after the cluster, shared or exclusive,
+// waiting at most timeout. The lock also goes away when the process dies.
+func lockCluster(ctx context.Context, id string, timeout time.Duration, shared bool) (*clusterLock, error) {
 	dir := filepath.Join(os.TempDir(), "nodeconform-locks")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -29,12 +32,20 @@ func lockCluster(ctx context.Context, id string, timeout time.Duration) (*cluste
 	if err != nil {
 		return nil, err
 	}
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
 	deadline := time.Now().Add(timeout)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
-			_ = f.Truncate(0)
-			fmt.Fprintf(f, "pid %d\n", os.Getpid())
+			// Names the holder for a run that waits too long; shared
+			// holders would overwrite each other's line.
+			if !shared {
+				_ = f.Truncate(0)
+				fmt.Fprintf(f, "pid %d\n", os.Getpid())
+			}
 			return &clusterLock{f: f}, nil
 		}
 		if time.Now().After(deadline) {

@@ -42,7 +42,15 @@ type Results struct {
 	SuiteSeconds map[string]float64 `json:"suiteSeconds,omitempty"`
 	// SuiteCost is what each suite asked of the cluster.
 	SuiteCost map[string]cost.Figures `json:"suiteCost,omitempty"`
-	Specs     []Spec                  `json:"specs"`
+	// RunSeconds is the whole run's wall time, from the start to the
+	// reports: the cluster check, the build and the suites.
+	RunSeconds float64 `json:"runSeconds,omitempty"`
+	// BuildSeconds is the one build of every selected suite's binary,
+	// made beside the cluster check at the run's start.
+	BuildSeconds float64 `json:"buildSeconds,omitempty"`
+	// SideBySide are the suites run at the same time, before the others.
+	SideBySide []string `json:"sideBySide,omitempty"`
+	Specs      []Spec   `json:"specs"`
 }
 
 // Outcome states as written in results.json.
@@ -224,6 +232,21 @@ func Timings(w io.Writer, specs []Spec, seconds map[string]float64) {
 		}
 	}
 	fmt.Fprintf(w, "wall time: %s\n", strings.Join(parts, ", "))
+}
+
+// RunTimings prints the run's wall time, its one build of the suite
+// binaries and which suites ran side by side (their wall times overlap,
+// so the suites' times add up to more than the run's).
+func RunTimings(w io.Writer, res Results) {
+	if res.RunSeconds == 0 {
+		return
+	}
+	round := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond) }
+	line := fmt.Sprintf("run: %s in all; suite binaries built in %s beside the cluster check", round(res.RunSeconds), round(res.BuildSeconds))
+	if len(res.SideBySide) > 0 {
+		line += "; side by side: " + strings.Join(res.SideBySide, ", ")
+	}
+	fmt.Fprintln(w, line)
 }
 
 // suiteOrder lists the suites of specs once each, in run order.

@@ -4,6 +4,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,6 +68,9 @@ type Options struct {
 	// binaries and a ginkgo binary otherwise.
 	SourceDir string
 	SuitesDir string
+	// Sequential runs every suite alone, one after the other, instead of
+	// the Concurrent ones side by side first.
+	Sequential bool
 	// Procs is how many Ginkgo processes run a suite's specs in parallel
 	// (Serial and Ordered containers still run on one process).
 	Procs int
@@ -249,6 +254,22 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
+	// The suite binaries link while the cluster is checked or created.
+	var bins builtSuites
+	built := make(chan struct{})
+	go func() {
+		defer close(built)
+		start := time.Now()
+		bins.paths, bins.err = SuiteBinaries(ctx, o, o.Suites)
+		bins.secs = time.Since(start).Seconds()
+	}()
+	// An early return stops the build and waits for it: no go command
+	// outlives the run.
+	defer func() {
+		cancel()
+		<-built
+	}()
+
 	clusterName := ""
 	// A kubeconfig whose context is a kind cluster Docker has (KUBECONFIG
 	// exported after using kubectl on it) is that kind cluster: use it as
@@ -308,6 +329,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		if o.NodeImage == "" {
 			o.NodeImage = k.NodeImage()
 		}
+		// And the probe image this run loaded once into the nodes.
+		if o.ProbeImage == "" {
+			if o.ProbeImage, err = e2e.LoadProbeImage(ctx, s, k, logger); err != nil {
+				return res, err
+			}
+		}
 		res.Cluster = "kind/" + k.Name()
 		if !existed && !o.KeepCluster {
 			defer func() {
@@ -329,11 +356,14 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	if err != nil {
 		return res, err
 	}
-	var junits []string
-	ranSuites := 0
+	<-built
+	if bins.err != nil {
+		return res, bins.err
+	}
 	// The suites' namespaces are deleted without waiting: wait for them
-	// once, whichever way the loop ends (after the reports, below, or on
+	// once, whichever way the run ends (after the reports, below, or on
 	// an early return).
+	ranSuites := 0
 	waited := false
 	defer func() {
 		if ranSuites > 0 && !waited {
@@ -342,51 +372,66 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			}
 		}
 	}()
-	for _, suite := range o.Suites {
-		remaining := time.Until(deadline)
-		if remaining <= 0 {
-			return res, fmt.Errorf("--timeout %s reached before suite %s", o.Timeout, suite)
+	done := map[string]suiteResult{}
+	res.BuildSeconds = bins.secs
+	run := func(suite string, out io.Writer) suiteResult {
+		return o.runOne(ctx, ginkgo, bins.paths[suite], suite, clusterName, deadline, out, logger)
+	}
+	side, alone := o.schedule()
+	if len(side) > 1 {
+		res.SideBySide = side
+		logger.V(0).Infof("=== suites %s side by side (each one's output follows its end)", strings.Join(side, ", "))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, suite := range side {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var buf bytes.Buffer
+				r := run(suite, &buf)
+				mu.Lock()
+				defer mu.Unlock()
+				logger.V(0).Infof("=== suite %s (%s)", suite, time.Duration(r.secs*float64(time.Second)).Round(100*time.Millisecond))
+				_, _ = io.Copy(out, &buf)
+				done[suite] = r
+			}()
 		}
-		buildStart := time.Now()
-		bin, err := SuiteBinary(ctx, o, suite)
-		if err != nil {
-			return res, err
+		wg.Wait()
+	} else {
+		alone = append(side, alone...)
+	}
+	for _, suite := range alone {
+		if ctx.Err() != nil {
+			break
 		}
-		buildSecs := time.Since(buildStart).Seconds()
-		jsonPath := filepath.Join(o.ReportDir, suite+".json")
-		_ = os.Remove(jsonPath)
 		logger.V(0).Infof("=== suite %s", suite)
-		suiteStart := time.Now()
-		runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
+		done[suite] = run(suite, out)
+	}
+	var junits []string
+	for _, suite := range o.Suites {
+		r, ok := done[suite]
+		if !ok || !r.ran {
+			continue
+		}
 		ranSuites++
 		if res.SuiteSeconds == nil {
 			res.SuiteSeconds, res.SuiteCost = map[string]float64{}, map[string]cost.Figures{}
 		}
-		res.SuiteSeconds[suite] = time.Since(suiteStart).Seconds()
-		f, ok, err := cost.Collect(o.costPrefix(suite))
-		if err != nil {
-			logger.Warnf("suite %s: %v", suite, err)
+		res.SuiteSeconds[suite] = r.secs
+		if r.cost != nil {
+			res.SuiteCost[suite] = *r.cost
 		}
-		if ok {
-			res.SuiteCost[suite] = f
+		res.Specs = append(res.Specs, r.specs...)
+		if r.junit != "" {
+			junits = append(junits, r.junit)
 		}
-		reports, err := report.LoadGinkgoJSON(jsonPath)
-		if ok {
-			f.AddPhase(cost.PhaseBuild, 1, buildSecs)
-			report.AddSuitePhases(&f, reports)
-			res.SuiteCost[suite] = f
-		}
-		if err != nil {
-			// No report: the suite binary itself failed (setup crash,
-			// timeout before reporting).
-			res.Specs = append(res.Specs, report.Spec{Suite: suite, Name: "[suite]", State: report.Failed,
-				Failure: fmt.Sprintf("suite produced no report: %v (run error: %v)", err, runErr)})
-			continue
-		}
-		res.Specs = append(res.Specs, report.FromGinkgo(suite, reports)...)
-		junits = append(junits, filepath.Join(o.ReportDir, "junit-"+suite+".xml"))
-		if ctx.Err() != nil {
-			break
+	}
+	// A suite refused before it started (the run's deadline reached)
+	// makes the run an error once the reports of the others are written.
+	var refused error
+	for _, suite := range o.Suites {
+		if r, ok := done[suite]; ok && !r.ran && refused == nil {
+			refused = r.err
 		}
 	}
 	var goneErr error
@@ -399,13 +444,83 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			return res, err
 		}
 	}
+	res.RunSeconds = time.Since(res.StartedAt).Seconds()
 	if err := report.Write(filepath.Join(o.ReportDir, "results.json"), res); err != nil {
 		return res, err
+	}
+	if refused != nil {
+		return res, refused
 	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
 	return res, goneErr
+}
+
+// suiteResult is what one suite's run adds to the run's results.
+type suiteResult struct {
+	// ran: the suite's Ginkgo process was started.
+	ran   bool
+	secs  float64
+	cost  *cost.Figures
+	specs []report.Spec
+	junit string
+	err   error
+}
+
+// runOne runs one compiled suite and reads back its report and cost.
+func (o *Options) runOne(ctx context.Context, ginkgo, bin, suite, clusterName string, deadline time.Time, out io.Writer, logger log.Logger) suiteResult {
+	remaining := time.Until(deadline)
+	if remaining <= 0 {
+		return suiteResult{err: fmt.Errorf("--timeout %s reached before suite %s", o.Timeout, suite)}
+	}
+	jsonPath := filepath.Join(o.ReportDir, suite+".json")
+	_ = os.Remove(jsonPath)
+	start := time.Now()
+	runErr := o.runSuite(ctx, ginkgo, bin, suite, clusterName, remaining, out)
+	r := suiteResult{ran: true, secs: time.Since(start).Seconds()}
+	f, ok, err := cost.Collect(o.costPrefix(suite))
+	if err != nil {
+		logger.Warnf("suite %s: %v", suite, err)
+	}
+	reports, err := report.LoadGinkgoJSON(jsonPath)
+	if ok {
+		report.AddSuitePhases(&f, reports)
+		r.cost = &f
+	}
+	if err != nil {
+		// No report: the suite binary itself failed (setup crash,
+		// timeout before reporting).
+		r.specs = []report.Spec{{Suite: suite, Name: "[suite]", State: report.Failed,
+			Failure: fmt.Sprintf("suite produced no report: %v (run error: %v)", err, runErr)}}
+		return r
+	}
+	r.specs = report.FromGinkgo(suite, reports)
+	r.junit = filepath.Join(o.ReportDir, "junit-"+suite+".xml")
+	return r
+}
+
+// Concurrent are the suites that may run beside each other: they change
+// nothing on the nodes that another suite would see (no kubelet or
+// runtime restart, no node configuration), and none of their specs
+// depends on a node's free CPU or memory or on a quiet CPU. Their suite
+// processes take the cluster lock shared (e2e.SharesCluster); every other
+// suite takes it alone, after them, one at a time. The lock is what
+// keeps it safe: a schedule that disagreed with it would be serialised,
+// not wrong.
+var Concurrent = map[string]bool{"cluster": true, "primitives": true, "sysctl": true, "nfd": true}
+
+// schedule splits the selected suites into those run side by side first
+// and those run alone after them, each in the order given.
+func (o *Options) schedule() (side, alone []string) {
+	for _, s := range o.Suites {
+		if Concurrent[s] && !o.Sequential {
+			side = append(side, s)
+		} else {
+			alone = append(alone, s)
+		}
+	}
+	return side, alone
 }
 
 func (o *Options) checkSelection(ctx context.Context, clusterName string, cfg *config.Config) error {
@@ -456,6 +571,60 @@ func (o *Options) waitNamespacesGone(ctx context.Context, clusterName string, cf
 	}
 	logger.V(1).Infof("the run's namespaces were gone %s after the last suite", time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// builtSuites is the result of SuiteBinaries, handed to the run loop.
+type builtSuites struct {
+	paths map[string]string
+	secs  float64
+	err   error
+}
+
+// SuiteBinaries compiles the suites in one `go test -c` (packages they
+// share are loaded once and the links run side by side; an unchanged
+// binary is not linked again), or uses the prebuilt ones when there is
+// no source tree.
+func SuiteBinaries(ctx context.Context, o Options, suites []string) (map[string]string, error) {
+	paths := map[string]string{}
+	var pkgs, fromSource []string
+	for _, s := range suites {
+		paths[s] = filepath.Join(o.SuitesDir, s+".test")
+		if _, err := os.Stat(filepath.Join(o.SourceDir, "suites", s)); err != nil {
+			bin, err := SuiteBinary(ctx, o, s)
+			if err != nil {
+				return nil, err
+			}
+			paths[s] = bin
+			continue
+		}
+		pkgs = append(pkgs, "./suites/"+s)
+		fromSource = append(fromSource, s)
+	}
+	if len(pkgs) == 1 {
+		// One package: -o names the file (a directory only for several).
+		bin, err := SuiteBinary(ctx, o, fromSource[0])
+		paths[fromSource[0]] = bin
+		return paths, err
+	}
+	if len(pkgs) > 0 {
+		dir, err := filepath.Abs(o.SuitesDir)
+		if err != nil {
+			return nil, err
+		}
+		args := append([]string{"test", "-c", "-o", dir + string(filepath.Separator)}, pkgs...)
+		c := exec.CommandContext(ctx, "go", args...)
+		c.Dir = o.SourceDir
+		c.Env = append(os.Environ(), BuildEnv(os.Getenv("GOFLAGS"))...)
+		if out, err := c.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		for _, s := range suites {
+			if p, err := filepath.Abs(paths[s]); err == nil {
+				paths[s] = p
+			}
+		}
+	}
+	return paths, nil
 }
 
 // SuiteBinary compiles a suite from source when the source tree is there

@@ -93,3 +93,16 @@ func TestBuildEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleRunsConcurrentSuitesFirst(t *testing.T) {
+	o := Options{Suites: []string{"encapsulation", "sysctl", "cgroups", "cluster"}}
+	side, alone := o.schedule()
+	if strings.Join(side, ",") != "sysctl,cluster" || strings.Join(alone, ",") != "encapsulation,cgroups" {
+		t.Fatalf("side %v, alone %v", side, alone)
+	}
+	o.Sequential = true
+	side, alone = o.schedule()
+	if len(side) != 0 || strings.Join(alone, ",") != "encapsulation,sysctl,cgroups,cluster" {
+		t.Fatalf("--sequential: side %v, alone %v", side, alone)
+	}
+}

@@ -53,10 +53,13 @@ func Build(ctx context.Context, s Spec) error {
 	if out, err := docker(ctx, dir, "build", "-q", "-t", s.Ref, "."); err != nil {
 		return fmt.Errorf("docker build %s: %w\n%s", s.Ref, err, out)
 	}
-	if out, err := docker(ctx, dir, "save", "-o", s.Archive+".tmp", s.Ref); err != nil {
+	// A temporary name of this call's own: suites started side by side
+	// (go test ./suites/...) may build the same image at once.
+	tmp := filepath.Join(dir, "image.tar")
+	if out, err := docker(ctx, dir, "save", "-o", tmp, s.Ref); err != nil {
 		return fmt.Errorf("docker save %s: %w\n%s", s.Ref, err, out)
 	}
-	return os.Rename(s.Archive+".tmp", s.Archive)
+	return os.Rename(tmp, s.Archive)
 }
 
 // docker runs the classic builder: BuildKit is not installed with

@@ -12,7 +12,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 )
 
-var env = e2e.RegisterSuite()
+var env = e2e.RegisterSuite(e2e.SharesCluster())
 
 func TestCluster(t *testing.T) {
 	RegisterFailHandler(Fail)

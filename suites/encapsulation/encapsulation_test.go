@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	enc "github.com/nodeconform/nodeconform/framework/encapsulation"
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/nodechange"
@@ -31,6 +32,10 @@ var restartTimeout = 2 * e2e.TreeConfig().Timeouts.NodeRestart.Duration
 
 // applyTimeout also covers OpenShift's MachineConfigPool roll-out.
 var applyTimeout = max(restartTimeout, e2e.TreeConfig().Timeouts.MachineConfigPool.Duration+time.Minute)
+
+// findmntReads bounds how often `findmnt` and `kubensenter findmnt` are
+// read before a difference between them counts.
+const findmntReads = 3
 
 var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Serial, Label("encapsulation", "disruptive"), func() {
 	var (
@@ -203,13 +208,26 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				Skip("verify mode: the nodes have no kubensenter and a read-only run does not install one")
 			}
 			for _, n := range subset {
-				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn")
-				Expect(err).NotTo(HaveOccurred())
-				wrapped, err := e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn")
-				Expect(err).NotTo(HaveOccurred())
-				Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
-				Expect(wrapped.Stderr).NotTo(ContainSubstring("namespace found at"), "kubensenter must not find a namespace on %s", n.Name)
-				Expect(wrapped.Stdout).To(Equal(plain), "kubensenter findmnt on %s", n.Name)
+				// Pods starting or going away on the node (another suite's
+				// namespaces being deleted, the operator's own pods) change
+				// the table between the two reads: a difference that goes
+				// away on a second read is churn, one in another namespace
+				// stays. At most findmntReads reads of each.
+				var plain string
+				var wrapped nodeaccess.HostResult
+				for attempt := 1; attempt <= findmntReads; attempt++ {
+					var err error
+					plain, err = e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn")
+					Expect(err).NotTo(HaveOccurred())
+					wrapped, err = e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn")
+					Expect(err).NotTo(HaveOccurred())
+					Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
+					Expect(wrapped.Stderr).NotTo(ContainSubstring("namespace found at"), "kubensenter must not find a namespace on %s", n.Name)
+					if wrapped.Stdout == plain {
+						break
+					}
+				}
+				Expect(wrapped.Stdout).To(Equal(plain), "kubensenter findmnt on %s (differed on each of %d reads)", n.Name, findmntReads)
 			}
 		})
 

@@ -14,7 +14,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 )
 
-var env = e2e.RegisterSuite(e2e.WithNodeAccess(), e2e.WithNFDImage())
+var env = e2e.RegisterSuite(e2e.WithNodeAccess(), e2e.WithNFDImage(), e2e.SharesCluster())
 
 func TestNFD(t *testing.T) {
 	RegisterFailHandler(Fail)

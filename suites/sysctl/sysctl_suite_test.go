@@ -13,7 +13,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 )
 
-var env = e2e.RegisterSuite(e2e.WithNodeAccess())
+var env = e2e.RegisterSuite(e2e.WithNodeAccess(), e2e.SharesCluster())
 
 func TestSysctl(t *testing.T) {
 	RegisterFailHandler(Fail)
