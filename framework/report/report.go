@@ -241,7 +241,9 @@ func RunTimings(w io.Writer, res Results) {
 	if res.RunSeconds == 0 {
 		return
 	}
-	round := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond) }
+	round := func(s float64) time.Duration {
+		return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond)
+	}
 	line := fmt.Sprintf("run: %s in all; suite binaries built in %s beside the cluster check", round(res.RunSeconds), round(res.BuildSeconds))
 	if len(res.SideBySide) > 0 {
 		line += "; side by side: " + strings.Join(res.SideBySide, ", ")

@@ -15,9 +15,9 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
-	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	enc "github.com/nodeconform/nodeconform/framework/encapsulation"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/nodechange"
 	"github.com/nodeconform/nodeconform/framework/openshift"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
