@@ -48,6 +48,10 @@ type Results struct {
 	// BuildSeconds is the one build of every selected suite's binary,
 	// made beside the cluster check at the run's start.
 	BuildSeconds float64 `json:"buildSeconds,omitempty"`
+	// NamespaceWaitSeconds is the wait, after the last suite, until the
+	// run's namespaces were gone (nothing left behind): part of
+	// RunSeconds.
+	NamespaceWaitSeconds float64 `json:"namespaceWaitSeconds,omitempty"`
 	// SideBySide are the suites run at the same time, before the others.
 	SideBySide []string `json:"sideBySide,omitempty"`
 	Specs      []Spec   `json:"specs"`
@@ -244,7 +248,7 @@ func RunTimings(w io.Writer, res Results) {
 	round := func(s float64) time.Duration {
 		return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond)
 	}
-	line := fmt.Sprintf("run: %s in all; suite binaries built in %s beside the cluster check", round(res.RunSeconds), round(res.BuildSeconds))
+	line := fmt.Sprintf("run: %s in all; suite binaries built in %s beside the cluster check; the run's namespaces gone %s after the last suite", round(res.RunSeconds), round(res.BuildSeconds), round(res.NamespaceWaitSeconds))
 	if len(res.SideBySide) > 0 {
 		line += "; side by side: " + strings.Join(res.SideBySide, ", ")
 	}

@@ -437,7 +437,9 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	var goneErr error
 	if ranSuites > 0 {
 		waited = true
+		start := time.Now()
 		goneErr = o.waitNamespacesGone(ctx, clusterName, cfg, logger)
+		res.NamespaceWaitSeconds = time.Since(start).Seconds()
 	}
 	if len(junits) > 0 {
 		if err := report.MergeJUnit(junits, filepath.Join(o.ReportDir, "junit.xml")); err != nil {
