@@ -613,6 +613,8 @@ func SuiteBinaries(ctx context.Context, o Options, suites []string) (map[string]
 		if err != nil {
 			return nil, err
 		}
+		// Into a directory, go names each binary after its package: every
+		// suite's package is named as its directory (suites/<suite>).
 		args := append([]string{"test", "-c", "-o", dir + string(filepath.Separator)}, pkgs...)
 		c := exec.CommandContext(ctx, "go", args...)
 		c.Dir = o.SourceDir
