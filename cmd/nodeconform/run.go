@@ -95,7 +95,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.IntVar(&o.Procs, "procs", 0, fmt.Sprintf("Ginkgo processes per suite: specs run in parallel, Serial and Ordered containers on one process (default %d here)", runner.DefaultProcs()))
 	f.BoolVar(&o.Quiet, "quiet", false, "only the summary on stdout; suite output goes to <report-dir>/<suite>.log")
 	f.BoolVar(&o.Sequential, "sequential", false, "run every suite alone, one after the other; by default the suites that change nothing on the nodes ("+strings.Join(concurrentSuites(), ", ")+") run side by side first")
-	f.BoolVar(&timings, "timings", false, "print where each suite's time went: binary build, setup, probe start, specs, pod starts, exec round trips, namespace waits, teardown (also in results.json, suiteCost.phases)")
+	f.BoolVar(&timings, "timings", false, "print where each suite's time went: setup, probe start, specs, pod starts, exec round trips, namespace waits, teardown (also in results.json, suiteCost.phases)")
 	f.StringVar(&o.KindConfig, "kind-config", "", "kind config file or name in kindconfigs/ (default: default)")
 	f.StringVar(&o.NodeImage, "node-image", "", "kind node image (default: build nodeconform's)")
 	f.StringVar(&o.ConfigFile, "config", os.Getenv("NODECONFORM_CONFIG"), "configuration overriding timeouts and expectations")

@@ -44,7 +44,6 @@ type Phase struct {
 // SynchronizedBeforeSuite and AfterSuite; the probe start and the
 // namespace waits fall within them.
 const (
-	PhaseBuild         = "suite binary build"
 	PhaseSetup         = "suite setup"
 	PhaseProbeStart    = "probe DaemonSet start"
 	PhaseSpecs         = "specs"

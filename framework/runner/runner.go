@@ -408,8 +408,14 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		done[suite] = run(suite, out)
 	}
 	var junits []string
+	// A suite refused before it started (the run's deadline reached)
+	// makes the run an error once the reports of the others are written.
+	var refused error
 	for _, suite := range o.Suites {
 		r, ok := done[suite]
+		if ok && !r.ran && refused == nil {
+			refused = r.err
+		}
 		if !ok || !r.ran {
 			continue
 		}
@@ -424,14 +430,6 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		res.Specs = append(res.Specs, r.specs...)
 		if r.junit != "" {
 			junits = append(junits, r.junit)
-		}
-	}
-	// A suite refused before it started (the run's deadline reached)
-	// makes the run an error once the reports of the others are written.
-	var refused error
-	for _, suite := range o.Suites {
-		if r, ok := done[suite]; ok && !r.ran && refused == nil {
-			refused = r.err
 		}
 	}
 	var goneErr error
@@ -588,7 +586,7 @@ type builtSuites struct {
 // no source tree.
 func SuiteBinaries(ctx context.Context, o Options, suites []string) (map[string]string, error) {
 	paths := map[string]string{}
-	var pkgs, fromSource []string
+	var fromSource []string
 	for _, s := range suites {
 		paths[s] = filepath.Join(o.SuitesDir, s+".test")
 		if _, err := os.Stat(filepath.Join(o.SourceDir, "suites", s)); err != nil {
@@ -599,28 +597,27 @@ func SuiteBinaries(ctx context.Context, o Options, suites []string) (map[string]
 			paths[s] = bin
 			continue
 		}
-		pkgs = append(pkgs, "./suites/"+s)
 		fromSource = append(fromSource, s)
 	}
-	if len(pkgs) == 1 {
+	if len(fromSource) == 1 {
 		// One package: -o names the file (a directory only for several).
 		bin, err := SuiteBinary(ctx, o, fromSource[0])
 		paths[fromSource[0]] = bin
 		return paths, err
 	}
-	if len(pkgs) > 0 {
+	if len(fromSource) > 0 {
 		dir, err := filepath.Abs(o.SuitesDir)
 		if err != nil {
 			return nil, err
 		}
 		// Into a directory, go names each binary after its package: every
 		// suite's package is named as its directory (suites/<suite>).
-		args := append([]string{"test", "-c", "-o", dir + string(filepath.Separator)}, pkgs...)
-		c := exec.CommandContext(ctx, "go", args...)
-		c.Dir = o.SourceDir
-		c.Env = append(os.Environ(), BuildEnv(os.Getenv("GOFLAGS"))...)
-		if out, err := c.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		args := []string{"test", "-c", "-o", dir + string(filepath.Separator)}
+		for _, s := range fromSource {
+			args = append(args, "./suites/"+s)
+		}
+		if err := goTool(ctx, o, args...); err != nil {
+			return nil, err
 		}
 		for _, s := range suites {
 			if p, err := filepath.Abs(paths[s]); err == nil {
@@ -669,11 +666,8 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 				args[i] = bin
 			}
 		}
-		c := exec.CommandContext(ctx, "go", args...)
-		c.Dir = o.SourceDir
-		c.Env = append(os.Environ(), BuildEnv(os.Getenv("GOFLAGS"))...)
-		if out, err := c.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		if err := goTool(ctx, o, args...); err != nil {
+			return "", err
 		}
 		return bin, nil
 	}
@@ -681,6 +675,18 @@ func compiled(ctx context.Context, o Options, name, source string, args ...strin
 		return "", UsageError{fmt.Errorf("%s: no source at %s and no binary at %s", name, source, bin)}
 	}
 	return bin, nil
+}
+
+// goTool runs `go <args>` in the source tree with the build
+// configuration every build of the module shares (BuildEnv).
+func goTool(ctx context.Context, o Options, args ...string) error {
+	c := exec.CommandContext(ctx, "go", args...)
+	c.Dir = o.SourceDir
+	c.Env = append(os.Environ(), BuildEnv(os.Getenv("GOFLAGS"))...)
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 func (o *Options) runSuite(ctx context.Context, ginkgo, bin, suite, clusterName string, remaining time.Duration, out io.Writer) error {
