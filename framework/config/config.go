@@ -58,6 +58,9 @@ type Config struct {
 	Cgroups struct {
 		// ThrottleWindow is how long CPU usage is measured.
 		ThrottleWindow Duration `json:"throttleWindow"`
+		// ThrottleSamples is how many windows a node gets before the
+		// throttling check fails it (a busy host lowers one window).
+		ThrottleSamples int `json:"throttleSamples"`
 		// LimitedCPUMin/Max bound the CPU fraction of a busy loop under
 		// limits.cpu 100m.
 		LimitedCPUMin float64 `json:"limitedCPUMin"`
