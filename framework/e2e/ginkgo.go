@@ -195,7 +195,7 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 	if how.NoWait {
 		var errs []error
 		for _, ns := range list.Items {
-			if err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			if _, err := workload.StartNamespaceDeletion(ctx, cs, ns.Name); err != nil {
 				errs = append(errs, fmt.Errorf("delete namespace %s: %w", ns.Name, err))
 			}
 		}
@@ -224,10 +224,8 @@ func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string 
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "create namespace")
 	ginkgo.DeferCleanup(func(ctx context.Context) {
 		workload.CountControllerPods(ctx, e.Clientset, ns.Name)
-		err := e.Clientset.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
-		if !apierrors.IsNotFound(err) {
-			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "delete namespace %s", ns.Name)
-		}
+		_, err := workload.StartNamespaceDeletion(ctx, e.Clientset, ns.Name)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "delete namespace %s", ns.Name)
 	}, ginkgo.NodeTimeout(e.Config.Timeouts.NamespaceDeletion.Duration))
 	return ns.Name
 }
