@@ -84,11 +84,12 @@ func qosPlacement(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *no
 		cg.Burstable:  probePod(ns, "burstable-"+n, e.ProbeImage, n, res("50m", "32Mi"), nil, nil),
 		cg.BestEffort: probePod(ns, "besteffort-"+n, e.ProbeImage, n, nil, nil, nil),
 	}
+	classes := []cg.QoS{cg.Guaranteed, cg.Burstable, cg.BestEffort}
+	started := runAll(ctx, g, e, pods[classes[0]], pods[classes[1]], pods[classes[2]])
 	seen := map[string]string{}
 	var problems []string
-	for _, qos := range []cg.QoS{cg.Guaranteed, cg.Burstable, cg.BestEffort} {
-		p := pods[qos]
-		got := run(ctx, g, e, p)
+	for i, qos := range classes {
+		p, got := pods[qos], started[i]
 		g.Expect(string(got.Status.QOSClass)).To(Equal(string(qos)))
 		podPath := path.Dir(containerPath(ctx, g, c.rd, got, "cpu"))
 		seen[string(qos)] = podPath
@@ -223,13 +224,16 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		}
 		evidence.Record("throttleParallel", map[string]any{"kernels": len(kernels), "nodes": len(on), "oneAtATime": parallel == 1})
 		judge(ctx, "CFS throttling", parallel, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
-			limited := run(ctx, g, e, probePod(ns, "limited-"+n, e.ProbeImage, n, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
-			free := run(ctx, g, e, probePod(ns, "free-"+n, e.ProbeImage, n, res("10m", "16Mi"), nil, []string{"burn"}))
+			// Deleted whether or not they started, so that no busy loop
+			// outlives its node's turn.
 			defer func() {
-				for _, p := range []*corev1.Pod{limited, free} {
-					_ = e.Clientset.CoreV1().Pods(ns).Delete(context.WithoutCancel(ctx), p.Name, metav1.DeleteOptions{})
+				for _, name := range []string{"limited-" + n, "free-" + n} {
+					_ = e.Clientset.CoreV1().Pods(ns).Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
 				}
 			}()
+			both := runAll(ctx, g, e, probePod(ns, "limited-"+n, e.ProbeImage, n, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}),
+				probePod(ns, "free-"+n, e.ProbeImage, n, res("10m", "16Mi"), nil, []string{"burn"}))
+			limited, free := both[0], both[1]
 			// Contention only lowers what a loop gets: a window that fails
 			// is measured again, at most ThrottleSamples times, and the node
 			// fails only if every window does. A quota on a parent cgroup
@@ -473,6 +477,23 @@ func probePod(ns, name, image, node string, requests, limits corev1.ResourceList
 func run(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
 	got, err := workload.CreateReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
 	g.Expect(err).NotTo(HaveOccurred())
+	return got
+}
+
+// runAll starts pods at once and waits until each is ready: a node starts
+// them side by side, each pod's start no longer waiting for the last.
+func runAll(ctx context.Context, g Gomega, e *e2e.Env, pods ...*corev1.Pod) []*corev1.Pod {
+	got, errs := make([]*corev1.Pod, len(pods)), make([]error, len(pods))
+	var wg sync.WaitGroup
+	for i, p := range pods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = workload.CreateReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
+		}()
+	}
+	wg.Wait()
+	g.Expect(errors.Join(errs...)).NotTo(HaveOccurred())
 	return got
 }
 
