@@ -395,6 +395,13 @@ type ThrottleBounds struct {
 	LimitedMin, LimitedMax, UnlimitedMin float64
 }
 
+// PastQuota reports whether the sample's limited loop ran above
+// LimitedMax: contention on a busy host only lowers what a loop gets, so
+// such a sample fails for good and is not measured again.
+func (b ThrottleBounds) PastQuota(s ThrottleSample) bool {
+	return CPUFraction(s.LimitedBefore, s.LimitedAfter, s.WallNanos) > b.LimitedMax
+}
+
 // ThrottleSample is one measurement: a busy loop under a CPU limit and
 // one without, each read before and after the same wall-clock window.
 type ThrottleSample struct {

@@ -301,6 +301,16 @@ func TestJudgeThrottle(t *testing.T) {
 	}
 }
 
+func TestPastQuota(t *testing.T) {
+	b := ThrottleBounds{LimitedMin: 0.05, LimitedMax: 0.15, UnlimitedMin: 0.3}
+	for fraction, want := range map[float64]bool{0.95: true, 0.16: true, 0.1: false, 0.01: false} {
+		s := ThrottleSample{LimitedAfter: CPUUsage{UsageNanos: int64(fraction * 6e9)}, WallNanos: 6e9}
+		if got := b.PastQuota(s); got != want {
+			t.Errorf("limited loop at %.2f of a CPU: PastQuota %v, want %v", fraction, got, want)
+		}
+	}
+}
+
 // The CFS-quota negative control judges the limited loop alone.
 func TestJudgeLimitedAlone(t *testing.T) {
 	b := ThrottleBounds{LimitedMin: 0.05, LimitedMax: 0.15, UnlimitedMin: 0.3}

@@ -238,7 +238,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			// is measured again, at most ThrottleSamples times, and the node
 			// fails only if every window does. A quota on a parent cgroup
 			// fails them all; a loop past its own quota fails at once.
-			window := e.Config.Cgroups.ThrottleWindow.Duration
+			window, bounds := e.Config.Cgroups.ThrottleWindow.Duration, throttleBounds(e)
 			var samples []map[string]any
 			var problems []string
 			for i := 0; i < max(1, e.Config.Cgroups.ThrottleSamples); i++ {
@@ -247,11 +247,11 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				time.Sleep(window)
 				a2, b2 := cpuUsage(ctx, g, c.rd, limited), cpuUsage(ctx, g, c.rd, free)
 				s := cg.ThrottleSample{LimitedBefore: a1, LimitedAfter: a2, UnlimitedBefore: b1, UnlimitedAfter: b2, WallNanos: time.Since(start).Nanoseconds()}
-				problems = cg.JudgeThrottle(throttleBounds(e), s)
+				problems = cg.JudgeThrottle(bounds, s)
 				samples = append(samples, map[string]any{"limitedFraction": cg.CPUFraction(a1, a2, s.WallNanos), "unlimitedFraction": cg.CPUFraction(b1, b2, s.WallNanos),
 					"limitedBefore": a1, "limitedAfter": a2, "unlimitedBefore": b1, "unlimitedAfter": b2, "problems": problems})
-				if len(problems) == 0 || cg.CPUFraction(a1, a2, s.WallNanos) > throttleBounds(e).LimitedMax {
-					break // contention cannot push a loop past its quota
+				if len(problems) == 0 || bounds.PastQuota(s) {
+					break
 				}
 			}
 			ev := map[string]any{"window": window.String(), "limitedPod": limited.Name, "unlimitedPod": free.Name, "samples": samples}
@@ -475,9 +475,7 @@ func probePod(ns, name, image, node string, requests, limits corev1.ResourceList
 }
 
 func run(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
-	got, err := workload.CreateReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
-	g.Expect(err).NotTo(HaveOccurred())
-	return got
+	return runAll(ctx, g, e, p)[0]
 }
 
 // runAll starts pods at once and waits until each is ready: a node starts
