@@ -55,6 +55,11 @@ type Config struct {
 	Intervals struct {
 		Poll Duration `json:"poll"`
 	} `json:"intervals"`
+	// Client is the suites' client-side rate limit towards the API server.
+	Client struct {
+		QPS   float32 `json:"qps"`
+		Burst int     `json:"burst"`
+	} `json:"client"`
 	Cgroups struct {
 		// ThrottleWindow is how long CPU usage is measured.
 		ThrottleWindow Duration `json:"throttleWindow"`

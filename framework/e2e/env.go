@@ -274,7 +274,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		}
 		sh.NFDImage = img.Ref
 	}
-	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
+	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -368,17 +368,17 @@ func Abandon(ctx context.Context, data []byte) error {
 		return err
 	}
 	stopOwner(sh.RunID)
-	rc, cs, _, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
+	cfg, _, err := LoadConfig(sh.ConfigFile, sh.ProfileFile)
+	if err != nil {
+		cfg = config.Default()
+	}
+	rc, cs, _, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify", cfg)
 	if err != nil {
 		return err
 	}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return err
-	}
-	cfg, _, err := LoadConfig(sh.ConfigFile, sh.ProfileFile)
-	if err != nil {
-		cfg = config.Default()
 	}
 	_, err = removeRun(ctx, cs, dyn, sh.RunID, removal{Timeout: cfg.Timeouts.NamespaceDeletion.Duration})
 	return err
@@ -435,7 +435,7 @@ func Connect(data []byte) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify")
+	rc, cs, kl, err := clients(sh.Kubeconfig, sh.Context, sh.Mode == "verify", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -453,13 +453,14 @@ func Connect(data []byte) (*Env, error) {
 }
 
 // clients builds the REST config, clientset and e2e-framework client of a
-// kubeconfig context; read-only ones (verify mode) refuse every write
-// outside the run's own namespaces.
-func clients(kubeconfig, context string, readOnly bool) (*rest.Config, kubernetes.Interface, klient.Client, error) {
+// kubeconfig context, rate-limited as cfg says; read-only ones (verify
+// mode) refuse every write outside the run's own namespaces.
+func clients(kubeconfig, context string, readOnly bool, cfg *config.Config) (*rest.Config, kubernetes.Interface, klient.Client, error) {
 	rc, err := cluster.LoadKubeconfig(kubeconfig, context)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	rc.QPS, rc.Burst = cfg.Client.QPS, cfg.Client.Burst
 	if readOnly {
 		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return readonly.Transport{Next: rt} })
 	}

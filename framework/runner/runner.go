@@ -551,6 +551,7 @@ func (o *Options) clientset(clusterName string, cfg *config.Config) (kubernetes.
 		return nil, err
 	}
 	rc.Timeout = cfg.Timeouts.APIReachable.Duration
+	rc.QPS, rc.Burst = cfg.Client.QPS, cfg.Client.Burst
 	return kubernetes.NewForConfig(rc)
 }
 
