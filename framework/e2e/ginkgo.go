@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
@@ -295,77 +293,23 @@ func writeCost(e *Env) {
 // WaitNamespacesGone waits until no namespace of any nodeconform run is
 // being deleted (the runner's deferred deletions), and names those still
 // there after timeout. It watches the namespaces, so that it returns as
-// the last one goes rather than up to a poll interval later; poll paces
-// the retries when a watch cannot be opened.
-func WaitNamespacesGone(ctx context.Context, cs kubernetes.Interface, timeout, poll time.Duration) error {
+// the last one goes rather than up to a poll interval later.
+func WaitNamespacesGone(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
 	defer cost.Time(cost.PhaseNamespaceGone, time.Now())
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sel := metav1.ListOptions{LabelSelector: RunLabel}
-	var left map[string]bool
-	for {
-		list, err := cs.CoreV1().Namespaces().List(wctx, sel)
-		if err == nil {
-			left = map[string]bool{}
-			for _, ns := range list.Items {
-				if ns.DeletionTimestamp != nil {
-					left[ns.Name] = true
-				}
-			}
-			if len(left) == 0 {
-				return nil
-			}
-			w, werr := cs.CoreV1().Namespaces().Watch(wctx, metav1.ListOptions{LabelSelector: RunLabel, ResourceVersion: list.ResourceVersion})
-			if werr == nil {
-				untilNoneLeft(w, left)
-				w.Stop()
-			} else {
-				err = werr
-			}
-		}
-		switch {
-		case ctx.Err() != nil:
-			return fmt.Errorf("waiting for namespaces %s to be deleted: %w", names(left), ctx.Err())
-		case wctx.Err() != nil:
-			return fmt.Errorf("namespaces still being deleted %s after the last suite: %s (nodeconform cleanup removes what is left)", timeout, names(left))
-		case err != nil && left == nil:
-			return fmt.Errorf("list the runs' namespaces: %w", err)
-		case err != nil:
-			select {
-			case <-wctx.Done():
-			case <-time.After(poll):
-			}
-		}
-		// Else the watch saw the last deletion, or ended: list again.
+	terminating := func(o any) bool {
+		ns, ok := o.(*corev1.Namespace)
+		return ok && ns.DeletionTimestamp != nil
 	}
-}
-
-// untilNoneLeft follows a namespace watch, adding namespaces whose
-// deletion starts and removing those that go, until none is left or the
-// watch ends.
-func untilNoneLeft(w watch.Interface, left map[string]bool) {
-	for ev := range w.ResultChan() {
-		ns, ok := ev.Object.(*corev1.Namespace)
-		if !ok {
-			continue // a watch error: the channel closes after it
-		}
-		switch {
-		case ev.Type == watch.Deleted:
-			delete(left, ns.Name)
-		case ns.DeletionTimestamp != nil:
-			left[ns.Name] = true
-		}
-		if len(left) == 0 {
-			return
-		}
+	left, err := workload.WaitNone(wctx, workload.Namespaces(cs, metav1.ListOptions{LabelSelector: RunLabel}), &corev1.Namespace{}, terminating)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("waiting for namespaces %s to be deleted: %w", strings.Join(left, ", "), ctx.Err())
+	case left == nil:
+		return fmt.Errorf("list the runs' namespaces: %w", err)
 	}
-}
-
-func names(set map[string]bool) string {
-	var out []string
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ", ")
+	return fmt.Errorf("namespaces still being deleted %s after the last suite: %s (nodeconform cleanup removes what is left)", timeout, strings.Join(left, ", "))
 }

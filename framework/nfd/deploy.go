@@ -408,8 +408,10 @@ func LabeledNodes(ctx context.Context, cs kubernetes.Interface, label, value str
 }
 
 // Remove deletes what Deploy and ApplyRule created: the rules, the
-// namespace (waiting until it is gone, so nfd-master no longer writes), the
-// cluster roles and the CRDs it created. Then it removes from every node
+// namespace (waiting until its pods are gone, so nfd-master no longer
+// writes; the namespace itself goes with the run's others, which the run
+// waits for at its end, as it carries the run's label), the cluster roles
+// and the CRDs it created. Then it removes from every node
 // the labels nfd-master listed in its feature-labels annotation and every
 // nfd.node.kubernetes.io annotation, as `nfd-master -prune` does. A nil
 // Deployment (Deploy failed early) has nothing to remove.
@@ -425,7 +427,12 @@ func (d *Deployment) Remove(ctx context.Context, timeout time.Duration) error {
 		return errors.Join(errs...)
 	}
 	if d.Namespace != "" {
-		errs = append(errs, workload.DeleteNamespace(ctx, d.cs, d.Namespace, timeout))
+		workload.CountControllerPods(ctx, d.cs, d.Namespace)
+		gone, err := workload.StartNamespaceDeletion(ctx, d.cs, d.Namespace)
+		if err == nil && !gone {
+			err = workload.WaitPodsGone(ctx, d.cs, d.Namespace, timeout)
+		}
+		errs = append(errs, err)
 	}
 	for i := len(d.created) - 1; i >= 0; i-- {
 		ref := d.created[i]

@@ -567,7 +567,7 @@ func (o *Options) waitNamespacesGone(ctx context.Context, clusterName string, cf
 		return err
 	}
 	start := time.Now()
-	if err := e2e.WaitNamespacesGone(ctx, cs, timeout, cfg.Intervals.Poll.Duration); err != nil {
+	if err := e2e.WaitNamespacesGone(ctx, cs, timeout); err != nil {
 		return err
 	}
 	logger.V(1).Infof("the run's namespaces were gone %s after the last suite", time.Since(start).Round(100*time.Millisecond))

@@ -86,16 +86,7 @@ func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, 
 	if gone || err != nil {
 		return err
 	}
-	defer cost.Time(cost.PhaseNamespaceGone, time.Now())
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		_, err := cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		time.Sleep(time.Second)
-	}
-	return fmt.Errorf("namespace %s still exists after %s", name, timeout)
+	return waitNamespaceGone(ctx, cs, name, timeout)
 }
 
 // ProbePodInput describes a pod running the probe image.

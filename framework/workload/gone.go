@@ -1,0 +1,136 @@
+package workload
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/nodeconform/nodeconform/framework/cost"
+)
+
+// WaitNone waits until none of the objects lw lists satisfies left (nil:
+// until lw lists nothing). It lists once and then watches, so it returns
+// as the last one goes instead of up to a poll interval later, and it
+// re-lists by itself when a watch breaks. When ctx ends first, it returns
+// the keys (namespace/name) of the objects still left, sorted, or, if no
+// list ever succeeded, the last list's error.
+func WaitNone(ctx context.Context, lw *cache.ListWatch, objType runtime.Object, left func(obj any) bool) ([]string, error) {
+	var mu sync.Mutex
+	var listErr error
+	list := lw.ListWithContextFunc
+	recorded := *lw
+	recorded.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		obj, err := list(ctx, o)
+		mu.Lock()
+		listErr = err
+		mu.Unlock()
+		return obj, err
+	}
+	var store cache.Store
+	remaining := func() []string {
+		var out []string
+		for _, o := range store.List() {
+			if left == nil || left(o) {
+				k, _ := cache.MetaNamespaceKeyFunc(o)
+				out = append(out, k)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	// The informer updates its store before it passes an event on, so
+	// the store holds at least what the event says.
+	_, err := watchtools.UntilWithSync(ctx, listThenWatch{&recorded}, objType,
+		func(s cache.Store) (bool, error) {
+			store = s
+			return len(remaining()) == 0, nil
+		},
+		func(watch.Event) (bool, error) { return len(remaining()) == 0, nil })
+	if err == nil {
+		return nil, nil
+	}
+	if store == nil {
+		mu.Lock()
+		defer mu.Unlock()
+		if listErr != nil {
+			return nil, fmt.Errorf("%w (last list: %w)", err, listErr)
+		}
+		return nil, err
+	}
+	return remaining(), err
+}
+
+// listThenWatch asks the reflector for a plain list, then a watch, instead
+// of client-go's streamed watch-list: the lists here are small, every
+// API server serves both, and it is the path the unit tests exercise.
+type listThenWatch struct{ *cache.ListWatch }
+
+// IsWatchListSemanticsUnSupported is what client-go's reflector asks
+// (util/watchlist.DoesClientNotSupportWatchListSemantics).
+func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+// PodsOf lists and watches the pods of namespace ns.
+func PodsOf(cs kubernetes.Interface, ns string) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().Pods(ns).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.CoreV1().Pods(ns).Watch(ctx, o)
+		},
+	}
+}
+
+// Namespaces lists and watches the namespaces that match sel (a label
+// selector, or a field selector such as metadata.name=x).
+func Namespaces(cs kubernetes.Interface, sel metav1.ListOptions) *cache.ListWatch {
+	with := func(o metav1.ListOptions) metav1.ListOptions {
+		o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
+		return o
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().Namespaces().List(ctx, with(o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.CoreV1().Namespaces().Watch(ctx, with(o))
+		},
+	}
+}
+
+// WaitPodsGone waits until namespace ns has no pod left, within timeout:
+// for a workload whose pods must have stopped (no longer writing to the
+// cluster) before the next step, while its namespace goes later.
+func WaitPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	left, err := WaitNone(wctx, PodsOf(cs, ns), &corev1.Pod{}, nil)
+	if err != nil {
+		return fmt.Errorf("pods of namespace %s still there after %s: %s: %w", ns, timeout, strings.Join(left, ", "), err)
+	}
+	return nil
+}
+
+// waitNamespaceGone waits until namespace name no longer exists.
+func waitNamespaceGone(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
+	defer cost.Time(cost.PhaseNamespaceGone, time.Now())
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sel := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
+	if _, err := WaitNone(wctx, Namespaces(cs, sel), &corev1.Namespace{}, nil); err != nil {
+		return fmt.Errorf("namespace %s still exists after %s: %w", name, timeout, err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package workload
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+)
+
+func pod(name, rv string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, ResourceVersion: rv}}
+}
+
+// stub lists items once and then serves w.
+func stub(items []corev1.Pod, w watch.Interface, listErr error) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			if listErr != nil {
+				return nil, listErr
+			}
+			return &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "10"}, Items: items}, nil
+		},
+		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return w, nil },
+	}
+}
+
+func TestWaitNoneReturnsWhenTheLastGoes(t *testing.T) {
+	w := watch.NewFake()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := WaitNone(ctx, stub([]corev1.Pod{*pod("a", "1"), *pod("b", "2")}, w, nil), &corev1.Pod{}, nil)
+		done <- err
+	}()
+	w.Delete(pod("a", "11"))
+	select {
+	case err := <-done:
+		t.Fatalf("returned with b still there: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	w.Delete(pod("b", "12"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("did not return after the last pod went")
+	}
+}
+
+func TestWaitNoneEmptyAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if left, err := WaitNone(ctx, stub(nil, watch.NewFake(), nil), &corev1.Pod{}, nil); err != nil || left != nil {
+		t.Fatalf("got %v, %v", left, err)
+	}
+}
+
+// Only what left selects is waited for: a namespace not being deleted
+// does not hold the wait, one whose deletion starts later does.
+func TestWaitNoneOnlyWhatLeftSelects(t *testing.T) {
+	terminating := func(o any) bool { return o.(*corev1.Pod).DeletionTimestamp != nil }
+	now := metav1.Now()
+	dying := pod("dying", "1")
+	dying.DeletionTimestamp = &now
+	w := watch.NewFake()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := WaitNone(ctx, stub([]corev1.Pod{*pod("live", "2"), *dying}, w, nil), &corev1.Pod{}, terminating)
+		done <- err
+	}()
+	late := pod("live", "11")
+	late.DeletionTimestamp = &now
+	w.Modify(late)
+	w.Delete(pod("dying", "12"))
+	select {
+	case err := <-done:
+		t.Fatalf("returned while live was being deleted: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	w.Delete(pod("live", "13"))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWaitNoneNamesWhatIsLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	left, err := WaitNone(ctx, stub([]corev1.Pod{*pod("b", "1"), *pod("a", "2")}, watch.NewFake(), nil), &corev1.Pod{}, nil)
+	if err == nil {
+		t.Fatal("no error with pods left")
+	}
+	if want := []string{"ns/a", "ns/b"}; !reflect.DeepEqual(left, want) {
+		t.Fatalf("left %v, want %v", left, want)
+	}
+}
+
+func TestWaitNoneNamesTheListError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := WaitNone(ctx, stub(nil, nil, errors.New(`pods is forbidden: User "x" cannot list`)), &corev1.Pod{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("want the list error, got %v", err)
+	}
+}
