@@ -131,7 +131,11 @@ func RemoveLeftovers(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	_, err = removeRun(ctx, e.Clientset, dyn, e.RunID, removal{NoWait: os.Getenv(DeferNamespaceWaitEnv) != "", Timeout: e.Config.Timeouts.NamespaceDeletion.Duration})
+	// Deferred: the namespaces already being deleted (each spec's, by
+	// Env.Namespace's cleanup) are the runner's to wait for, not to delete
+	// again.
+	deferred := os.Getenv(DeferNamespaceWaitEnv) != ""
+	_, err = removeRun(ctx, e.Clientset, dyn, e.RunID, removal{NoWait: deferred, SkipTerminating: deferred, Timeout: e.Config.Timeouts.NamespaceDeletion.Duration})
 	return err
 }
 
@@ -194,12 +198,16 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 		return found, nil
 	}
 	if how.NoWait {
-		var errs []error
-		for _, ns := range list.Items {
-			if _, err := workload.StartNamespaceDeletion(ctx, cs, ns.Name); err != nil {
-				errs = append(errs, fmt.Errorf("delete namespace %s: %w", ns.Name, err))
-			}
+		errs := make([]error, len(list.Items))
+		var wg sync.WaitGroup
+		for i, ns := range list.Items {
+			wg.Go(func() {
+				if _, err := workload.StartNamespaceDeletion(ctx, cs, ns.Name); err != nil {
+					errs[i] = fmt.Errorf("delete namespace %s: %w", ns.Name, err)
+				}
+			})
 		}
+		wg.Wait()
 		return found, errors.Join(errs...)
 	}
 	// Namespaces go in parallel: each waits for its pods to terminate.

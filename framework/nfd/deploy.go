@@ -409,9 +409,10 @@ func LabeledNodes(ctx context.Context, cs kubernetes.Interface, label, value str
 
 // Remove deletes what Deploy and ApplyRule created: the rules, the
 // namespace (waiting until its pods are gone, so nfd-master no longer
-// writes; the namespace itself goes with the run's others, which the run
-// waits for at its end, as it carries the run's label), the cluster roles
-// and the CRDs it created. Then it removes from every node
+// writes; not until the namespace is gone, which takes the namespace
+// controller at least 5 s: the suite labels it with its run, DeployOptions.
+// Labels, and the run's end waits for it with the run's other namespaces),
+// the cluster roles and the CRDs it created. Then it removes from every node
 // the labels nfd-master listed in its feature-labels annotation and every
 // nfd.node.kubernetes.io annotation, as `nfd-master -prune` does. A nil
 // Deployment (Deploy failed early) has nothing to remove.
