@@ -81,8 +81,9 @@ type Config struct {
 		// memory overhead) a sandbox's measured steady-state memory may
 		// exceed that overhead before the class fails.
 		SandboxMemoryMargin float64 `json:"sandboxMemoryMargin"`
-		// SandboxSettle is how long an idle pod's memory is sampled after
-		// it is Ready; the highest sample is its steady state.
+		// SandboxSettle ends the sampling of an idle pod's memory, counted
+		// from when the pod was seen Ready; the highest sample is its
+		// steady state.
 		SandboxSettle Duration `json:"sandboxSettle"`
 	} `json:"runtimeClass"`
 	NFD struct {
