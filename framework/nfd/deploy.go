@@ -428,12 +428,7 @@ func (d *Deployment) Remove(ctx context.Context, timeout time.Duration) error {
 		return errors.Join(errs...)
 	}
 	if d.Namespace != "" {
-		workload.CountControllerPods(ctx, d.cs, d.Namespace)
-		gone, err := workload.StartNamespaceDeletion(ctx, d.cs, d.Namespace)
-		if err == nil && !gone {
-			err = workload.WaitPodsGone(ctx, d.cs, d.Namespace, timeout)
-		}
-		errs = append(errs, err)
+		errs = append(errs, workload.StopNamespace(ctx, d.cs, d.Namespace, timeout))
 	}
 	for i := len(d.created) - 1; i >= 0; i-- {
 		ref := d.created[i]

@@ -110,9 +110,7 @@ func Namespaces(cs kubernetes.Interface, sel metav1.ListOptions) *cache.ListWatc
 	}
 }
 
-// WaitPodsGone waits until namespace ns has no pod left, within timeout:
-// for a workload whose pods must have stopped (no longer writing to the
-// cluster) before the next step, while its namespace goes later.
+// WaitPodsGone waits until namespace ns has no pod left, within timeout.
 func WaitPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

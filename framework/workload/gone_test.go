@@ -32,30 +32,48 @@ func stub(items []corev1.Pod, w watch.Interface, listErr error) *cache.ListWatch
 	}
 }
 
-func TestWaitNoneReturnsWhenTheLastGoes(t *testing.T) {
-	w := watch.NewFake()
+// waitInBackground runs WaitNone over items and then w's events.
+func waitInBackground(t *testing.T, items []corev1.Pod, w watch.Interface, left func(any) bool) <-chan error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() {
-		_, err := WaitNone(ctx, stub([]corev1.Pod{*pod("a", "1"), *pod("b", "2")}, w, nil), &corev1.Pod{}, nil)
+		_, err := WaitNone(ctx, stub(items, w, nil), &corev1.Pod{}, left)
 		done <- err
 	}()
-	w.Delete(pod("a", "11"))
+	return done
+}
+
+// stillWaiting fails if the wait returned within 200 ms.
+func stillWaiting(t *testing.T, done <-chan error, why string) {
+	t.Helper()
 	select {
 	case err := <-done:
-		t.Fatalf("returned with b still there: %v", err)
+		t.Fatalf("returned with %s: %v", why, err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	w.Delete(pod("b", "12"))
+}
+
+// returned fails unless the wait returns without error within 5 s.
+func returned(t *testing.T, done <-chan error, after string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("did not return after the last pod went")
+		t.Fatalf("did not return after %s", after)
 	}
+}
+
+func TestWaitNoneReturnsWhenTheLastGoes(t *testing.T) {
+	w := watch.NewFake()
+	done := waitInBackground(t, []corev1.Pod{*pod("a", "1"), *pod("b", "2")}, w, nil)
+	w.Delete(pod("a", "11"))
+	stillWaiting(t, done, "b still there")
+	w.Delete(pod("b", "12"))
+	returned(t, done, "the last pod went")
 }
 
 func TestWaitNoneEmptyAtOnce(t *testing.T) {
@@ -74,26 +92,14 @@ func TestWaitNoneOnlyWhatLeftSelects(t *testing.T) {
 	dying := pod("dying", "1")
 	dying.DeletionTimestamp = &now
 	w := watch.NewFake()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := WaitNone(ctx, stub([]corev1.Pod{*pod("live", "2"), *dying}, w, nil), &corev1.Pod{}, terminating)
-		done <- err
-	}()
+	done := waitInBackground(t, []corev1.Pod{*pod("live", "2"), *dying}, w, terminating)
 	late := pod("live", "11")
 	late.DeletionTimestamp = &now
 	w.Modify(late)
 	w.Delete(pod("dying", "12"))
-	select {
-	case err := <-done:
-		t.Fatalf("returned while live was being deleted: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	stillWaiting(t, done, "live being deleted")
 	w.Delete(pod("live", "13"))
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	returned(t, done, "live went")
 }
 
 func TestWaitNoneNamesWhatIsLeft(t *testing.T) {

@@ -81,12 +81,31 @@ func StartNamespaceDeletion(ctx context.Context, cs kubernetes.Interface, name s
 // DeleteNamespace deletes a namespace and waits until it is gone, so a run
 // leaves nothing behind.
 func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
-	CountControllerPods(ctx, cs, name)
-	gone, err := StartNamespaceDeletion(ctx, cs, name)
+	gone, err := startDeletion(ctx, cs, name)
 	if gone || err != nil {
 		return err
 	}
 	return waitNamespaceGone(ctx, cs, name, timeout)
+}
+
+// StopNamespace deletes a namespace and waits until its pods are gone, not
+// the namespace itself (which takes the namespace controller at least
+// 5 s): for a workload that must have stopped writing to the cluster
+// before the next step, in a namespace labelled so that its run's end
+// waits for it.
+func StopNamespace(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
+	gone, err := startDeletion(ctx, cs, name)
+	if gone || err != nil {
+		return err
+	}
+	return WaitPodsGone(ctx, cs, name, timeout)
+}
+
+// startDeletion counts the namespace's controller pods for the run's cost
+// figures, then starts its deletion.
+func startDeletion(ctx context.Context, cs kubernetes.Interface, name string) (gone bool, err error) {
+	CountControllerPods(ctx, cs, name)
+	return StartNamespaceDeletion(ctx, cs, name)
 }
 
 // ProbePodInput describes a pod running the probe image.
