@@ -17,6 +17,14 @@ import (
 // request on the lab, 2026-12-03).
 const restartPoll = 250 * time.Millisecond
 
+// restartDelay is how long after the request the restart fires. The
+// request's exec session runs through the kubelet and runtime being
+// restarted and must end first; its answer takes well under a second
+// here. A session cut anyway is not an error: schedule tells a restart
+// that fired from one never asked for (each restart was 2 s; with 1 s,
+// nine restarts on a run's critical path each come back a second sooner).
+const restartDelay = "1s"
+
 // Restart restarts systemd units on a node and waits until every process
 // named in comms runs under a new PID and the node is Ready again with a
 // fresh heartbeat, or timeout.
@@ -43,9 +51,7 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 		return err
 	}
 	since := time.Now()
-	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=2",
-		"--unit=nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano()), "systemctl", "restart"}, units...)
-	if _, err := p.MustHostRetry(ctx, node, timeout, args...); err != nil {
+	if err := p.schedule(ctx, node, units, comms, before, timeout); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(timeout)
@@ -118,4 +124,65 @@ func (p *Probes) nodeReady(ctx context.Context, node string, since time.Time) (b
 		return false, err
 	}
 	return lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(since), nil
+}
+
+// schedule asks systemd on the node to restart units after restartDelay.
+// The request is idempotent, so that it can be retried when its exec
+// session is cut (by the restart itself, or by a runtime still coming
+// back): every attempt names the same transient unit, systemd refuses a
+// second one while the first is pending, and an attempt is not repeated
+// once any of comms runs under a new PID (the restart fired).
+func (p *Probes) schedule(ctx context.Context, node string, units, comms []string, before map[string]int, timeout time.Duration) error {
+	unit := "nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano())
+	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=" + restartDelay,
+		"--unit=" + unit, "systemctl", "restart"}, units...)
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := p.Host(ctx, node, args...)
+		now, pidErr := map[string]int(nil), error(nil)
+		if err != nil {
+			now, pidErr = p.pids(ctx, node, comms)
+		}
+		switch done, fatal := scheduled(r, err, before, now, pidErr); {
+		case fatal != nil:
+			return fmt.Errorf("node %s: %q: %w", node, strings.Join(args, " "), fatal)
+		case done:
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("node %s: restart of %v not scheduled within %s: %v", node, units, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(restartPoll):
+		}
+	}
+}
+
+// scheduled judges one attempt to schedule a restart: done when systemd
+// took it (or refused it as already loaded: an earlier attempt's answer
+// was lost), or when the exec failed but a process already runs under a
+// new PID; fatal when the command ran and failed otherwise. Neither: try
+// again (the exec path is cut and the restart has not been seen).
+func scheduled(r HostResult, execErr error, before, now map[string]int, pidErr error) (done bool, fatal error) {
+	if execErr == nil {
+		switch {
+		case r.ExitCode == 0:
+			return true, nil
+		case strings.Contains(r.Stderr+r.Stdout, "already exists") || strings.Contains(r.Stderr+r.Stdout, "already loaded"):
+			return true, nil
+		default:
+			return false, fmt.Errorf("exited %d: %s%s", r.ExitCode, r.Stdout, r.Stderr)
+		}
+	}
+	if pidErr != nil {
+		return false, nil
+	}
+	for comm, pid := range now {
+		if pid != 0 && pid != before[comm] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
