@@ -70,6 +70,15 @@ func PodFixed(rc *nodev1.RuntimeClass) corev1.ResourceList {
 	return rc.Overhead.PodFixed
 }
 
+// Selector is a RuntimeClass's scheduling.nodeSelector (nil when it has
+// none: every node).
+func Selector(rc *nodev1.RuntimeClass) map[string]string {
+	if rc.Scheduling == nil {
+		return nil
+	}
+	return rc.Scheduling.NodeSelector
+}
+
 // PodRequests is what the scheduler charges a pod against a node's
 // allocatable: containers, init containers and spec.overhead.
 func PodRequests(p *corev1.Pod) corev1.ResourceList {

@@ -176,6 +176,13 @@ func CreateReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface,
 	if err := kl.Resources().Create(ctx, pod); err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	return WaitReady(ctx, kl, cs, pod, timeout)
+}
+
+// WaitReady waits until a pod created earlier is Ready, as CreateReady
+// does after its create: for a pod started ahead of the spec that needs
+// it, whose start then overlaps the specs before.
+func WaitReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
 	err := wait.For(conditions.New(kl.Resources()).PodReady(pod), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond), wait.WithContext(ctx))
 	got, gerr := cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
@@ -272,6 +279,22 @@ func IsReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// ReadySince is when p became Ready as far as its status tells: the Ready
+// condition's time, which the API keeps in whole seconds, rounded up to
+// the next second, and never later than seen (when the caller saw it
+// Ready). A pod started ahead of the spec that waits for it was Ready
+// before that spec looked; seen alone would date it late.
+func ReadySince(p *corev1.Pod, seen time.Time) time.Time {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			if t := c.LastTransitionTime.Add(time.Second); t.Before(seen) {
+				return t
+			}
+		}
+	}
+	return seen
 }
 
 // CountControllerPods adds to the suite's cost the pods namespace ns's
