@@ -280,10 +280,14 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 			})
+			// The canaries start together; each node is then judged in turn.
+			canaries := map[string]*corev1.Pod{}
 			for _, n := range encapsulated {
-				pod, err := workload.CreateReady(ctx, e.Klient, e.Clientset, workload.ProbePod(workload.ProbePodInput{
-					Namespace: ns, Name: "canary-" + n.Name, Image: e.ProbeImage, NodeName: n.Name,
-				}), e.Config.Timeouts.PodReady.Duration)
+				canaries[n.Name] = workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "canary-" + n.Name, Image: e.ProbeImage, NodeName: n.Name})
+				Expect(e.Klient.Resources().Create(ctx, canaries[n.Name])).To(Succeed())
+			}
+			for _, n := range encapsulated {
+				pod, err := workload.WaitReady(ctx, e.Klient, e.Clientset, canaries[n.Name], e.Config.Timeouts.PodReady.Duration)
 				Expect(err).NotTo(HaveOccurred())
 				podDir := "/var/lib/kubelet/pods/" + string(pod.UID)
 				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn", "-o", "TARGET")
