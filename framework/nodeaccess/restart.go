@@ -130,27 +130,37 @@ func (p *Probes) nodeReady(ctx context.Context, node string, since time.Time) (b
 // The request is idempotent, so that it can be retried when its exec
 // session is cut (by the restart itself, or by a runtime still coming
 // back): every attempt names the same transient unit, systemd refuses a
-// second one while the first is pending, and an attempt is not repeated
-// once any of comms runs under a new PID (the restart fired).
+// second one while the first is pending, and after a cut session the
+// request is made again only once the node answers and none of comms runs
+// under a new PID (the restart has not fired).
 func (p *Probes) schedule(ctx context.Context, node string, units, comms []string, before map[string]int, timeout time.Duration) error {
 	unit := "nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano())
 	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=" + restartDelay,
 		"--unit=" + unit, "systemctl", "restart"}, units...)
 	deadline := time.Now().Add(timeout)
-	for {
-		r, err := p.Host(ctx, node, args...)
-		now, pidErr := map[string]int(nil), error(nil)
-		if err != nil {
-			now, pidErr = p.pids(ctx, node, comms)
+	var last error
+	for cut := false; ; {
+		ask := !cut
+		if cut {
+			now, err := p.pids(ctx, node, comms)
+			if err == nil && fired(before, now) {
+				return nil
+			}
+			ask, last = err == nil, err
 		}
-		switch done, fatal := scheduled(r, err, before, now, pidErr); {
-		case fatal != nil:
-			return fmt.Errorf("node %s: %q: %w", node, strings.Join(args, " "), fatal)
-		case done:
-			return nil
+		if ask {
+			r, err := p.Host(ctx, node, args...)
+			done, fatal := scheduled(r, err)
+			switch {
+			case fatal != nil:
+				return fmt.Errorf("node %s: %q: %w", node, strings.Join(args, " "), fatal)
+			case done:
+				return nil
+			}
+			cut, last = true, err
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("node %s: restart of %v not scheduled within %s: %v", node, units, timeout, err)
+			return fmt.Errorf("node %s: restart of %v not scheduled within %s: %v", node, units, timeout, last)
 		}
 		select {
 		case <-ctx.Done():
@@ -160,29 +170,28 @@ func (p *Probes) schedule(ctx context.Context, node string, units, comms []strin
 	}
 }
 
-// scheduled judges one attempt to schedule a restart: done when systemd
-// took it (or refused it as already loaded: an earlier attempt's answer
-// was lost), or when the exec failed but a process already runs under a
-// new PID; fatal when the command ran and failed otherwise. Neither: try
-// again (the exec path is cut and the restart has not been seen).
-func scheduled(r HostResult, execErr error, before, now map[string]int, pidErr error) (done bool, fatal error) {
-	if execErr == nil {
-		switch {
-		case r.ExitCode == 0:
-			return true, nil
-		case strings.Contains(r.Stderr+r.Stdout, "already exists") || strings.Contains(r.Stderr+r.Stdout, "already loaded"):
-			return true, nil
-		default:
-			return false, fmt.Errorf("exited %d: %s%s", r.ExitCode, r.Stdout, r.Stderr)
-		}
-	}
-	if pidErr != nil {
+// scheduled judges one request for a restart: done when systemd took it,
+// or refused it as already loaded (an earlier request's answer was lost);
+// fatal when the command ran and failed otherwise. Neither: the exec
+// session was cut, and whether the restart was asked for is unknown.
+func scheduled(r HostResult, execErr error) (done bool, fatal error) {
+	switch out := r.Stderr + r.Stdout; {
+	case execErr != nil:
 		return false, nil
+	case r.ExitCode == 0, strings.Contains(out, "already exists"), strings.Contains(out, "already loaded"):
+		return true, nil
+	default:
+		return false, fmt.Errorf("exited %d: %s", r.ExitCode, out)
 	}
+}
+
+// fired reports whether any process runs under a PID it did not have
+// before the restart was asked for.
+func fired(before, now map[string]int) bool {
 	for comm, pid := range now {
 		if pid != 0 && pid != before[comm] {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }

@@ -64,8 +64,8 @@ func describeClass(name string) {
 			pods  *sharedPods
 		)
 
-		// classPodOn is the class's shared pod on node: two containers,
-		// so that pod-level sums differ from any one container's.
+		// The class's shared pod on node has two containers, so that
+		// pod-level sums differ from any one container's.
 		newClassPod := func(n string) *corev1.Pod {
 			return classPod(e, pods.ns, "class-"+n, rc.Name, n, twoContainers()...)
 		}
