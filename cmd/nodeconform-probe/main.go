@@ -45,7 +45,9 @@ func main() {
 	case "read-all":
 		err = readFiles(os.Args[2:])
 	case "burn":
-		burn()
+		burn(os.Args[2:])
+	case "wake":
+		err = wake()
 	case "alloc":
 		err = alloc(os.Args[2:])
 	case "cgroup-of":
@@ -74,7 +76,8 @@ func usage() {
   host -- CMD [ARGS]          run CMD in the node's namespaces (hostPID, privileged)
   read PATH                   print a file
   read-all PATH...            print several files (one exec, not one each)
-  burn                        spin one CPU (throttling load)
+  burn [--on-signal]          spin one CPU (throttling load); first wait for SIGUSR1
+  wake                        send SIGUSR1 to PID 1 (starts a burn --on-signal)
   alloc [--mib N]             allocate and hold N MiB (OOM load)
   cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)
   sleep                       wait for SIGTERM`)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -158,12 +159,34 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // burn spins one CPU until killed: the load for CFS throttling specs.
-func burn() {
+// With --on-signal it first waits, idle, for SIGUSR1 (sent by wake): a
+// spec starts every node's loops ahead and sets each going in its turn,
+// so that a node's pod starts overlap the node before's measurement
+// without loading its CPU.
+func burn(args []string) {
+	fs := flag.NewFlagSet("burn", flag.ExitOnError)
+	onSignal := fs.Bool("on-signal", false, "wait for SIGUSR1 before spinning")
+	_ = fs.Parse(args)
+	if *onSignal {
+		// Left registered: a second SIGUSR1 is swallowed, not fatal.
+		woken := make(chan os.Signal, 1)
+		signal.Notify(woken, syscall.SIGUSR1)
+		<-woken
+	}
 	runtime.GOMAXPROCS(1)
 	x := 0
 	for {
 		x++
 	}
+}
+
+// wake sends SIGUSR1 to the container's PID 1, a `burn --on-signal`.
+func wake() error {
+	if err := syscall.Kill(1, syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("signal PID 1: %w", err)
+	}
+	emit(map[string]int{"signalled": 1})
+	return nil
 }
 
 // alloc touches N MiB and holds it, so a container over its memory limit

@@ -223,6 +223,18 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			kernels[c.bootID] = true
 		}
 		evidence.Record("throttleParallel", map[string]any{"kernels": len(kernels), "nodes": len(on), "oneAtATime": parallel == 1})
+		// Every node's two loops are created now and stay idle until their
+		// node's turn wakes them: the later nodes' pods start while the
+		// first ones measure, without taking their CPU.
+		loops := func(n string) []*corev1.Pod {
+			return []*corev1.Pod{probePod(ns, "limited-"+n, e.ProbeImage, n, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn", "--on-signal"}),
+				probePod(ns, "free-"+n, e.ProbeImage, n, res("10m", "16Mi"), nil, []string{"burn", "--on-signal"})}
+		}
+		for n := range on {
+			for _, p := range loops(n) {
+				Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
+			}
+		}
 		judge(ctx, "CFS throttling", parallel, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			// Deleted whether or not they started, so that no busy loop
 			// outlives its node's turn.
@@ -231,8 +243,14 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 					_ = e.Clientset.CoreV1().Pods(ns).Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
 				}
 			}()
-			both := runAll(ctx, g, e, probePod(ns, "limited-"+n, e.ProbeImage, n, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}),
-				probePod(ns, "free-"+n, e.ProbeImage, n, res("10m", "16Mi"), nil, []string{"burn"}))
+			var both []*corev1.Pod
+			for _, p := range loops(n) {
+				got, err := workload.WaitReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
+				g.Expect(err).NotTo(HaveOccurred())
+				var woke map[string]int
+				g.Expect(workload.ExecJSON(ctx, e.Klient, ns, got.Name, []string{"wake"}, &woke)).To(Succeed(), "wake the busy loop of pod %s/%s", ns, got.Name)
+				both = append(both, got)
+			}
 			limited, free := both[0], both[1]
 			// Contention only lowers what a loop gets: a window that fails
 			// is measured again, at most ThrottleSamples times, and the node

@@ -785,11 +785,9 @@ func sandboxCost(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader
 	deadline := ready.Add(settle)
 	c.SampledFrom = time.Since(ready).Round(time.Millisecond).String()
 	for {
-		usage, err := rd.Cat(ctx, path.Join(dir, usageFile))
+		files, err := rd.ReadFiles(ctx, path.Join(dir, usageFile), path.Join(dir, statFile))
 		g.Expect(err).NotTo(HaveOccurred())
-		stat, err := rd.Cat(ctx, path.Join(dir, statFile))
-		g.Expect(err).NotTo(HaveOccurred())
-		ws, err := cg.WorkingSet(rd.Version, usage, stat)
+		ws, err := cg.WorkingSet(rd.Version, files[path.Join(dir, usageFile)], files[path.Join(dir, statFile)])
 		g.Expect(err).NotTo(HaveOccurred(), "pod cgroup %s", dir)
 		c.Samples = append(c.Samples, ws)
 		if ws > c.WorkingSet {
