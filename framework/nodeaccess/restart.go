@@ -29,6 +29,14 @@ const restartPoll = 250 * time.Millisecond
 // encapsulation suite still passed with one restart per request.
 const restartDelay = "250ms"
 
+// restartLook bounds each exec of a restart's request and of the looks
+// that follow: an exec that reaches the kubelet as it stops can hang until
+// the API server gives up on it (a look that landed there answered
+// "Timeout occurred" after 30 s, 2026-12-03), where the next look, a
+// moment later, is answered at once. A look takes about 0.1 s on kind
+// nodes; the bound leaves room for an emulated VM.
+const restartLook = 10 * time.Second
+
 // Restart restarts systemd units on a node and waits until every process
 // named in comms runs under a new PID and the node is Ready again with a
 // fresh heartbeat, or timeout.
@@ -66,7 +74,7 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 			return ctx.Err()
 		case <-time.After(restartPoll):
 		}
-		now, err := p.pids(ctx, node, comms)
+		now, err := p.pidsWithin(ctx, node, comms)
 		if err != nil {
 			last = err.Error() // the runtime may be down for a moment
 			continue
@@ -81,7 +89,9 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 			last = strings.Join(stale, ", ")
 			continue
 		}
-		ready, err := p.nodeReady(ctx, node, since)
+		lookCtx, cancel := context.WithTimeout(ctx, restartLook)
+		ready, err := p.nodeReady(lookCtx, node, since)
+		cancel()
 		if err != nil || !ready {
 			last = fmt.Sprintf("node not Ready (%v)", err)
 			continue
@@ -89,6 +99,13 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 		return nil
 	}
 	return fmt.Errorf("node %s: %v not back within %s: %s", node, units, timeout, last)
+}
+
+// pidsWithin is pids bounded by restartLook.
+func (p *Probes) pidsWithin(ctx context.Context, node string, comms []string) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, restartLook)
+	defer cancel()
+	return p.pids(ctx, node, comms)
 }
 
 // pids returns the oldest PID of each named process.
@@ -146,14 +163,16 @@ func (p *Probes) schedule(ctx context.Context, node string, units, comms []strin
 	for cut := false; ; {
 		ask := !cut
 		if cut {
-			now, err := p.pids(ctx, node, comms)
+			now, err := p.pidsWithin(ctx, node, comms)
 			if err == nil && fired(before, now) {
 				return nil
 			}
 			ask, last = err == nil, err
 		}
 		if ask {
-			r, err := p.Host(ctx, node, args...)
+			askCtx, cancel := context.WithTimeout(ctx, restartLook)
+			r, err := p.Host(askCtx, node, args...)
+			cancel()
 			done, fatal := scheduled(r, err)
 			switch {
 			case fatal != nil:
