@@ -633,3 +633,52 @@ func WorkingSet(v Version, usage, stat string) (int64, error) {
 	}
 	return u - inactive, nil
 }
+
+// Kernel is what the throttling check knows of the kernel a node runs
+// on: kind nodes share their host's, real machines have their own.
+type Kernel struct {
+	BootID string
+	CPUs   int
+}
+
+// ParseKernel reads the output of `cat /proc/sys/kernel/random/boot_id;
+// grep -c ^processor /proc/cpuinfo`.
+func ParseKernel(out string) (bootID string, cpus int, err error) {
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return "", 0, fmt.Errorf("kernel: want a boot_id and a CPU count, got %q", out)
+	}
+	cpus, err = strconv.Atoi(f[1])
+	if err != nil || cpus < 1 {
+		return "", 0, fmt.Errorf("kernel: CPU count %q is not a positive number", f[1])
+	}
+	return f[0], cpus, nil
+}
+
+// ThrottleTurns is how many nodes may measure their busy loops at once:
+// 0 (no bound) when every node has a kernel of its own; when every node
+// shares one kernel, one node per CPU of it (a node's turn is one
+// unlimited loop, at most a CPU, and a 100m one; the unlimited loop is
+// bounded far below a CPU); one at a time when kernels are mixed, since
+// a kernel of its own may still be a VM on the shared kernel's CPUs.
+func ThrottleTurns(nodes []Kernel) int {
+	count := map[string]int{}
+	cpus := map[string]int{}
+	for _, k := range nodes {
+		count[k.BootID]++
+		cpus[k.BootID] = k.CPUs
+	}
+	shared := 0
+	for id, c := range count {
+		if c > 1 {
+			shared++
+			if len(count) == 1 {
+				return max(1, cpus[id])
+			}
+		}
+	}
+	if shared == 0 {
+		return 0
+	}
+	return 1
+}

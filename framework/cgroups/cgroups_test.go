@@ -368,3 +368,34 @@ func TestWorkingSet(t *testing.T) {
 		t.Error("want an error for a usage that is no number")
 	}
 }
+
+func TestParseKernel(t *testing.T) {
+	id, cpus, err := ParseKernel("f123fb9f-a6e9\n2\n")
+	if err != nil || id != "f123fb9f-a6e9" || cpus != 2 {
+		t.Fatalf("got %q %d %v", id, cpus, err)
+	}
+	for _, bad := range []string{"", "f123\n", "f123\nx\n", "f123\n0\n", "a\nb\n3\n"} {
+		if _, _, err := ParseKernel(bad); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestThrottleTurns(t *testing.T) {
+	k := func(id string, cpus int) Kernel { return Kernel{BootID: id, CPUs: cpus} }
+	for _, c := range []struct {
+		name  string
+		nodes []Kernel
+		want  int
+	}{
+		{"machines of their own", []Kernel{k("a", 2), k("b", 2), k("c", 2)}, 0},
+		{"one node", []Kernel{k("a", 2)}, 0},
+		{"kind on 2 CPUs", []Kernel{k("a", 2), k("a", 2), k("a", 2)}, 2},
+		{"kind on 8 CPUs", []Kernel{k("a", 8), k("a", 8), k("a", 8)}, 8},
+		{"kind and a VM", []Kernel{k("a", 2), k("a", 2), k("a", 2), k("vm", 2)}, 1},
+	} {
+		if got := ThrottleTurns(c.nodes); got != c.want {
+			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -136,13 +136,7 @@ func (n *Node) Apply(ctx context.Context, o Options) error {
 	if err := n.write(ctx, UnitPath, fixtures.MustRead("encapsulation/kubens.service"), "0644"); err != nil {
 		return err
 	}
-	var units []string
-	if o.Runtime {
-		units = append(units, n.Runtime.Unit)
-	}
-	if o.Kubelet {
-		units = append(units, "kubelet.service")
-	}
+	units := n.units(o)
 	for _, u := range units {
 		show, err := n.Probes.MustHost(ctx, n.Name, "systemctl", "show", "-p", "ExecStart", "--value", u)
 		if err != nil {
@@ -157,6 +151,35 @@ func (n *Node) Apply(ctx context.Context, o Options) error {
 		}
 	}
 	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", "systemctl daemon-reload && systemctl enable --now kubens.service"); err != nil {
+		return err
+	}
+	return n.restart(ctx, units)
+}
+
+// units are the systemd units o selects.
+func (n *Node) units(o Options) []string {
+	var units []string
+	if o.Runtime {
+		units = append(units, n.Runtime.Unit)
+	}
+	if o.Kubelet {
+		units = append(units, "kubelet.service")
+	}
+	return units
+}
+
+// Unwrap takes the units o selects back out of the pinned namespace
+// (their drop-ins removed, only they restarted) and leaves the rest
+// encapsulated: from the applied state, the half-applied one a negative
+// control needs costs one restart. Revert (the journal's undo) still
+// removes everything Apply wrote.
+func (n *Node) Unwrap(ctx context.Context, o Options) error {
+	units := n.units(o)
+	script := "rm -f"
+	for _, u := range units {
+		script += " /etc/systemd/system/" + u + ".d/" + dropInName
+	}
+	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script+" && systemctl daemon-reload"); err != nil {
 		return err
 	}
 	return n.restart(ctx, units)

@@ -34,8 +34,9 @@ type nodeCgroups struct {
 	// negative control changed it: what a changed kubelet is judged by.
 	kc nodestate.Kubelet
 	// bootID tells nodes that share one kernel (and so its CPUs, as kind
-	// nodes do) from real machines.
+	// nodes do) from real machines; cpus is that kernel's CPU count.
 	bootID string
+	cpus   int
 }
 
 // expected completes base (a pod's requests and limits) with what the
@@ -130,12 +131,15 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				g.Expect(err).NotTo(HaveOccurred())
 				kc, err := nodestate.ReadKubelet(ctx, e.Clientset, n)
 				g.Expect(err).NotTo(HaveOccurred())
-				boot, err := e.Nodes.Host(ctx, n, "cat", "/proc/sys/kernel/random/boot_id")
+				// Every CPU the kernel has, not the probe's affinity.
+				out, err := e.Nodes.MustHost(ctx, n, "sh", "-c", "cat /proc/sys/kernel/random/boot_id; grep -c ^processor /proc/cpuinfo")
+				g.Expect(err).NotTo(HaveOccurred())
+				boot, cpus, err := cg.ParseKernel(out)
 				g.Expect(err).NotTo(HaveOccurred())
 				mu.Lock()
-				on[n] = &nodeCgroups{rd: rd, kc: kc, bootID: strings.TrimSpace(boot.Stdout)}
+				on[n] = &nodeCgroups{rd: rd, kc: kc, bootID: boot, cpus: cpus}
 				mu.Unlock()
-				return map[string]any{"cgroupVersion": rd.Version, "kubelet": kc, "bootID": strings.TrimSpace(boot.Stdout)}
+				return map[string]any{"cgroupVersion": rd.Version, "kubelet": kc, "bootID": boot, "cpus": cpus}
 			})
 		for _, r := range res {
 			if r.State == verdict.Failed {
@@ -212,17 +216,15 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 
 	It("throttles a busy loop under limits.cpu 100m to about 10% of a CPU, and not without a limit", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-throttle", "")
-		// Nodes that share a kernel (kind nodes) share its CPUs: two
-		// unlimited loops side by side would measure each other, so those
-		// go one at a time. Machines of their own run in parallel.
-		parallel, kernels := 0, map[string]bool{}
+		// Nodes that share a kernel (kind nodes) share its CPUs: at most
+		// one node's turn per CPU of that kernel. Machines of their own
+		// run in parallel.
+		var kernels []cg.Kernel
 		for _, c := range on {
-			if kernels[c.bootID] {
-				parallel = 1
-			}
-			kernels[c.bootID] = true
+			kernels = append(kernels, cg.Kernel{BootID: c.bootID, CPUs: c.cpus})
 		}
-		evidence.Record("throttleParallel", map[string]any{"kernels": len(kernels), "nodes": len(on), "oneAtATime": parallel == 1})
+		parallel := cg.ThrottleTurns(kernels)
+		evidence.Record("throttleParallel", map[string]any{"nodes": len(on), "turnsAtOnce": parallel})
 		// Every node's two loops are created now and stay idle until their
 		// node's turn wakes them: the later nodes' pods start while the
 		// first ones measure, without taking their CPU.

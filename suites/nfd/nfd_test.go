@@ -44,6 +44,8 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		truth       map[string]groundTruth
 		kata        nfd.Rule
 		within      time.Duration
+		// kataApplied is when this run applied the kata rule.
+		kataApplied time.Time
 	)
 
 	eligible := func(rule nfd.Rule) map[string]bool {
@@ -104,6 +106,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 			// evaluated the kata rule too.
 			name, err := d.ApplyRule(ctx, fixtures.MustRead("nfd/"+nfd.KataRuleFixture))
 			Expect(err).NotTo(HaveOccurred())
+			kataApplied = time.Now()
 			DeferCleanup(func(ctx SpecContext) { Expect(d.DeleteRule(ctx, name)).To(Succeed()) })
 		}
 	})
@@ -144,10 +147,14 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		}
 		if e.Mode == "apply" {
 			// The kata rule was applied before the control rule, which is
-			// labelled by now; hold for two worker intervals so a label
-			// that would come late is seen.
+			// labelled by now; hold until two worker intervals have passed
+			// since the kata rule was applied (every worker has published
+			// since), so a label that would come late is seen.
 			e.Eventually(ctx, check, within).Should(BeEmpty())
-			Consistently(ctx, check).WithTimeout(2 * e.Config.NFD.SleepInterval.Duration).WithPolling(e.Config.Intervals.Poll.Duration).Should(BeEmpty())
+			poll := e.Config.Intervals.Poll.Duration
+			hold := max(poll, 2*e.Config.NFD.SleepInterval.Duration-time.Since(kataApplied))
+			Consistently(ctx, check).WithTimeout(hold).WithPolling(poll).Should(BeEmpty())
+			evidence.Record("held", map[string]any{"for": hold.String(), "untilAfterRule": time.Since(kataApplied).String()})
 		}
 		got := labelled(ctx, nfd.KataLabel)
 		report := map[string]any{}
