@@ -75,6 +75,10 @@ type Settings struct {
 	// Nodes is a label selector narrowing the nodes judged
 	// (NODECONFORM_NODES).
 	Nodes string
+	// ProbeNamespace is the namespace of a probe DaemonSet the runner
+	// deployed once for all its suites (NODECONFORM_PROBE_NAMESPACE,
+	// StartRunProbe); empty: a suite deploys its own.
+	ProbeNamespace string
 }
 
 // SettingsFromEnv reads Settings from NODECONFORM_* variables.
@@ -94,6 +98,7 @@ func SettingsFromEnv() Settings {
 		Mode:           os.Getenv("NODECONFORM_MODE"),
 		Profile:        os.Getenv("NODECONFORM_PROFILE"),
 		Nodes:          os.Getenv("NODECONFORM_NODES"),
+		ProbeNamespace: os.Getenv(ProbeNamespaceEnv),
 	}
 	if s.Mode == "" {
 		s.Mode = "apply"
@@ -319,8 +324,15 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	// owner namespace (the sign that it may have one) is gone.
 	if o.nodeAccess || len(sh.Swept) > 0 {
 		probeStart := time.Now()
-		probes, err := nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
-			Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
+		var probes *nodeaccess.Probes
+		if s.ProbeNamespace != "" {
+			// The runner's, started before this suite: it stays when the
+			// suite ends (its namespace carries the runner's run ID).
+			probes, err = attachProbe(ctx, cs, kl, s.ProbeNamespace, cfg.Timeouts.ProbeReady.Duration)
+		} else {
+			probes, err = nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
+				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
+		}
 		if err != nil {
 			return fail(err)
 		}

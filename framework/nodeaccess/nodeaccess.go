@@ -64,6 +64,29 @@ type Probes struct {
 // Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
 // and waits until a probe pod is Ready on every node.
 func Deploy(ctx context.Context, in Input) (*Probes, error) {
+	p, err := Create(ctx, in)
+	if err != nil {
+		return p, err
+	}
+	return p, p.Wait(ctx, in.Timeout)
+}
+
+// Wait waits until a probe pod is Ready on every node it was scheduled
+// to, or stuck for a reason its node's events name (Problems); an error
+// only if it is Ready nowhere.
+func (p *Probes) Wait(ctx context.Context, timeout time.Duration) error {
+	start := time.Now()
+	if err := p.waitReady(ctx, timeout); err != nil {
+		return err
+	}
+	p.ReadyAfter = time.Since(start)
+	return nil
+}
+
+// Create creates the namespace (Pod Security privileged) and the
+// DaemonSet without waiting: a runner's probe, shared by its suites,
+// starts while their processes do (each Attaches and Waits).
+func Create(ctx context.Context, in Input) (*Probes, error) {
 	labels := map[string]string{
 		workload.ManagedLabel:                "true",
 		"pod-security.kubernetes.io/enforce": "privileged",
@@ -80,14 +103,9 @@ func Deploy(ctx context.Context, in Input) (*Probes, error) {
 		return nil, fmt.Errorf("create probe namespace: %w", err)
 	}
 	p := &Probes{Namespace: ns.Name, pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
-	start := time.Now()
 	if _, err := in.Clientset.AppsV1().DaemonSets(ns.Name).Create(ctx, daemonSet(ns.Name, in.Image), metav1.CreateOptions{}); err != nil {
 		return p, fmt.Errorf("create probe DaemonSet: %w", err)
 	}
-	if err := p.waitReady(ctx, in.Timeout); err != nil {
-		return p, err
-	}
-	p.ReadyAfter = time.Since(start)
 	return p, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,6 +83,9 @@ type Options struct {
 	// KubeconfigFromEnv: Kubeconfig came from KUBECONFIG, not --kubeconfig
 	// (only then may a kind cluster behind it be used as kind).
 	KubeconfigFromEnv bool
+	// probeNamespace is the run's probe, shared by its suites
+	// (e2e.StartRunProbe); set by Run.
+	probeNamespace string
 	// modeDefaulted: no --mode was given (a kind cluster found behind a
 	// kubeconfig then runs in apply mode, as kind does by default).
 	modeDefaulted bool
@@ -236,6 +240,7 @@ func (o *Options) Env(clusterName string) []string {
 	set("NODECONFORM_CLUSTER", clusterName)
 	set("NODECONFORM_PROFILE", o.Profile)
 	set("NODECONFORM_NODES", o.Nodes)
+	set(e2e.ProbeNamespaceEnv, o.probeNamespace)
 	return env
 }
 
@@ -352,6 +357,28 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	if err := o.checkSelection(ctx, clusterName, cfg); err != nil {
 		return res, UsageError{err}
 	}
+	// The suites that reach the nodes share one probe DaemonSet, started
+	// here so that its pods come up while the suites start.
+	var probe *e2e.RunProbe
+	removeProbe := func() {
+		if probe == nil {
+			return
+		}
+		if err := probe.Remove(ctx); err != nil {
+			logger.Warnf("remove the run's probe: %v", err)
+		}
+	}
+	defer removeProbe()
+	if o.needsProbe() {
+		kubeconfig, kctx := o.Kubeconfig, o.Context
+		if kubeconfig == "" {
+			kubeconfig = cluster.DefaultKubeconfigPath(clusterName)
+		}
+		if probe, err = e2e.StartRunProbe(ctx, kubeconfig, kctx, o.ProbeImage, o.Mode == ModeVerify, cfg); err != nil {
+			return res, fmt.Errorf("start the run's probe DaemonSet: %w", err)
+		}
+		o.probeNamespace = probe.Namespace
+	}
 	ginkgo, err := GinkgoCLI(ctx, o)
 	if err != nil {
 		return res, err
@@ -362,11 +389,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	}
 	// The suites' namespaces are deleted without waiting: wait for them
 	// once, whichever way the run ends (after the reports, below, or on
-	// an early return).
+	// an early return), the probe's removed first.
 	ranSuites := 0
 	waited := false
 	defer func() {
-		if ranSuites > 0 && !waited {
+		if (ranSuites > 0 || probe != nil) && !waited {
+			removeProbe()
 			if err := o.waitNamespacesGone(ctx, clusterName, cfg, logger); err != nil {
 				logger.Warnf("%v", err)
 			}
@@ -433,7 +461,8 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 	}
 	var goneErr error
-	if ranSuites > 0 {
+	if ranSuites > 0 || probe != nil {
+		removeProbe()
 		waited = true
 		start := time.Now()
 		goneErr = o.waitNamespacesGone(ctx, clusterName, cfg, logger)
@@ -509,6 +538,16 @@ func (o *Options) runOne(ctx context.Context, ginkgo, bin, suite, clusterName st
 // keeps it safe: a schedule that disagreed with it would be serialised,
 // not wrong.
 var Concurrent = map[string]bool{"cluster": true, "primitives": true, "sysctl": true, "nfd": true}
+
+// NodeAccess are the suites that reach the nodes through the probe
+// DaemonSet (e2e.WithNodeAccess): a run with any of them starts one probe
+// for all. A suite missing here deploys its own, as it does when run
+// without the runner.
+var NodeAccess = map[string]bool{"primitives": true, "sysctl": true, "nfd": true, "cgroups": true, "runtimeclass": true, "encapsulation": true}
+
+func (o *Options) needsProbe() bool {
+	return slices.ContainsFunc(o.Suites, func(s string) bool { return NodeAccess[s] })
+}
 
 // schedule splits the selected suites into those run side by side first
 // and those run alone after them, each in the order given.
