@@ -140,6 +140,11 @@ func describeClass(name string) {
 				}
 				Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
 			}
+			// Runs before the namespace's own cleanup (registered first):
+			// the next class's capacity spec waits until no pod on its
+			// node is going away, and a sandbox's graceful stop takes
+			// seconds.
+			DeferCleanup(pods.deleteAll)
 		})
 
 		It("declares the expected handler, overhead.podFixed and nodeSelector", func() {
@@ -325,6 +330,13 @@ func describeClass(name string) {
 			p := classPod(e, ns, "oom", rc.Name, node, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
 			p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
 			Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
+			// On the next class's capacity node: gone at once (see deleteAll).
+			DeferCleanup(func(ctx SpecContext) {
+				err := e.Clientset.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+				if !apierrors.IsNotFound(err) {
+					Expect(err).NotTo(HaveOccurred())
+				}
+			})
 			status := e.ExpectRestartedAfter(ctx, Default, ns, p.Name, "OOMKilled")
 			evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
 		})
@@ -965,6 +977,25 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 	return got
 }
 
+// deleteAll deletes every pod asked for, at once (grace period 0: test
+// pods with nothing to save; the kubelet still stops their containers).
+func (s *sharedPods) deleteAll(ctx context.Context) {
+	s.mu.Lock()
+	var names []string
+	for _, byName := range s.names {
+		for n := range byName {
+			names = append(names, n)
+		}
+	}
+	s.mu.Unlock()
+	for _, n := range names {
+		err := s.e.Clientset.CoreV1().Pods(s.ns).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+		if !apierrors.IsNotFound(err) {
+			Expect(err).NotTo(HaveOccurred(), "delete pod %s/%s", s.ns, n)
+		}
+	}
+}
+
 func runG(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
 	got, err := workload.CreateReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -1007,6 +1038,11 @@ func podsOn(ctx context.Context, e *e2e.Env, node string) []corev1.Pod {
 // such pods, and their going would free CPU in the middle of the
 // capacity spec.
 func waitNoTerminating(ctx context.Context, e *e2e.Env, node string) {
+	start := time.Now()
+	var first []string
+	defer func() {
+		evidence.Record("waitedForTerminating", map[string]any{"pods": first, "for": time.Since(start).Round(time.Millisecond).String()})
+	}()
 	e.Eventually(ctx, func(ctx context.Context) []string {
 		nss, err := e.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -1021,6 +1057,9 @@ func waitNoTerminating(ctx context.Context, e *e2e.Env, node string) {
 			if p.DeletionTimestamp != nil || going[p.Namespace] {
 				out = append(out, p.Namespace+"/"+p.Name)
 			}
+		}
+		if first == nil {
+			first = append([]string{}, out...)
 		}
 		return out
 	}, e.Config.Timeouts.NamespaceDeletion.Duration).Should(BeEmpty(), "pods on %s still going away", node)
