@@ -63,6 +63,9 @@ type Config struct {
 	Cgroups struct {
 		// ThrottleWindow is how long CPU usage is measured.
 		ThrottleWindow Duration `json:"throttleWindow"`
+		// EscapeWindow is how long the CFS-quota negative control
+		// measures a busy loop that escaped its limit.
+		EscapeWindow Duration `json:"escapeWindow"`
 		// ThrottleSamples is how many windows a node gets before the
 		// throttling check fails it (a busy host lowers one window).
 		ThrottleSamples int `json:"throttleSamples"`

@@ -62,12 +62,22 @@ func (c *nodeCgroups) expected(grp *profile.Group, base cg.Expected) cg.Expected
 	return base
 }
 
+// qosPods are the placement check's pods on node n: a Guaranteed, a
+// Burstable and a BestEffort one, in that order.
+func qosPods(e *e2e.Env, ns, n string) []*corev1.Pod {
+	return []*corev1.Pod{
+		probePod(ns, "guaranteed-"+n, e.ProbeImage, n, res("100m", "64Mi"), res("100m", "64Mi"), nil),
+		probePod(ns, "burstable-"+n, e.ProbeImage, n, res("50m", "32Mi"), nil, nil),
+		probePod(ns, "besteffort-"+n, e.ProbeImage, n, nil, nil, nil),
+	}
+}
+
 // qosPlacement runs a Guaranteed, a Burstable and a BestEffort pod on node
 // n and returns each pod cgroup's path and one message per pod whose
 // parent is not the QoS cgroup of the declared tree: the driver, cgroup
 // root and cgroupsPerQOS of the profile where its group declares them,
 // else of the kubelet's configuration as first read.
-func qosPlacement(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *nodeCgroups) (map[string]string, []string) {
+func qosPlacement(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *nodeCgroups, ahead bool) (map[string]string, []string) {
 	driver, root, perQOS := c.kc.CgroupDriver, profile.CanonicalCgroupRoot(c.kc.CgroupRoot), c.kc.CgroupsPerQOS == nil || *c.kc.CgroupsPerQOS
 	if grp := e.Group(n); grp != nil {
 		if grp.Node.CgroupDriver != nil {
@@ -80,17 +90,18 @@ func qosPlacement(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *no
 			perQOS = *grp.Node.CgroupsPerQOS
 		}
 	}
-	pods := map[cg.QoS]*corev1.Pod{
-		cg.Guaranteed: probePod(ns, "guaranteed-"+n, e.ProbeImage, n, res("100m", "64Mi"), res("100m", "64Mi"), nil),
-		cg.Burstable:  probePod(ns, "burstable-"+n, e.ProbeImage, n, res("50m", "32Mi"), nil, nil),
-		cg.BestEffort: probePod(ns, "besteffort-"+n, e.ProbeImage, n, nil, nil, nil),
-	}
 	classes := []cg.QoS{cg.Guaranteed, cg.Burstable, cg.BestEffort}
-	started := runAll(ctx, g, e, pods[classes[0]], pods[classes[1]], pods[classes[2]])
+	pods := qosPods(e, ns, n)
+	var started []*corev1.Pod
+	if ahead {
+		started = waitAll(ctx, g, e, pods...)
+	} else {
+		started = runAll(ctx, g, e, pods...)
+	}
 	seen := map[string]string{}
 	var problems []string
 	for i, qos := range classes {
-		p, got := pods[qos], started[i]
+		p, got := pods[i], started[i]
 		g.Expect(string(got.Status.QOSClass)).To(Equal(string(qos)))
 		podPath := path.Dir(containerPath(ctx, g, c.rd, got, "cpu"))
 		seen[string(qos)] = podPath
@@ -193,7 +204,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	It("places Guaranteed, Burstable and BestEffort pods under the matching QoS cgroup of the kubelet's cgroup root", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-qos", "")
 		judge(ctx, "QoS cgroup placement", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
-			seen, problems := qosPlacement(ctx, g, e, ns, n, c)
+			seen, problems := qosPlacement(ctx, g, e, ns, n, c, false)
 			if len(problems) > 0 {
 				verdict.FailNode(strings.Join(problems, "; "))
 			}
@@ -359,6 +370,8 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	// (an emulated VM's kubelet is slow to come back). The checks judge by
 	// the profile, else by the kubelet as first read.
 	Context("with the kubelet misconfigured (CFS quota disabled, cgroup root moved, single-process OOM kill on v2)", Ordered, Label("negative", "disruptive"), func() {
+		// movedNS holds the moved-root spec's pods, started in BeforeAll.
+		var movedNS string
 		BeforeAll(func(ctx SpecContext) {
 			e.RequireApply("misconfiguring the kubelet")
 			if e.Provider != "kind" {
@@ -396,6 +409,14 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			}
 			wg.Wait()
 			Expect(errors.Join(errs...)).NotTo(HaveOccurred())
+			// The moved-root spec's pods start now, beside the CFS spec's
+			// window (their namespace goes before the kubelet's undo).
+			movedNS = e.Namespace(ctx, "cgroups-moved", "")
+			for _, node := range controls {
+				for _, p := range qosPods(e, movedNS, node) {
+					Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
+				}
+			}
 		}, NodeTimeout(e2e.TreeConfig().Timeouts.NodeRestart.Duration+time.Minute))
 
 		It("is reported on each cgroup version: no quota in the cgroup files and the busy loop escapes its 100m limit; on v2 memory.oom.group 0", func(ctx SpecContext) {
@@ -409,7 +430,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				problems := cg.Check(rd.Version, c.expected(e.Group(node), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}), l)
 				a := cpuUsage(ctx, Default, rd, p)
 				start := time.Now()
-				time.Sleep(e.Config.Cgroups.ThrottleWindow.Duration)
+				time.Sleep(e.Config.Cgroups.EscapeWindow.Duration)
 				b := cpuUsage(ctx, Default, rd, p)
 				wall := time.Since(start).Nanoseconds()
 				throttle := cg.JudgeLimited(throttleBounds(e), a, b, wall)
@@ -451,10 +472,9 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		})
 
 		It("moves pods out of the declared QoS tree, and the placement check reports it on each cgroup version", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "cgroups-moved", "")
 			var missed []string
 			for _, node := range controls {
-				seen, problems := qosPlacement(ctx, Default, e, ns, node, on[node])
+				seen, problems := qosPlacement(ctx, Default, e, movedNS, node, on[node], true)
 				evidence.Record("cgroupRootMoved/"+node, map[string]any{"cgroupVersion": on[node].rd.Version, "podCgroups": seen, "problems": problems})
 				if len(problems) != 3 {
 					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the placement check reported %d of 3 pods outside the tree (pod cgroups %v; problems %q)", node, on[node].rd.Version, len(problems), seen, problems))
@@ -512,6 +532,17 @@ func runAll(ctx context.Context, g Gomega, e *e2e.Env, pods ...*corev1.Pod) []*c
 	}
 	wg.Wait()
 	g.Expect(errors.Join(errs...)).NotTo(HaveOccurred())
+	return got
+}
+
+// waitAll waits until each pod, created earlier, is ready.
+func waitAll(ctx context.Context, g Gomega, e *e2e.Env, pods ...*corev1.Pod) []*corev1.Pod {
+	got := make([]*corev1.Pod, len(pods))
+	for i, p := range pods {
+		var err error
+		got[i], err = workload.WaitReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
 	return got
 }
 

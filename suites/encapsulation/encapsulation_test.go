@@ -243,6 +243,25 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		// encapsulated are the nodes the column judges: all of them once
 		// applied, or those found encapsulated in verify mode.
 		var encapsulated []*enc.Node
+		// canaries are the kubensenter spec's pods, one per node, started
+		// as soon as the nodes are encapsulated.
+		var canaries map[string]*corev1.Pod
+		var canaryNS string
+		startCanaries := func(ctx context.Context) {
+			if canaries != nil || kubensenter == "" {
+				return
+			}
+			ns := e.Namespace(ctx, "kubensenter", "")
+			canaryNS = ns
+			DeferCleanup(func(ctx SpecContext) {
+				Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
+			})
+			canaries = map[string]*corev1.Pod{}
+			for _, n := range encapsulated {
+				canaries[n.Name] = workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "canary-" + n.Name, Image: e.ProbeImage, NodeName: n.Name})
+				Expect(e.Klient.Resources().Create(ctx, canaries[n.Name])).To(Succeed())
+			}
+		}
 		BeforeAll(func(ctx SpecContext) {
 			encapsulated = skipUnless("on")
 			if e.Mode == "verify" {
@@ -258,12 +277,14 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 					Expect(enc.DeleteMachineConfigs(ctx, dc, mcp, poll)).To(Succeed())
 				}, NodeTimeout(mcp+time.Minute))
 				Expect(enc.ApplyMachineConfigs(ctx, dc, mcp, poll)).To(Succeed())
+				startCanaries(ctx)
 				return
 			}
 			DeferCleanup(func(ctx SpecContext) {
 				revertAll(ctx, nodes)
 			}, NodeTimeout(restartTimeout))
 			forEach(nodes, func(n *enc.Node) error { return n.Apply(ctx, enc.Options{Kubelet: true, Runtime: true}) })
+			startCanaries(ctx)
 		}, NodeTimeout(applyTimeout))
 
 		It("runs kubelet and the runtime in one namespace that is not systemd's", func(ctx SpecContext) {
@@ -276,16 +297,15 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			if kubensenter == "" {
 				Skip("verify mode: the nodes have no kubensenter and a read-only run does not install one")
 			}
-			ns := e.Namespace(ctx, "kubensenter", "")
+			// Started with the encapsulation (BeforeAll; in verify mode,
+			// here); each node is then judged in turn. They go as the spec
+			// ends, while the nodes are still whole: a pod made in the
+			// pinned namespace is torn down slowly once the runtime has
+			// left it (4 s more here).
+			startCanaries(ctx)
 			DeferCleanup(func(ctx SpecContext) {
-				Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
+				Expect(e.Clientset.CoreV1().Pods(canaryNS).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})).To(Succeed())
 			})
-			// The canaries start together; each node is then judged in turn.
-			canaries := map[string]*corev1.Pod{}
-			for _, n := range encapsulated {
-				canaries[n.Name] = workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "canary-" + n.Name, Image: e.ProbeImage, NodeName: n.Name})
-				Expect(e.Klient.Resources().Create(ctx, canaries[n.Name])).To(Succeed())
-			}
 			for _, n := range encapsulated {
 				pod, err := workload.WaitReady(ctx, e.Klient, e.Clientset, canaries[n.Name], e.Config.Timeouts.PodReady.Duration)
 				Expect(err).NotTo(HaveOccurred())
@@ -317,6 +337,9 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				e.RequireApply("a half-applied encapsulation")
 				if onOpenShift {
 					Skip("MachineConfigs apply encapsulation whole: a half-applied state cannot be made through them")
+				}
+				if canaryNS != "" {
+					Expect(workload.WaitPodsGone(ctx, e.Clientset, canaryNS, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 				}
 				Expect(matrixNode.Unwrap(ctx, enc.Options{Runtime: true})).To(Succeed())
 			}, NodeTimeout(restartTimeout))

@@ -147,12 +147,13 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		}
 		if e.Mode == "apply" {
 			// The kata rule was applied before the control rule, which is
-			// labelled by now; hold until two worker intervals have passed
-			// since the kata rule was applied (every worker has published
-			// since), so a label that would come late is seen.
+			// labelled by now; hold until every worker has published its
+			// features again since the kata rule was applied (one worker
+			// interval) and nfd-master has batched them (a second), so a
+			// label that would come late is seen.
 			e.Eventually(ctx, check, within).Should(BeEmpty())
 			poll := e.Config.Intervals.Poll.Duration
-			hold := max(poll, 2*e.Config.NFD.SleepInterval.Duration-time.Since(kataApplied))
+			hold := max(poll, e.Config.NFD.SleepInterval.Duration+nfd.MasterBatch-time.Since(kataApplied))
 			Consistently(ctx, check).WithTimeout(hold).WithPolling(poll).Should(BeEmpty())
 			evidence.Record("held", map[string]any{"for": hold.String(), "untilAfterRule": time.Since(kataApplied).String()})
 		}
