@@ -368,7 +368,19 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			logger.Warnf("remove the run's probe: %v", err)
 		}
 	}
-	defer removeProbe()
+	// The suites' namespaces are deleted without waiting: wait for them
+	// once, whichever way the run ends (after the reports, below, or on
+	// an early return), the probe's removed first.
+	ranSuites := 0
+	waited := false
+	defer func() {
+		if (ranSuites > 0 || probe != nil) && !waited {
+			removeProbe()
+			if err := o.waitNamespacesGone(ctx, clusterName, cfg, logger); err != nil {
+				logger.Warnf("%v", err)
+			}
+		}
+	}()
 	if o.needsProbe() {
 		kubeconfig, kctx := o.Kubeconfig, o.Context
 		if kubeconfig == "" {
@@ -387,19 +399,6 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	if bins.err != nil {
 		return res, bins.err
 	}
-	// The suites' namespaces are deleted without waiting: wait for them
-	// once, whichever way the run ends (after the reports, below, or on
-	// an early return), the probe's removed first.
-	ranSuites := 0
-	waited := false
-	defer func() {
-		if (ranSuites > 0 || probe != nil) && !waited {
-			removeProbe()
-			if err := o.waitNamespacesGone(ctx, clusterName, cfg, logger); err != nil {
-				logger.Warnf("%v", err)
-			}
-		}
-	}()
 	done := map[string]suiteResult{}
 	res.BuildSeconds = bins.secs
 	run := func(suite string, out io.Writer) suiteResult {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,5 +105,27 @@ func TestScheduleRunsConcurrentSuitesFirst(t *testing.T) {
 	side, alone = o.schedule()
 	if len(side) != 0 || strings.Join(alone, ",") != "encapsulation,sysctl,cgroups,cluster" {
 		t.Fatalf("--sequential: side %v, alone %v", side, alone)
+	}
+}
+
+// NodeAccess must name exactly the suites registered WithNodeAccess: a
+// suite missing from it would deploy a probe of its own beside the run's
+// (slower, not wrong); one listed without needing it would start one for
+// nothing.
+func TestNodeAccessMatchesTheSuites(t *testing.T) {
+	for _, s := range Suites {
+		src, err := os.ReadFile(filepath.Join("..", "..", "suites", s, s+"_suite_test.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uses := strings.Contains(string(src), "e2e.WithNodeAccess()"); uses != NodeAccess[s] {
+			t.Errorf("suite %s: WithNodeAccess %v, runner.NodeAccess %v", s, uses, NodeAccess[s])
+		}
+	}
+	if (&Options{Suites: []string{"cluster"}}).needsProbe() {
+		t.Error("the cluster suite alone needs no probe")
+	}
+	if !(&Options{Suites: []string{"cluster", "cgroups"}}).needsProbe() {
+		t.Error("a run with cgroups needs the probe")
 	}
 }
