@@ -641,18 +641,24 @@ type Kernel struct {
 	CPUs   int
 }
 
-// ParseKernel reads the output of `cat /proc/sys/kernel/random/boot_id;
-// grep -c ^processor /proc/cpuinfo`.
+// ParseKernel reads the output of `cat /proc/sys/kernel/random/boot_id
+// /proc/cpuinfo` (one read-only command, allowed in verify mode): the
+// boot ID, then one "processor" line per CPU the kernel has.
 func ParseKernel(out string) (bootID string, cpus int, err error) {
-	f := strings.Fields(out)
-	if len(f) != 2 {
-		return "", 0, fmt.Errorf("kernel: want a boot_id and a CPU count, got %q", out)
+	first, rest, _ := strings.Cut(strings.TrimLeft(out, "\n"), "\n")
+	bootID = strings.TrimSpace(first)
+	if bootID == "" || strings.Contains(bootID, ":") {
+		return "", 0, fmt.Errorf("kernel: want a boot_id first, got %q", first)
 	}
-	cpus, err = strconv.Atoi(f[1])
-	if err != nil || cpus < 1 {
-		return "", 0, fmt.Errorf("kernel: CPU count %q is not a positive number", f[1])
+	for _, line := range strings.Split(rest, "\n") {
+		if k, _, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "processor" {
+			cpus++
+		}
 	}
-	return f[0], cpus, nil
+	if cpus == 0 {
+		return "", 0, fmt.Errorf("kernel: no processor in /proc/cpuinfo")
+	}
+	return bootID, cpus, nil
 }
 
 // ThrottleTurns is how many nodes may measure their busy loops at once:

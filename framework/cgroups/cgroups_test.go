@@ -370,11 +370,12 @@ func TestWorkingSet(t *testing.T) {
 }
 
 func TestParseKernel(t *testing.T) {
-	id, cpus, err := ParseKernel("f123fb9f-a6e9\n2\n")
+	out := "f123fb9f-a6e9\nprocessor\t: 0\nvendor_id\t: AuthenticAMD\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n"
+	id, cpus, err := ParseKernel(out)
 	if err != nil || id != "f123fb9f-a6e9" || cpus != 2 {
 		t.Fatalf("got %q %d %v", id, cpus, err)
 	}
-	for _, bad := range []string{"", "f123\n", "f123\nx\n", "f123\n0\n", "a\nb\n3\n"} {
+	for _, bad := range []string{"", "f123\n", "processor\t: 0\n", "f123\nvendor_id\t: x\n"} {
 		if _, _, err := ParseKernel(bad); err == nil {
 			t.Errorf("%q: want an error", bad)
 		}
