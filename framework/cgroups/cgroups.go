@@ -668,23 +668,15 @@ func ParseKernel(out string) (bootID string, cpus int, err error) {
 // bounded far below a CPU); one at a time when kernels are mixed, since
 // a kernel of its own may still be a VM on the shared kernel's CPUs.
 func ThrottleTurns(nodes []Kernel) int {
-	count := map[string]int{}
 	cpus := map[string]int{}
 	for _, k := range nodes {
-		count[k.BootID]++
 		cpus[k.BootID] = k.CPUs
 	}
-	shared := 0
-	for id, c := range count {
-		if c > 1 {
-			shared++
-			if len(count) == 1 {
-				return max(1, cpus[id])
-			}
-		}
-	}
-	if shared == 0 {
+	switch {
+	case len(cpus) == len(nodes):
 		return 0
+	case len(cpus) == 1:
+		return max(1, nodes[0].CPUs)
 	}
 	return 1
 }

@@ -146,7 +146,7 @@ func (n *Node) Apply(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("node %s, %s: %w", n.Name, u, err)
 		}
-		if err := n.write(ctx, "/etc/systemd/system/"+u+".d/"+dropInName, []byte(DropIn(exec)), "0644"); err != nil {
+		if err := n.write(ctx, dropInPath(u), []byte(DropIn(exec)), "0644"); err != nil {
 			return err
 		}
 	}
@@ -155,6 +155,9 @@ func (n *Node) Apply(ctx context.Context, o Options) error {
 	}
 	return n.restart(ctx, units)
 }
+
+// dropInPath is where Apply puts unit's drop-in.
+func dropInPath(unit string) string { return "/etc/systemd/system/" + unit + ".d/" + dropInName }
 
 // units are the systemd units o selects.
 func (n *Node) units(o Options) []string {
@@ -177,7 +180,7 @@ func (n *Node) Unwrap(ctx context.Context, o Options) error {
 	units := n.units(o)
 	script := "rm -f"
 	for _, u := range units {
-		script += " /etc/systemd/system/" + u + ".d/" + dropInName
+		script += " " + dropInPath(u)
 	}
 	if _, err := n.Probes.MustHost(ctx, n.Name, "sh", "-c", script+" && systemctl daemon-reload"); err != nil {
 		return err

@@ -382,10 +382,7 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 	}()
 	if o.needsProbe() {
-		kubeconfig, kctx := o.Kubeconfig, o.Context
-		if kubeconfig == "" {
-			kubeconfig = cluster.DefaultKubeconfigPath(clusterName)
-		}
+		kubeconfig, kctx := o.kubeconfig(clusterName)
 		if probe, err = e2e.StartRunProbe(ctx, kubeconfig, kctx, o.ProbeImage, o.Mode == ModeVerify, cfg); err != nil {
 			return res, fmt.Errorf("start the run's probe DaemonSet: %w", err)
 		}
@@ -577,14 +574,18 @@ func (o *Options) checkSelection(ctx context.Context, clusterName string, cfg *c
 	return err
 }
 
-// clientset connects to the run's cluster: --kubeconfig, or the kind
-// cluster's own kubeconfig.
-func (o *Options) clientset(clusterName string, cfg *config.Config) (kubernetes.Interface, error) {
-	kubeconfig, kctx := o.Kubeconfig, o.Context
-	if kubeconfig == "" {
-		kubeconfig = cluster.DefaultKubeconfigPath(clusterName)
+// kubeconfig is the run's cluster: --kubeconfig and its context, or the
+// kind cluster's own kubeconfig.
+func (o *Options) kubeconfig(clusterName string) (path, kctx string) {
+	if o.Kubeconfig == "" {
+		return cluster.DefaultKubeconfigPath(clusterName), o.Context
 	}
-	rc, err := cluster.LoadKubeconfig(kubeconfig, kctx)
+	return o.Kubeconfig, o.Context
+}
+
+// clientset connects to the run's cluster (kubeconfig).
+func (o *Options) clientset(clusterName string, cfg *config.Config) (kubernetes.Interface, error) {
+	rc, err := cluster.LoadKubeconfig(o.kubeconfig(clusterName))
 	if err != nil {
 		return nil, err
 	}

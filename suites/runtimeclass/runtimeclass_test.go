@@ -20,6 +20,7 @@ import (
 	apitypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeconform/nodeconform/fixtures"
@@ -332,10 +333,7 @@ func describeClass(name string) {
 			Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
 			// On the next class's capacity node: gone at once (see deleteAll).
 			DeferCleanup(func(ctx SpecContext) {
-				err := e.Clientset.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-				if !apierrors.IsNotFound(err) {
-					Expect(err).NotTo(HaveOccurred())
-				}
+				Expect(forceDelete(ctx, e.Clientset, ns, p.Name)).To(Succeed())
 			})
 			status := e.ExpectRestartedAfter(ctx, Default, ns, p.Name, "OOMKilled")
 			evidence.Record("oom", map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated})
@@ -959,10 +957,7 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 		return got
 	}
 	for _, n := range names {
-		err := s.e.Clientset.CoreV1().Pods(s.ns).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-		if !apierrors.IsNotFound(err) {
-			g.Expect(err).NotTo(HaveOccurred(), "delete pod %s/%s", s.ns, n)
-		}
+		g.Expect(forceDelete(ctx, s.e.Clientset, s.ns, n)).To(Succeed())
 	}
 	// Only an earlier instance of this very pod (a start that failed)
 	// must be gone before it is created again.
@@ -977,8 +972,7 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 	return got
 }
 
-// deleteAll deletes every pod asked for, at once (grace period 0: test
-// pods with nothing to save; the kubelet still stops their containers).
+// deleteAll deletes every pod asked for, at once (forceDelete).
 func (s *sharedPods) deleteAll(ctx context.Context) {
 	s.mu.Lock()
 	var names []string
@@ -989,11 +983,19 @@ func (s *sharedPods) deleteAll(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, n := range names {
-		err := s.e.Clientset.CoreV1().Pods(s.ns).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-		if !apierrors.IsNotFound(err) {
-			Expect(err).NotTo(HaveOccurred(), "delete pod %s/%s", s.ns, n)
-		}
+		Expect(forceDelete(ctx, s.e.Clientset, s.ns, n)).To(Succeed())
 	}
+}
+
+// forceDelete deletes a test pod with grace period 0 (nothing in it to
+// save; the kubelet still stops its containers); one already gone is
+// not an error.
+func forceDelete(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+	err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+	}
+	return nil
 }
 
 func runG(ctx context.Context, g Gomega, e *e2e.Env, p *corev1.Pod) *corev1.Pod {
