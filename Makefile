@@ -100,6 +100,7 @@ prodlike-e2e: images
 # v2 host the kind nodes are v2 themselves: no VM, `make e2e` covers it.
 VM_REPORT_DIR ?= $(REPORT_DIR)/vm
 VM_PROFILE ?= kindconfigs/vm-profile.yaml
+VM_CONFIG ?= kindconfigs/vm-config.yaml
 VM_SUITES ?=
 vm-e2e: images
 	@if [ "$$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then \
@@ -109,7 +110,7 @@ vm-e2e: images
 	trap '$(BIN) vm down' EXIT; \
 	$(BIN) vm up && \
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 5m -run TestEntrypointDelegatesOnV2 -v ./framework/vmnode/ && \
-	$(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --profile $(VM_PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES)) && \
+	$(BIN) run --report-dir $(VM_REPORT_DIR) --timeout $(SUITE_TIMEOUT) --config $(VM_CONFIG) --profile $(VM_PROFILE) $(if $(VM_SUITES),--suite $(VM_SUITES)) && \
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 25m -run TestRuntimeIgnoringResources -v ./framework/runner/
 
 # CI runs every suite with the VM joined (README: "Targets and what CI

@@ -67,3 +67,21 @@ func TestRuntimeClassesReplacedNotMerged(t *testing.T) {
 		t.Errorf("margin lost: %v", c.RuntimeClass.SandboxMemoryMargin)
 	}
 }
+
+// The configurations shipped beside the kind configs (make vm-e2e's) load
+// over the defaults: a misspelt key would fail CI only when its run starts.
+func TestShippedConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../../kindconfigs/*-config.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no shipped configs: %v", err)
+	}
+	for _, f := range files {
+		c, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Timeouts.PodReady.Duration <= Default().Timeouts.PodReady.Duration {
+			t.Errorf("%s: podReady %s is not above the default", f, c.Timeouts.PodReady.Duration)
+		}
+	}
+}
