@@ -121,6 +121,55 @@ func WaitPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeo
 	return nil
 }
 
+// WaitPod watches pod ns/name until done says it is done or fails, within
+// timeout, and returns the pod as last seen. Watching (one pod, by field
+// selector) returns as the pod changes instead of up to a poll interval
+// later: a spec that waits for several pods in turn lost half an
+// interval on each. A pod deleted while watched ends the wait with an
+// error; one never seen is waited for until timeout.
+func WaitPod(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, done func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return cs.CoreV1().Pods(ns).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return cs.CoreV1().Pods(ns).Watch(ctx, o)
+		},
+	}
+	var last *corev1.Pod
+	check := func(obj any) (bool, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Name != name {
+			return false, nil
+		}
+		last = p
+		return done(p)
+	}
+	_, err := watchtools.UntilWithSync(wctx, listThenWatch{lw}, &corev1.Pod{},
+		func(s cache.Store) (bool, error) {
+			obj, exists, err := s.GetByKey(ns + "/" + name)
+			// Missing is not final: the reflector's first list may be
+			// served from the API server's cache, older than a pod just
+			// created; the watch after it brings the pod.
+			if err != nil || !exists {
+				return false, err
+			}
+			return check(obj)
+		},
+		func(ev watch.Event) (bool, error) {
+			if p, ok := ev.Object.(*corev1.Pod); ok && p.Name == name && ev.Type == watch.Deleted {
+				return false, fmt.Errorf("pod %s/%s was deleted", ns, name)
+			}
+			return check(ev.Object)
+		})
+	return last, err
+}
+
 // waitNamespaceGone waits until namespace name no longer exists.
 func waitNamespaceGone(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
 	defer cost.Time(cost.PhaseNamespaceGone, time.Now())

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -120,5 +121,96 @@ func TestWaitNoneNamesTheListError(t *testing.T) {
 	_, err := WaitNone(ctx, stub(nil, nil, errors.New(`pods is forbidden: User "x" cannot list`)), &corev1.Pod{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Fatalf("want the list error, got %v", err)
+	}
+}
+
+func readyPod(name string, ready corev1.ConditionStatus, phase corev1.PodPhase) *corev1.Pod {
+	p := pod(name, "")
+	p.Status.Phase = phase
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}
+	return p
+}
+
+// waitPodInBackground runs waitReady on pod "a" of cs.
+func waitPodInBackground(t *testing.T, cs *fake.Clientset) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := waitReady(context.Background(), nil, cs, pod("a", ""), 5*time.Second)
+		done <- err
+	}()
+	return done
+}
+
+func TestWaitReadyReturnsWhenThePodTurnsReady(t *testing.T) {
+	cs := fake.NewClientset(readyPod("a", corev1.ConditionFalse, corev1.PodPending), readyPod("b", corev1.ConditionTrue, corev1.PodRunning))
+	done := waitPodInBackground(t, cs)
+	stillWaiting(t, done, "a not Ready (b is)")
+	if _, err := cs.CoreV1().Pods("ns").UpdateStatus(context.Background(), readyPod("a", corev1.ConditionTrue, corev1.PodRunning), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	returned(t, done, "a turned Ready")
+}
+
+// A pod that ended, or went, can never be Ready: the wait says so at once.
+func TestWaitReadyFailsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(cs *fake.Clientset) error
+		want   string
+	}{
+		{"ended", func(cs *fake.Clientset) error {
+			_, err := cs.CoreV1().Pods("ns").UpdateStatus(context.Background(), readyPod("a", corev1.ConditionFalse, corev1.PodFailed), metav1.UpdateOptions{})
+			return err
+		}, "phase Failed"},
+		{"deleted", func(cs *fake.Clientset) error {
+			return cs.CoreV1().Pods("ns").Delete(context.Background(), "a", metav1.DeleteOptions{})
+		}, "was deleted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := fake.NewClientset(readyPod("a", corev1.ConditionFalse, corev1.PodPending))
+			done := waitPodInBackground(t, cs)
+			stillWaiting(t, done, "a pending")
+			if err := tc.change(cs); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.want)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("still waiting")
+			}
+		})
+	}
+}
+
+// A pod the first list does not show may come with the watch (a list
+// served from the API server's cache); a pod that never comes times out.
+func TestWaitReadyPodCreatedAfterTheList(t *testing.T) {
+	cs := fake.NewClientset()
+	done := waitPodInBackground(t, cs)
+	stillWaiting(t, done, "no pod yet")
+	if _, err := cs.CoreV1().Pods("ns").Create(context.Background(), readyPod("a", corev1.ConditionTrue, corev1.PodRunning), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	returned(t, done, "a created Ready")
+	_, err := waitReady(context.Background(), nil, fake.NewClientset(), pod("a", ""), 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not Ready within") {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+}
+
+// Callers read spec.nodeName from the pod they passed, as they did when
+// e2e-framework's condition fetched the pod into it.
+func TestWaitReadyFillsInThePod(t *testing.T) {
+	ready := readyPod("a", corev1.ConditionTrue, corev1.PodRunning)
+	ready.Spec.NodeName = "worker"
+	p := pod("a", "")
+	if _, err := waitReady(context.Background(), nil, fake.NewClientset(ready), p, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.NodeName != "worker" {
+		t.Fatalf("spec.nodeName %q, want worker", p.Spec.NodeName)
 	}
 }

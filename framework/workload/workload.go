@@ -15,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient"
-	"sigs.k8s.io/e2e-framework/klient/wait"
-	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 
 	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
@@ -189,12 +187,21 @@ func WaitReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, p
 }
 
 func waitReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
-	err := wait.For(conditions.New(kl.Resources()).PodReady(pod), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond), wait.WithContext(ctx))
-	got, gerr := cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-	if err != nil {
-		return got, fmt.Errorf("pod %s/%s not Ready within %s: %s", pod.Namespace, pod.Name, timeout, Describe(ctx, cs, pod.Namespace, pod.Name))
+	got, err := WaitPod(ctx, cs, pod.Namespace, pod.Name, timeout, func(p *corev1.Pod) (bool, error) {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			return false, fmt.Errorf("it ended (phase %s) without being Ready", p.Status.Phase)
+		}
+		return IsReady(p), nil
+	})
+	// Callers read what the API server filled in (spec.nodeName, the
+	// pod's IP) from the pod they passed.
+	if got != nil {
+		got.DeepCopyInto(pod)
 	}
-	return got, gerr
+	if err != nil {
+		return got, fmt.Errorf("pod %s/%s not Ready within %s: %v: %s", pod.Namespace, pod.Name, timeout, err, Describe(ctx, cs, pod.Namespace, pod.Name))
+	}
+	return got, nil
 }
 
 // Describe summarises a pod's phase, container states and events.
@@ -263,18 +270,7 @@ func DeletePods(ctx context.Context, cs kubernetes.Interface, ns string, timeout
 	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return err
-		}
-		if len(list.Items) == 0 {
-			return nil
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	return fmt.Errorf("pods of namespace %s still exist after %s", ns, timeout)
+	return WaitPodsGone(ctx, cs, ns, timeout)
 }
 
 // IsReady reports whether a pod's Ready condition is true.

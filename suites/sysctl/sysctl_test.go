@@ -416,27 +416,27 @@ func observe(ctx context.Context, e *e2e.Env, ns, name, node string, s corev1.Sy
 		}
 		return "create-error", err.Error()
 	}
-	deadline := time.Now().Add(e.Config.Timeouts.PodReady.Duration)
-	for time.Now().Before(deadline) {
-		p, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			if p.Status.Reason == "SysctlForbidden" {
-				if !strings.Contains(p.Status.Message, "forbidden sysctl") || !strings.Contains(p.Status.Message, "not allowlisted") {
-					return "forbidden-unexpected-message", p.Status.Message
-				}
-				return sc.Forbidden, p.Status.Message
-			}
-			if workload.IsReady(p) {
-				got := readInPod(ctx, Default, e, ns, name, s.Name)
-				if got != sc.NormalizeValue(s.Value) {
-					return "runs-wrong-value", fmt.Sprintf("%s=%q in the pod, requested %q", s.Name, got, s.Value)
-				}
-				return sc.Runs, fmt.Sprintf("%s=%s in the pod", s.Name, got)
-			}
+	// Watched, not polled: the matrix's cells are decided as the kubelet
+	// decides them.
+	p, err := workload.WaitPod(ctx, e.Clientset, ns, name, e.Config.Timeouts.PodReady.Duration, func(p *corev1.Pod) (bool, error) {
+		return p.Status.Reason == "SysctlForbidden" || p.Status.Phase == corev1.PodFailed || workload.IsReady(p), nil
+	})
+	switch {
+	case err != nil:
+		return "pending", fmt.Sprintf("%v: %s", err, workload.Describe(ctx, e.Clientset, ns, name))
+	case p.Status.Reason == "SysctlForbidden":
+		if !strings.Contains(p.Status.Message, "forbidden sysctl") || !strings.Contains(p.Status.Message, "not allowlisted") {
+			return "forbidden-unexpected-message", p.Status.Message
 		}
-		time.Sleep(500 * time.Millisecond)
+		return sc.Forbidden, p.Status.Message
+	case p.Status.Phase == corev1.PodFailed:
+		return "failed", workload.Describe(ctx, e.Clientset, ns, name)
 	}
-	return "pending", workload.Describe(ctx, e.Clientset, ns, name)
+	got := readInPod(ctx, Default, e, ns, name, s.Name)
+	if got != sc.NormalizeValue(s.Value) {
+		return "runs-wrong-value", fmt.Sprintf("%s=%q in the pod, requested %q", s.Name, got, s.Value)
+	}
+	return sc.Runs, fmt.Sprintf("%s=%s in the pod", s.Name, got)
 }
 
 // allowOnOpenShift applies the seed's OpenShift configuration: label the
