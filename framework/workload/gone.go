@@ -81,31 +81,34 @@ type listThenWatch struct{ *cache.ListWatch }
 // (util/watchlist.DoesClientNotSupportWatchListSemantics).
 func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
-// PodsOf lists and watches the pods of namespace ns.
-func PodsOf(cs kubernetes.Interface, ns string) *cache.ListWatch {
+// PodsOf lists and watches the pods of namespace ns that match sel (as
+// Namespaces does; the zero ListOptions: every pod).
+func PodsOf(cs kubernetes.Interface, ns string, sel metav1.ListOptions) *cache.ListWatch {
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return cs.CoreV1().Pods(ns).List(ctx, o)
+			return cs.CoreV1().Pods(ns).List(ctx, withSelector(o, sel))
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return cs.CoreV1().Pods(ns).Watch(ctx, o)
+			return cs.CoreV1().Pods(ns).Watch(ctx, withSelector(o, sel))
 		},
 	}
+}
+
+// withSelector is o, the reflector's options, with sel's selectors.
+func withSelector(o, sel metav1.ListOptions) metav1.ListOptions {
+	o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
+	return o
 }
 
 // Namespaces lists and watches the namespaces that match sel (a label
 // selector, or a field selector such as metadata.name=x).
 func Namespaces(cs kubernetes.Interface, sel metav1.ListOptions) *cache.ListWatch {
-	with := func(o metav1.ListOptions) metav1.ListOptions {
-		o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
-		return o
-	}
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return cs.CoreV1().Namespaces().List(ctx, with(o))
+			return cs.CoreV1().Namespaces().List(ctx, withSelector(o, sel))
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return cs.CoreV1().Namespaces().Watch(ctx, with(o))
+			return cs.CoreV1().Namespaces().Watch(ctx, withSelector(o, sel))
 		},
 	}
 }
@@ -114,7 +117,7 @@ func Namespaces(cs kubernetes.Interface, sel metav1.ListOptions) *cache.ListWatc
 func WaitPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	left, err := WaitNone(wctx, PodsOf(cs, ns), &corev1.Pod{}, nil)
+	left, err := WaitNone(wctx, PodsOf(cs, ns, metav1.ListOptions{}), &corev1.Pod{}, nil)
 	if err != nil {
 		return fmt.Errorf("pods of namespace %s still there after %s: %s: %w", ns, timeout, strings.Join(left, ", "), err)
 	}
@@ -130,17 +133,7 @@ func WaitPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeo
 func WaitPod(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, done func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return cs.CoreV1().Pods(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return cs.CoreV1().Pods(ns).Watch(ctx, o)
-		},
-	}
+	lw := PodsOf(cs, ns, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 	var last *corev1.Pod
 	check := func(obj any) (bool, error) {
 		p, ok := obj.(*corev1.Pod)
