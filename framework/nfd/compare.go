@@ -17,32 +17,6 @@ import (
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
-// CompareLabels checks a label against ground truth: eligible maps every
-// node to whether the rule holds there, labelled lists the nodes that
-// carry the label. It returns one message per false positive (labelled,
-// not eligible) and false negative (eligible, not labelled), sorted.
-func CompareLabels(label string, eligible map[string]bool, labelled []string) []string {
-	on := map[string]bool{}
-	for _, n := range labelled {
-		on[n] = true
-	}
-	var out []string
-	for _, n := range slices.Sorted(maps.Keys(eligible)) {
-		switch {
-		case on[n] && !eligible[n]:
-			out = append(out, fmt.Sprintf("node %s: false positive: has %s but is not eligible", n, label))
-		case !on[n] && eligible[n]:
-			out = append(out, fmt.Sprintf("node %s: false negative: eligible but has no %s", n, label))
-		}
-	}
-	for _, n := range labelled {
-		if _, known := eligible[n]; !known {
-			out = append(out, fmt.Sprintf("node %s: has %s but no ground truth was read there", n, label))
-		}
-	}
-	return out
-}
-
 // Eligible returns the nodes where eligible is true, sorted.
 func Eligible(eligible map[string]bool) []string {
 	var out []string

@@ -58,7 +58,8 @@ type DeployOptions struct {
 	// Labels go on the namespace and every cluster-scoped object created.
 	Labels map[string]string
 	// Timeout bounds the wait for nfd-master and every nfd-worker to be
-	// ready (2 min when zero).
+	// ready (2 min when zero). nfd-master not ready by then is an error;
+	// workers not ready are not (Deployment.WorkersReady, Workers).
 	Timeout time.Duration
 }
 
@@ -66,8 +67,12 @@ type DeployOptions struct {
 type Deployment struct {
 	// Namespace holds nfd-master, nfd-worker and their NodeFeatures.
 	Namespace string
-	// ReadyAfter is how long nfd-master and every worker took to be ready.
+	// ReadyAfter is how long nfd-master and every worker took to be ready
+	// (or, when WorkersReady is false, until the wait gave up on them).
 	ReadyAfter time.Duration
+	// WorkersReady: every nfd-worker was Ready when Deploy returned. When
+	// false, Workers says which nodes' were not.
+	WorkersReady bool
 
 	cs      kubernetes.Interface
 	dyn     dynamic.Interface
@@ -86,7 +91,8 @@ type objectRef struct {
 
 // Deploy creates a namespace (Pod Security privileged: the worker mounts
 // host paths), NFD's CRDs unless the cluster has them, the RBAC, nfd-master
-// and the nfd-worker DaemonSet, and waits until all are ready. On error the
+// and the nfd-worker DaemonSet, and waits until all are ready (nfd-master
+// at least: see waitReady). On error the
 // returned Deployment (if any) holds what was created, for Remove.
 func Deploy(ctx context.Context, o DeployOptions) (*Deployment, error) {
 	if o.SleepInterval == 0 {
@@ -263,8 +269,14 @@ func (d *Deployment) create(ctx context.Context, obj *unstructured.Unstructured)
 	return true, nil
 }
 
+// waitReady waits for nfd-master and every nfd-worker to be Ready. Only
+// nfd-master is required: when it is Ready and workers are not by the
+// timeout, waitReady returns nil with WorkersReady false, and each node's
+// worker is judged with that node (Workers, LabelFinding), so that one node
+// that cannot run a worker does not fail the others.
 func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error {
 	var last string
+	masterReady := false
 	err := poll(ctx, timeout, func() (bool, error) {
 		dep, err := d.cs.AppsV1().Deployments(d.Namespace).Get(ctx, "nfd-master", metav1.GetOptions{})
 		if err != nil {
@@ -276,9 +288,13 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		}
 		s := ds.Status
 		last = fmt.Sprintf("nfd-master %d/1 ready, nfd-worker %d/%d ready", dep.Status.ReadyReplicas, s.NumberReady, s.DesiredNumberScheduled)
-		return dep.Status.ReadyReplicas >= 1 && s.DesiredNumberScheduled > 0 &&
-			s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled, nil
+		masterReady = dep.Status.ReadyReplicas >= 1
+		d.WorkersReady = s.DesiredNumberScheduled > 0 && s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled
+		return masterReady && d.WorkersReady, nil
 	})
+	if err != nil && masterReady && ctx.Err() == nil {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("NFD in %s not ready within %s (%s): %w; pods: %s", d.Namespace, timeout, last, err, d.describePods(ctx))
 	}

@@ -66,3 +66,28 @@ func TestCRDs(t *testing.T) {
 		t.Errorf("CRDs: %s", got)
 	}
 }
+
+func TestLabelFinding(t *testing.T) {
+	const l = "feature.node.kubernetes.io/runtime.kata"
+	ready := map[string]string{"a": "", "b": "pod nfd-worker-x not Ready: Running, readiness probe failed"}
+	for _, c := range []struct {
+		name      string
+		node      string
+		want, has bool
+		workers   map[string]string
+		finding   string
+	}{
+		{"eligible and labelled", "a", true, true, ready, ""},
+		{"neither", "a", false, false, ready, ""},
+		{"false positive", "a", false, true, ready, "false positive: has " + l + " but is not eligible"},
+		{"false negative", "a", true, false, ready, "false negative: eligible but has no " + l},
+		{"worker not ready, label right", "b", false, false, ready, "nfd-worker pod nfd-worker-x not Ready: Running, readiness probe failed"},
+		{"worker not ready, label wrong", "b", true, false, ready, "false negative: eligible but has no " + l + "; nfd-worker pod nfd-worker-x not Ready: Running, readiness probe failed"},
+		{"no worker pod", "c", false, false, ready, "no nfd-worker pod on the node"},
+		{"attached NFD: workers not judged", "c", true, true, nil, ""},
+	} {
+		if got := LabelFinding(c.node, l, c.want, c.has, c.workers); got != c.finding {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.finding)
+		}
+	}
+}

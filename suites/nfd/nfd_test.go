@@ -1,10 +1,13 @@
 package nfd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -19,6 +22,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/openshift"
+	"github.com/nodeconform/nodeconform/framework/verdict"
 )
 
 // groundTruth is what the probe read on one node.
@@ -42,8 +46,11 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		// controlRule is the name of the applied control NodeFeatureRule.
 		controlRule string
 		truth       map[string]groundTruth
-		kata        nfd.Rule
-		within      time.Duration
+		// truthErr maps a judged node whose ground truth could not be
+		// read to why: it fails every label spec, the others go on.
+		truthErr map[string]string
+		kata     nfd.Rule
+		within   time.Duration
 		// kataApplied is when this run applied the kata rule.
 		kataApplied time.Time
 	)
@@ -60,6 +67,55 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		Expect(err).NotTo(HaveOccurred())
 		return nodes
 	}
+	// matches: every node with ground truth carries label exactly where
+	// want says (nodes outside the run's selection are not judged).
+	matches := func(want map[string]bool, got []string) bool {
+		for n, w := range want {
+			if slices.Contains(got, n) != w {
+				return false
+			}
+		}
+		return true
+	}
+	// observe reads the labelled nodes every poll interval until stop
+	// holds or timeout, and returns the last reading. It fails nothing:
+	// each node is judged on what it saw (judgeLabel), so a node where NFD
+	// does not work fails alone.
+	observe := func(ctx context.Context, label string, timeout time.Duration, stop func([]string) bool) []string {
+		deadline := time.Now().Add(timeout)
+		for {
+			got := labelled(ctx, label)
+			if stop(got) || !time.Now().Before(deadline) {
+				return got
+			}
+			select {
+			case <-ctx.Done():
+				return got
+			case <-time.After(e.Config.Intervals.Poll.Duration):
+			}
+		}
+	}
+	// judgeLabel gives every judged node its verdict on label: its
+	// ground truth against the reading got, and its nfd-worker.
+	judgeLabel := func(ctx context.Context, property, label string, want map[string]bool, got []string) {
+		GinkgoHelper()
+		workers, err := d.Workers(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		e.Judge(ctx, property, 0, func(ctx context.Context, g Gomega, node string) any {
+			if why, ok := truthErr[node]; ok {
+				verdict.FailNode("ground truth not read: " + why)
+			}
+			has := slices.Contains(got, node)
+			ev := map[string]any{"expected": want[node], "observed": has}
+			if workers != nil {
+				ev["nfdWorker"] = cmp.Or(workers[node], "Ready")
+			}
+			if f := nfd.LabelFinding(node, label, want[node], has, workers); f != "" {
+				verdict.FailNode(f)
+			}
+			return ev
+		})
+	}
 
 	BeforeAll(func(ctx SpecContext) {
 		e = *env
@@ -69,11 +125,26 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		kata, err = nfd.KataRule()
 		Expect(err).NotTo(HaveOccurred())
 
-		truth = map[string]groundTruth{}
-		for _, node := range e.Nodes.Nodes() {
-			truth[node] = readGroundTruth(ctx, e, node, kata)
+		truth, truthErr = map[string]groundTruth{}, map[string]string{}
+		var mu sync.Mutex
+		read := verdict.Each(ctx, verdict.Input{Nodes: e.NodeNames(), Unreachable: e.Unreachable(), Parallel: e.Config.Nodes.MaxParallel},
+			func(ctx context.Context, g Gomega, node string) any {
+				t, err := readGroundTruth(ctx, e, node, kata)
+				g.Expect(err).NotTo(HaveOccurred())
+				mu.Lock()
+				truth[node] = t
+				mu.Unlock()
+				return nil
+			})
+		for _, r := range read {
+			if r.State != verdict.Passed {
+				truthErr[r.Node] = r.Finding
+			}
 		}
 		evidence.Record("groundTruth", truth)
+		if len(truthErr) > 0 {
+			evidence.Record("groundTruthNotRead", truthErr)
+		}
 
 		dyn, err := dynamic.NewForConfig(e.REST)
 		Expect(err).NotTo(HaveOccurred())
@@ -98,7 +169,14 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 			Expect(err).NotTo(HaveOccurred())
 			ours = true
 			evidence.Record("nfd", map[string]any{"deployed": nfd.NFD, "image": e.NFDImage, "namespace": d.Namespace,
-				"sleepInterval": e.Config.NFD.SleepInterval.String(), "readyAfter": d.ReadyAfter.String()})
+				"sleepInterval": e.Config.NFD.SleepInterval.String(), "readyAfter": d.ReadyAfter.String(), "workersReady": d.WorkersReady})
+			if !d.WorkersReady {
+				// Judged per node in the label specs; recorded here too,
+				// at the moment the wait gave up.
+				workers, err := d.Workers(ctx)
+				Expect(err).NotTo(HaveOccurred())
+				evidence.Record("nfdWorkersNotReady", workers)
+			}
 		}
 		if e.Mode == "apply" {
 			// The kata rule first, then (in the control spec) the control
@@ -130,41 +208,42 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		e.SkipInVerify("the control rule is a NodeFeatureRule (cluster-scoped)")
 		control, err := nfd.ParseNodeFeatureRule(fixtures.MustRead("nfd/" + nfd.ControlRuleFixture))
 		Expect(err).NotTo(HaveOccurred())
-		want := nfd.Eligible(eligible(control[0]))
-		Expect(want).NotTo(BeEmpty(), "no node has cpuid SSE4: the control rule cannot show that NFD labels anything here")
+		want := eligible(control[0])
+		Expect(nfd.Eligible(want)).NotTo(BeEmpty(), "no node has cpuid SSE4: the control rule cannot show that NFD labels anything here")
 		start := time.Now()
 		controlRule, err = d.ApplyRule(ctx, fixtures.MustRead("nfd/"+nfd.ControlRuleFixture))
 		Expect(err).NotTo(HaveOccurred())
-		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.ControlLabel) }, within).
-			Should(Equal(want), "control label %s", nfd.ControlLabel)
-		evidence.Record("control", map[string]any{"label": nfd.ControlLabel, "nodes": want, "labelledAfter": time.Since(start).String()})
+		got := observe(ctx, nfd.ControlLabel, within, func(got []string) bool { return matches(want, got) })
+		evidence.Record("control", map[string]any{"label": nfd.ControlLabel, "eligible": nfd.Eligible(want), "labelled": got,
+			"after": time.Since(start).String()})
+		judgeLabel(ctx, "control label "+nfd.ControlLabel+" within "+within.String(), nfd.ControlLabel, want, got)
 	})
 
 	It("puts feature.node.kubernetes.io/runtime.kata=true on exactly the eligible nodes", func(ctx SpecContext) {
 		want := eligible(kata)
-		check := func(ctx context.Context) []string {
-			return nfd.CompareLabels(nfd.KataLabel, want, labelled(ctx, nfd.KataLabel))
-		}
+		var got []string
 		if e.Mode == "apply" {
 			// The kata rule was applied before the control rule, which is
 			// labelled by now; hold until every worker has published its
 			// features again since the kata rule was applied (one worker
 			// interval) and nfd-master has batched them (a second), so a
 			// label that would come late is seen.
-			e.Eventually(ctx, check, within).Should(BeEmpty())
-			poll := e.Config.Intervals.Poll.Duration
-			hold := max(poll, e.Config.NFD.SleepInterval.Duration+nfd.MasterBatch-time.Since(kataApplied))
-			Consistently(ctx, check).WithTimeout(hold).WithPolling(poll).Should(BeEmpty())
-			evidence.Record("held", map[string]any{"for": hold.String(), "untilAfterRule": time.Since(kataApplied).String()})
+			got = observe(ctx, nfd.KataLabel, within, func(got []string) bool { return matches(want, got) })
+			if matches(want, got) {
+				hold := max(e.Config.Intervals.Poll.Duration, e.Config.NFD.SleepInterval.Duration+nfd.MasterBatch-time.Since(kataApplied))
+				got = observe(ctx, nfd.KataLabel, hold, func(got []string) bool { return !matches(want, got) })
+				evidence.Record("held", map[string]any{"for": hold.String(), "untilAfterRule": time.Since(kataApplied).String()})
+			}
+		} else {
+			got = labelled(ctx, nfd.KataLabel)
 		}
-		got := labelled(ctx, nfd.KataLabel)
 		report := map[string]any{}
 		for n, t := range truth {
 			report[n] = map[string]any{"cpuid": t.CPUID, "modules": t.Modules, "modulesKnown": t.ModulesKnown, "modulesNote": t.ModulesNote,
 				"expected": t.Eligible, "observed": slices.Contains(got, n), "why": t.Why}
 		}
 		evidence.Record("kata", map[string]any{"selector": nfd.KataLabel + "=true", "selected": got, "eligible": nfd.Eligible(want), "nodes": report})
-		Expect(nfd.CompareLabels(nfd.KataLabel, want, got)).To(BeEmpty())
+		judgeLabel(ctx, nfd.KataLabel+"=true exactly on the eligible nodes", nfd.KataLabel, want, got)
 	})
 
 	It("labels a node with the kata rule once it has the features (synthetic NodeFeature) and unlabels it after", func(ctx SpecContext) {
@@ -174,7 +253,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		}
 		base := eligible(kata)
 		var node string
-		for _, n := range e.Nodes.Nodes() {
+		for _, n := range slices.Sorted(maps.Keys(base)) {
 			if !base[n] {
 				node = n
 				break
@@ -203,8 +282,13 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		Expect(controlRule).NotTo(BeEmpty(), "the control rule was not applied")
 		start := time.Now()
 		Expect(d.DeleteRule(ctx, controlRule)).To(Succeed())
-		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.ControlLabel) }, within).Should(BeEmpty())
-		evidence.Record("removed", map[string]any{"label": nfd.ControlLabel, "goneAfter": time.Since(start).String()})
+		none := map[string]bool{}
+		for n := range truth {
+			none[n] = false
+		}
+		got := observe(ctx, nfd.ControlLabel, within, func(got []string) bool { return matches(none, got) })
+		evidence.Record("removed", map[string]any{"label": nfd.ControlLabel, "stillLabelled": got, "after": time.Since(start).String()})
+		judgeLabel(ctx, "control label "+nfd.ControlLabel+" gone within "+within.String()+" of its rule", nfd.ControlLabel, none, got)
 	})
 
 	// The kata check must fail on the misconfiguration it exists for: a
@@ -216,7 +300,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		}
 		want := eligible(kata)
 		var node string
-		for _, n := range e.Nodes.Nodes() {
+		for _, n := range slices.Sorted(maps.Keys(want)) {
 			if !want[n] {
 				node = n
 				break
@@ -232,9 +316,10 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		}
 		DeferCleanup(func(ctx SpecContext) { patch(ctx, "null") })
 		patch(ctx, `"true"`)
-		problems := nfd.CompareLabels(nfd.KataLabel, want, labelled(ctx, nfd.KataLabel))
-		evidence.Record("wronglyLabelled", map[string]any{"node": node, "problems": problems})
-		Expect(problems).To(ContainElement(ContainSubstring("node " + node + ": false positive")))
+		// The kata spec's own per-node judgement, on the real label.
+		finding := nfd.LabelFinding(node, nfd.KataLabel, want[node], slices.Contains(labelled(ctx, nfd.KataLabel), node), nil)
+		evidence.Record("wronglyLabelled", map[string]any{"node": node, "finding": finding})
+		Expect(finding).To(HavePrefix("false positive"))
 	})
 
 	It("with KataConfig checkNodeEligibility, installs the sandboxed runtime only on labelled nodes", func(ctx SpecContext) {
@@ -268,15 +353,19 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 
 // readGroundTruth reads a node's CPU flags and loaded modules through the
 // probe and evaluates the kata rule on them.
-func readGroundTruth(ctx context.Context, e *e2e.Env, node string, kata nfd.Rule) groundTruth {
+func readGroundTruth(ctx context.Context, e *e2e.Env, node string, kata nfd.Rule) (groundTruth, error) {
 	cpuinfo, err := e.Nodes.MustHost(ctx, node, "cat", "/proc/cpuinfo")
-	Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		return groundTruth{}, err
+	}
 	cpuid := nfd.CPUIDFromCPUInfo(nfd.CPUInfoFlags(cpuinfo))
 	var t groundTruth
 	t.Facts.CPUID = cpuid
 	t.CPUIDCount = len(cpuid)
 	r, err := e.Nodes.Host(ctx, node, "cat", "/proc/modules")
-	Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		return groundTruth{}, err
+	}
 	if r.ExitCode == 0 {
 		t.Facts.Modules = nfd.LoadedModules(r.Stdout)
 		t.Facts.ModulesKnown = true
@@ -297,5 +386,5 @@ func readGroundTruth(ctx context.Context, e *e2e.Env, node string, kata nfd.Rule
 		}
 	}
 	t.Eligible, t.Why = kata.Eval(t.Facts)
-	return t
+	return t, nil
 }
