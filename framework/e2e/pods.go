@@ -7,35 +7,29 @@ import (
 
 	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
 // ExpectRestartedAfter waits (timeouts.podReady) until the pod's first
 // container was restarted after terminating with reason (e.g. OOMKilled)
-// and returns its status.
+// and returns its status. It watches the pod (workload.WaitPod), so the
+// restart is seen as it happens rather than up to a poll interval later.
 func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
 	var status corev1.ContainerStatus
-	var seen string
-	g.Eventually(ctx, func(ctx context.Context) string {
-		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-		if err != nil {
-			seen = err.Error()
-			return ""
+	seen := "pod not seen"
+	timeout := e.Config.Timeouts.PodReady.Duration
+	_, err := workload.WaitPod(ctx, e.Clientset, ns, pod, timeout, func(p *corev1.Pod) (bool, error) {
+		if len(p.Status.ContainerStatuses) == 0 {
+			seen = fmt.Sprintf("phase %s %s %s, no container status (%s)", p.Status.Phase, p.Status.Reason, p.Status.Message, podConditions(p))
+			return false, nil
 		}
-		if len(got.Status.ContainerStatuses) == 0 {
-			seen = fmt.Sprintf("phase %s %s %s, no container status (%s)", got.Status.Phase, got.Status.Reason, got.Status.Message, podConditions(got))
-			return ""
-		}
-		status = got.Status.ContainerStatuses[0]
+		status = p.Status.ContainerStatuses[0]
 		seen = containerState(status)
-		if t := status.LastTerminationState.Terminated; t != nil && status.RestartCount > 0 {
-			return t.Reason
-		}
-		return ""
-	}).WithTimeout(e.Config.Timeouts.PodReady.Duration).WithPolling(e.Config.Intervals.Poll.Duration).Should(gomega.Equal(reason),
-		func() string {
-			return fmt.Sprintf("pod %s/%s restarted after %s; last seen: %s", ns, pod, reason, seen)
-		})
+		t := status.LastTerminationState.Terminated
+		return t != nil && status.RestartCount > 0 && t.Reason == reason, nil
+	})
+	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s restarted after %s within %s; last seen: %s", ns, pod, reason, timeout, seen)
 	return status
 }
 
