@@ -135,7 +135,7 @@ func readyPod(name string, ready corev1.ConditionStatus, phase corev1.PodPhase) 
 func waitPodInBackground(t *testing.T, cs *fake.Clientset) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		_, err := waitReady(context.Background(), nil, cs, pod("a", ""), 5*time.Second)
+		_, err := waitReady(context.Background(), cs, pod("a", ""), 5*time.Second)
 		done <- err
 	}()
 	return done
@@ -195,7 +195,7 @@ func TestWaitReadyPodCreatedAfterTheList(t *testing.T) {
 		t.Fatal(err)
 	}
 	returned(t, done, "a created Ready")
-	_, err := waitReady(context.Background(), nil, fake.NewClientset(), pod("a", ""), 300*time.Millisecond)
+	_, err := waitReady(context.Background(), fake.NewClientset(), pod("a", ""), 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "not Ready within") {
 		t.Fatalf("got %v, want a timeout", err)
 	}
@@ -207,7 +207,7 @@ func TestWaitReadyFillsInThePod(t *testing.T) {
 	ready := readyPod("a", corev1.ConditionTrue, corev1.PodRunning)
 	ready.Spec.NodeName = "worker"
 	p := pod("a", "")
-	if _, err := waitReady(context.Background(), nil, fake.NewClientset(ready), p, 5*time.Second); err != nil {
+	if _, err := waitReady(context.Background(), fake.NewClientset(ready), p, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if p.Spec.NodeName != "worker" {

@@ -174,19 +174,19 @@ func CreateReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface,
 	if err := kl.Resources().Create(ctx, pod); err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	return waitReady(ctx, kl, cs, pod, timeout)
+	return waitReady(ctx, cs, pod, timeout)
 }
 
 // WaitReady waits until a pod created earlier is Ready, as CreateReady
 // does after its create: for a pod started ahead of the spec that needs
 // it, whose start then overlaps the specs before. The suite's timings
 // count the wait only, the part of the start still in the way.
-func WaitReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
+func WaitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
 	defer cost.Time(cost.PhasePodReady, time.Now())
-	return waitReady(ctx, kl, cs, pod, timeout)
+	return waitReady(ctx, cs, pod, timeout)
 }
 
-func waitReady(ctx context.Context, kl klient.Client, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
+func waitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
 	got, err := WaitPod(ctx, cs, pod.Namespace, pod.Name, timeout, func(p *corev1.Pod) (bool, error) {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			return false, fmt.Errorf("it ended (phase %s) without being Ready", p.Status.Phase)

@@ -259,7 +259,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			}()
 			var both []*corev1.Pod
 			for _, p := range loops(n) {
-				got, err := workload.WaitReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
+				got, err := workload.WaitReady(ctx, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
 				g.Expect(err).NotTo(HaveOccurred())
 				var woke map[string]int
 				g.Expect(workload.ExecJSON(ctx, e.Klient, ns, got.Name, []string{"wake"}, &woke)).To(Succeed(), "wake the busy loop of pod %s/%s", ns, got.Name)
@@ -541,7 +541,7 @@ func waitAll(ctx context.Context, g Gomega, e *e2e.Env, pods ...*corev1.Pod) []*
 	got := make([]*corev1.Pod, len(pods))
 	for i, p := range pods {
 		var err error
-		got[i], err = workload.WaitReady(ctx, e.Klient, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
+		got[i], err = workload.WaitReady(ctx, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	return got

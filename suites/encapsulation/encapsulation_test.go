@@ -307,7 +307,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				Expect(e.Clientset.CoreV1().Pods(canaryNS).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})).To(Succeed())
 			})
 			for _, n := range encapsulated {
-				pod, err := workload.WaitReady(ctx, e.Klient, e.Clientset, canaries[n.Name], e.Config.Timeouts.PodReady.Duration)
+				pod, err := workload.WaitReady(ctx, e.Clientset, canaries[n.Name], e.Config.Timeouts.PodReady.Duration)
 				Expect(err).NotTo(HaveOccurred())
 				podDir := "/var/lib/kubelet/pods/" + string(pod.UID)
 				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn", "-o", "TARGET")

@@ -949,7 +949,7 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 		return got
 	}
 	if ahead {
-		got, err := workload.WaitReady(ctx, s.e.Klient, s.e.Clientset, p, s.e.Config.Timeouts.PodReady.Duration)
+		got, err := workload.WaitReady(ctx, s.e.Clientset, p, s.e.Config.Timeouts.PodReady.Duration)
 		g.Expect(err).NotTo(HaveOccurred())
 		s.mu.Lock()
 		s.pods[node], s.ready[got.Name] = got, workload.ReadySince(got, time.Now())
