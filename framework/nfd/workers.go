@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodeconform/nodeconform/framework/workload"
@@ -32,22 +31,13 @@ func (d *Deployment) Workers(ctx context.Context) (map[string]string, error) {
 		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
 			continue
 		}
-		if podReady(&p) {
+		if workload.IsReady(&p) {
 			out[p.Spec.NodeName] = ""
 		} else if _, seen := out[p.Spec.NodeName]; !seen {
 			out[p.Spec.NodeName] = "pod " + p.Name + " not Ready: " + workload.Describe(ctx, d.cs, d.Namespace, p.Name)
 		}
 	}
 	return out, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // LabelFinding judges one node for a rule's label: want is whether the

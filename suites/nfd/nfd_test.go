@@ -1,7 +1,6 @@
 package nfd
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -108,7 +107,14 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 			has := slices.Contains(got, node)
 			ev := map[string]any{"expected": want[node], "observed": has}
 			if workers != nil {
-				ev["nfdWorker"] = cmp.Or(workers[node], "Ready")
+				state, ok := workers[node]
+				switch {
+				case !ok:
+					state = "no pod"
+				case state == "":
+					state = "Ready"
+				}
+				ev["nfdWorker"] = state
 			}
 			if f := nfd.LabelFinding(node, label, want[node], has, workers); f != "" {
 				verdict.FailNode(f)
