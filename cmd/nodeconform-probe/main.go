@@ -44,6 +44,8 @@ func main() {
 		err = readFile(os.Args[2:])
 	case "read-all":
 		err = readFiles(os.Args[2:])
+	case "report-sleep":
+		reportThenSleep(os.Args[2:])
 	case "burn":
 		burn(os.Args[2:])
 	case "wake":
@@ -53,9 +55,7 @@ func main() {
 	case "cgroup-of":
 		err = cgroupOf(os.Args[2:])
 	case "sleep":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		<-ctx.Done()
+		sleep()
 	default:
 		usage()
 	}
@@ -76,12 +76,33 @@ func usage() {
   host -- CMD [ARGS]          run CMD in the node's namespaces (hostPID, privileged)
   read PATH                   print a file
   read-all PATH...            print several files (one exec, not one each)
+  report-sleep PATH...        read-all at start (its answer or error is the log's
+                              first line), then sleep: read from the pod's log
   burn [--on-signal]          spin one CPU (throttling load); first wait for SIGUSR1
   wake                        send SIGUSR1 to PID 1 (starts a burn --on-signal)
   alloc [--mib N]             allocate and hold N MiB (OOM load)
   cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)
   sleep                       wait for SIGTERM`)
 	os.Exit(2)
+}
+
+// sleep waits for SIGTERM or SIGINT.
+func sleep() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+}
+
+// reportThenSleep prints what read-all would, then sleeps even when a read
+// failed: the framework reads the answer from the container's log, which
+// saves an exec per pod (a fraction of a second to seconds per exec on
+// slow or emulated nodes), and a container that exited would restart and
+// print again.
+func reportThenSleep(paths []string) {
+	if err := readFiles(paths); err != nil {
+		emit(probeapi.Error{Error: err.Error()})
+	}
+	sleep()
 }
 
 func emit(v any) {

@@ -49,6 +49,7 @@ const (
 	PhaseSpecs         = "specs"
 	PhasePodReady      = "pod create to Ready"
 	PhaseExec          = "exec round trip"
+	PhaseLogRead       = "startup report read"
 	PhaseNamespaceGone = "namespace deletion wait"
 	PhaseTeardown      = "suite teardown"
 )

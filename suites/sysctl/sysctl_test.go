@@ -25,7 +25,6 @@ import (
 	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/nodestate"
 	"github.com/nodeconform/nodeconform/framework/openshift"
-	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/profile"
 	sc "github.com/nodeconform/nodeconform/framework/sysctl"
 	"github.com/nodeconform/nodeconform/framework/verdict"
@@ -160,7 +159,7 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 			sysctls = append(sysctls, corev1.Sysctl{Name: s.Name, Value: s.Value})
 		}
 		judge(ctx, "every safe sysctl set in the pod, not on the node", func(ctx context.Context, g Gomega, node string) any {
-			return checkRuns(ctx, g, e, ns, "safe-"+node, node, sysctls)
+			return checkRuns(ctx, g, e, ns, "safe-"+node, node, sysctls, nil)
 		})
 	})
 
@@ -170,7 +169,7 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 			Skip("no node allowlists kernel.sem")
 		}
 		ns := e.Namespace(ctx, "sysctl-unsafe", "privileged")
-		evidence.Record("sysctls/"+node, checkRuns(ctx, Default, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}}))
+		evidence.Record("sysctls/"+node, checkRuns(ctx, Default, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}}, nil))
 	})
 
 	// sysctl(8)'s other notation: the kubelet and runtime must translate
@@ -180,11 +179,12 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		ns := e.Namespace(ctx, "sysctl-slash", "privileged")
 		const name = "kernel/shm_rmid_forced"
 		judge(ctx, "a slash-separated sysctl name applied in the pod", func(ctx context.Context, g Gomega, node string) any {
+			before := readAllOnNode(ctx, g, e, node, []corev1.Sysctl{{Name: name}})
 			value := "1"
-			if readAllOnNode(ctx, g, e, node, []corev1.Sysctl{{Name: name}})[name] == "1" {
+			if before[name] == "1" {
 				value = "0"
 			}
-			return checkRuns(ctx, g, e, ns, "slash-"+node, node, []corev1.Sysctl{{Name: name, Value: value}})
+			return checkRuns(ctx, g, e, ns, "slash-"+node, node, []corev1.Sysctl{{Name: name, Value: value}}, before)
 		})
 	})
 
@@ -324,8 +324,14 @@ func nodeAllowing(nodes []nodeInfo, name string) string {
 	return ""
 }
 
+// podWithSysctls is a probe pod setting sysctls that reads each one's
+// /proc/sys file as it starts (readAllInPod reads its report).
 func podWithSysctls(ns, name, image, node string, sysctls []corev1.Sysctl) *corev1.Pod {
-	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: image, NodeName: node})
+	var paths []string
+	for _, s := range sysctls {
+		paths = append(paths, sc.ProcPath(s.Name))
+	}
+	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: image, NodeName: node, Args: workload.ReportArgs(paths...)})
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: sysctls}
 	// Baseline Pod Security accepts the probe as it is; keep it so.
 	pod.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
@@ -339,18 +345,19 @@ func withKind(t corev1.PodTemplateSpec, kind string) corev1.PodTemplateSpec {
 }
 
 func readInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod, name string) string {
-	var r probeapi.Read
-	g.Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, []string{"read", sc.ProcPath(name)}, &r)).To(Succeed())
-	return sc.NormalizeValue(r.Content)
+	return readAllInPod(ctx, g, e, ns, pod, []corev1.Sysctl{{Name: name}})[name]
 }
 
 // checkRuns runs a pod with sysctls on node and proves each value is set
 // inside the pod while the node's own value did not change; it returns
-// what it read.
-func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl) any {
+// what it read. before is the node's values read just now, or nil to read
+// them here.
+func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl, before map[string]string) any {
 	// One exec per read of all the files: on an emulated node an exec
 	// costs seconds.
-	before := readAllOnNode(ctx, g, e, node, sysctls)
+	if before == nil {
+		before = readAllOnNode(ctx, g, e, node, sysctls)
+	}
 	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, podWithSysctls(ns, name, e.ProbeImage, node, sysctls), e.Config.Timeouts.PodReady.Duration)
 	g.Expect(err).NotTo(HaveOccurred())
 	inPod, after := readAllInPod(ctx, g, e, ns, name, sysctls), readAllOnNode(ctx, g, e, node, sysctls)
@@ -365,14 +372,13 @@ func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string,
 	return rows
 }
 
-// readAllInPod reads each sysctl's /proc/sys file inside the pod.
+// readAllInPod returns each sysctl's /proc/sys file as the pod read it
+// inside its own namespaces when it started (podWithSysctls), from its
+// log: the kubelet applies pod sysctls before the container starts, and
+// nothing in the pod changes them.
 func readAllInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod string, sysctls []corev1.Sysctl) map[string]string {
-	args := []string{"read-all"}
-	for _, s := range sysctls {
-		args = append(args, sc.ProcPath(s.Name))
-	}
-	var rs []probeapi.Read
-	g.Expect(workload.ExecJSON(ctx, e.Klient, ns, pod, args, &rs)).To(Succeed())
+	rs, err := workload.ReadReport(ctx, e.Clientset, ns, pod, "", e.Config.Timeouts.PodReady.Duration)
+	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rs).To(HaveLen(len(sysctls)), "pod %s answered %d of %d reads", pod, len(rs), len(sysctls))
 	out := map[string]string{}
 	for i, s := range sysctls {
