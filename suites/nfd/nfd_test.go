@@ -271,15 +271,21 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		name, err := d.AddNodeFeature(ctx, node, []string{"SSE4", "VMX"}, []string{"kvm", "kvm_intel"})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { Expect(d.DeleteNodeFeature(ctx, name)).To(Succeed()) })
-		want := nfd.Eligible(base)
-		want = append(want, node)
-		slices.Sort(want)
+		// Judged nodes only, as matches does: a node outside the run's
+		// selection (--nodes, the profile's groups) has no ground truth.
+		want := maps.Clone(base)
+		want[node] = true
+		exactly := func(want map[string]bool) OmegaMatcher {
+			return WithTransform(func(got []string) bool { return matches(want, got) }, BeTrue())
+		}
 		start := time.Now()
-		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.KataLabel) }, within).Should(Equal(want))
+		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.KataLabel) }, within).Should(exactly(want),
+			"%s=true on exactly the judged nodes marked true: %v", nfd.KataLabel, want)
 		on := time.Since(start)
 		Expect(d.DeleteNodeFeature(ctx, name)).To(Succeed())
 		start = time.Now()
-		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.KataLabel) }, within).Should(Equal(nfd.Eligible(base)))
+		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.KataLabel) }, within).Should(exactly(base),
+			"%s=true on exactly the judged nodes marked true once the NodeFeature is gone: %v", nfd.KataLabel, base)
 		evidence.Record("synthetic", map[string]any{"node": node, "published": "cpuid SSE4+VMX, modules kvm+kvm_intel", "labelledAfter": on.String(), "unlabelledAfter": time.Since(start).String()})
 	})
 
