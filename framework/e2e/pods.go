@@ -16,6 +16,38 @@ import (
 // and returns its status. It watches the pod (workload.WaitPod), so the
 // restart is seen as it happens rather than up to a poll interval later.
 func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
+	return e.expectContainer(ctx, g, ns, pod, "restarted after "+reason, func(s corev1.ContainerStatus) bool {
+		t := s.LastTerminationState.Terminated
+		return t != nil && s.RestartCount > 0 && t.Reason == reason
+	})
+}
+
+// ExpectTerminated waits (timeouts.podReady) until the kubelet reports
+// the pod's first container terminated with reason, before a restart (its
+// state) or after one (its last termination), and returns its status: for
+// a spec whose property is the termination, not the restart, which a
+// sandboxed runtime may take many seconds more to make.
+func (e *Env) ExpectTerminated(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
+	return e.expectContainer(ctx, g, ns, pod, "terminated with "+reason, func(s corev1.ContainerStatus) bool {
+		return terminatedWith(s, reason)
+	})
+}
+
+// terminatedWith reports whether a container's current state or last
+// termination is a termination with reason.
+func terminatedWith(s corev1.ContainerStatus, reason string) bool {
+	for _, t := range []*corev1.ContainerStateTerminated{s.State.Terminated, s.LastTerminationState.Terminated} {
+		if t != nil && t.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// expectContainer watches the pod until its first container's status
+// satisfies done, and fails g naming what was last seen if it does not
+// within timeouts.podReady.
+func (e *Env) expectContainer(ctx context.Context, g gomega.Gomega, ns, pod, what string, done func(corev1.ContainerStatus) bool) corev1.ContainerStatus {
 	var status corev1.ContainerStatus
 	seen := "pod not seen"
 	timeout := e.Config.Timeouts.PodReady.Duration
@@ -26,10 +58,9 @@ func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod
 		}
 		status = p.Status.ContainerStatuses[0]
 		seen = containerState(status)
-		t := status.LastTerminationState.Terminated
-		return t != nil && status.RestartCount > 0 && t.Reason == reason, nil
+		return done(status), nil
 	})
-	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s restarted after %s within %s; last seen: %s", ns, pod, reason, timeout, seen)
+	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s %s within %s; last seen: %s", ns, pod, what, timeout, seen)
 	return status
 }
 
