@@ -3,6 +3,7 @@ package sysctl
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +46,9 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		// unread maps nodes whose allowlist could not be read to why:
 		// their cells fail, the other nodes' still run.
 		unread = map[string]string{}
+		// safe and slash are each node's pod of those specs, started by
+		// BeforeAll so that they boot while the matrix runs.
+		safe, slash map[string]*started
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -73,6 +77,40 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 			}
 			nodes = append(nodes, nodeInfo{Name: n, Allowlist: k.AllowedUnsafeSysctls})
 		}
+		// The safe and slash specs' pods are created now, each after its
+		// node's values are read, and checked by their specs: a pod start
+		// is mostly waiting (on the kubelet, the runtime), so they overlap
+		// the matrix's.
+		var safeSysctls []corev1.Sysctl
+		for _, s := range sc.SafeFor(minor) {
+			safeSysctls = append(safeSysctls, corev1.Sysctl{Name: s.Name, Value: s.Value})
+		}
+		safeNS := e.Namespace(ctx, "sysctl-safe", "baseline")
+		slashNS := e.Namespace(ctx, "sysctl-slash", "privileged")
+		safe, slash = map[string]*started{}, map[string]*started{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Add(1)
+			go func(node string) {
+				defer wg.Done()
+				// Both pods' node values first, in one exec: each pod
+				// sets kernel.shm_rmid_forced in its own IPC namespace,
+				// and a runtime that leaked one into the node's must not
+				// move the other's "before".
+				before, err := nodeValues(ctx, e, node, append([]corev1.Sysctl{{Name: slashSysctl}}, safeSysctls...))
+				sa := &started{ns: safeNS, name: "safe-" + node, node: node, err: err}
+				sl := &started{ns: slashNS, name: "slash-" + node, node: node, err: err}
+				if err == nil {
+					sa = startRun(ctx, e, safeNS, sa.name, node, safeSysctls, before)
+					sl = startSlash(ctx, e, slashNS, sl.name, node, before)
+				}
+				mu.Lock()
+				safe[node], slash[node] = sa, sl
+				mu.Unlock()
+			}(n.Name)
+		}
+		wg.Wait()
 	})
 
 	// judge runs a per-node check on the nodes whose allowlist is known;
@@ -153,13 +191,8 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 	})
 
 	It("accepts every safe sysctl of the release on every node, set in the pod and not on the node", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "sysctl-safe", "baseline")
-		var sysctls []corev1.Sysctl
-		for _, s := range sc.SafeFor(minor) {
-			sysctls = append(sysctls, corev1.Sysctl{Name: s.Name, Value: s.Value})
-		}
 		judge(ctx, "every safe sysctl set in the pod, not on the node", func(ctx context.Context, g Gomega, node string) any {
-			return checkRuns(ctx, g, e, ns, "safe-"+node, node, sysctls, nil)
+			return checkStarted(ctx, g, e, safe[node])
 		})
 	})
 
@@ -169,22 +202,15 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 			Skip("no node allowlists kernel.sem")
 		}
 		ns := e.Namespace(ctx, "sysctl-unsafe", "privileged")
-		evidence.Record("sysctls/"+node, checkRuns(ctx, Default, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}}, nil))
+		evidence.Record("sysctls/"+node, checkRuns(ctx, Default, e, ns, "sem", node, []corev1.Sysctl{{Name: "kernel.sem", Value: "32000  1024000000  10000  32000"}, {Name: "kernel.msgmax", Value: "65536"}}))
 	})
 
 	// sysctl(8)'s other notation: the kubelet and runtime must translate
 	// kernel/shm_rmid_forced to its file. The requested value is the
 	// opposite of the node's, so a runtime that skipped it fails.
 	It("applies a sysctl named with slashes (kernel/shm_rmid_forced) on every node", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "sysctl-slash", "privileged")
-		const name = "kernel/shm_rmid_forced"
 		judge(ctx, "a slash-separated sysctl name applied in the pod", func(ctx context.Context, g Gomega, node string) any {
-			before := readAllOnNode(ctx, g, e, node, []corev1.Sysctl{{Name: name}})
-			value := "1"
-			if before[name] == "1" {
-				value = "0"
-			}
-			return checkRuns(ctx, g, e, ns, "slash-"+node, node, []corev1.Sysctl{{Name: name, Value: value}}, before)
+			return checkStarted(ctx, g, e, slash[node])
 		})
 	})
 
@@ -348,26 +374,70 @@ func readInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod, name string) 
 	return readAllInPod(ctx, g, e, ns, pod, []corev1.Sysctl{{Name: name}})[name]
 }
 
+// started is a pod with sysctls created on node (startRun) and the
+// node's values of them read just before; err is why either failed.
+type started struct {
+	ns, name, node string
+	pod            *corev1.Pod
+	sysctls        []corev1.Sysctl
+	before         map[string]string
+	err            error
+}
+
+// startRun reads node's values of sysctls (unless before holds them,
+// read just now) and creates a pod setting them there, without waiting
+// for it (checkStarted does).
+func startRun(ctx context.Context, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl, before map[string]string) *started {
+	s := &started{ns: ns, name: name, node: node, sysctls: sysctls, before: before}
+	if s.before == nil {
+		if s.before, s.err = nodeValues(ctx, e, node, sysctls); s.err != nil {
+			return s
+		}
+	}
+	s.pod = podWithSysctls(ns, name, e.ProbeImage, node, sysctls)
+	if err := e.Klient.Resources().Create(ctx, s.pod); err != nil {
+		s.err = fmt.Errorf("create pod %s/%s: %w", ns, name, err)
+	}
+	return s
+}
+
+// startSlash starts the slash spec's pod on node: sysctl(8)'s other
+// notation, kernel/shm_rmid_forced, set to the opposite of the node's
+// value, so that a runtime that skipped it fails.
+func startSlash(ctx context.Context, e *e2e.Env, ns, name, node string, before map[string]string) *started {
+	value := "1"
+	if before[slashSysctl] == "1" {
+		value = "0"
+	}
+	return startRun(ctx, e, ns, name, node, []corev1.Sysctl{{Name: slashSysctl, Value: value}}, before)
+}
+
+// slashSysctl is the slash spec's sysctl, in sysctl(8)'s other notation.
+const slashSysctl = "kernel/shm_rmid_forced"
+
 // checkRuns runs a pod with sysctls on node and proves each value is set
 // inside the pod while the node's own value did not change; it returns
-// what it read. before is the node's values read just now, or nil to read
-// them here.
-func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl, before map[string]string) any {
-	// One exec per read of all the files: on an emulated node an exec
-	// costs seconds.
-	if before == nil {
-		before = readAllOnNode(ctx, g, e, node, sysctls)
-	}
-	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, podWithSysctls(ns, name, e.ProbeImage, node, sysctls), e.Config.Timeouts.PodReady.Duration)
+// what it read.
+func checkRuns(ctx context.Context, g Gomega, e *e2e.Env, ns, name, node string, sysctls []corev1.Sysctl) any {
+	return checkStarted(ctx, g, e, startRun(ctx, e, ns, name, node, sysctls, nil))
+}
+
+// checkStarted waits for a started pod and proves each value is set
+// inside it while the node's own value did not change; it returns what
+// it read.
+func checkStarted(ctx context.Context, g Gomega, e *e2e.Env, s *started) any {
+	g.Expect(s).NotTo(BeNil(), "no pod was started on this node")
+	g.Expect(s.err).NotTo(HaveOccurred(), "start of pod %s/%s on %s", s.ns, s.name, s.node)
+	_, err := workload.WaitReady(ctx, e.Clientset, s.pod, e.Config.Timeouts.PodReady.Duration)
 	g.Expect(err).NotTo(HaveOccurred())
-	inPod, after := readAllInPod(ctx, g, e, ns, name, sysctls), readAllOnNode(ctx, g, e, node, sysctls)
+	inPod, after := readAllInPod(ctx, g, e, s.ns, s.name, s.sysctls), readAllOnNode(ctx, g, e, s.node, s.sysctls)
 	type row struct{ Requested, InPod, NodeBefore, NodeAfter string }
 	rows := map[string]row{}
-	for _, s := range sysctls {
-		r := row{Requested: sc.NormalizeValue(s.Value), InPod: inPod[s.Name], NodeBefore: before[s.Name], NodeAfter: after[s.Name]}
-		rows[s.Name] = r
-		g.Expect(r.InPod).To(Equal(r.Requested), "%s inside pod %s", s.Name, name)
-		g.Expect(r.NodeAfter).To(Equal(r.NodeBefore), "%s on the node changed: not namespaced?", s.Name)
+	for _, sy := range s.sysctls {
+		r := row{Requested: sc.NormalizeValue(sy.Value), InPod: inPod[sy.Name], NodeBefore: s.before[sy.Name], NodeAfter: after[sy.Name]}
+		rows[sy.Name] = r
+		g.Expect(r.InPod).To(Equal(r.Requested), "%s inside pod %s", sy.Name, s.name)
+		g.Expect(r.NodeAfter).To(Equal(r.NodeBefore), "%s on the node changed: not namespaced?", sy.Name)
 	}
 	return rows
 }
@@ -388,15 +458,28 @@ func readAllInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod string, sys
 	return out
 }
 
-// readAllOnNode reads each sysctl's /proc/sys file on the node (one-line
-// files: grep prints "path:value" for each).
+// readAllOnNode reads each sysctl's /proc/sys file on the node.
 func readAllOnNode(ctx context.Context, g Gomega, e *e2e.Env, node string, sysctls []corev1.Sysctl) map[string]string {
+	out, err := nodeValues(ctx, e, node, sysctls)
+	g.Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// nodeValues reads each sysctl's /proc/sys file on the node, all in one
+// exec (one-line files: grep prints "path:value" for each).
+func nodeValues(ctx context.Context, e *e2e.Env, node string, sysctls []corev1.Sysctl) (map[string]string, error) {
+	// Each file once: two names of one file (kernel.shm_rmid_forced,
+	// kernel/shm_rmid_forced) would print its line twice.
 	args := []string{"grep", "-H", ""}
 	for _, s := range sysctls {
-		args = append(args, sc.ProcPath(s.Name))
+		if !slices.Contains(args, sc.ProcPath(s.Name)) {
+			args = append(args, sc.ProcPath(s.Name))
+		}
 	}
 	text, err := e.Nodes.MustHost(ctx, node, args...)
-	g.Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		return nil, fmt.Errorf("read %d sysctls on %s: %w", len(sysctls), node, err)
+	}
 	out := map[string]string{}
 	for _, s := range sysctls {
 		prefix := sc.ProcPath(s.Name) + ":"
@@ -406,10 +489,12 @@ func readAllOnNode(ctx context.Context, g Gomega, e *e2e.Env, node string, sysct
 				lines = append(lines, strings.TrimPrefix(line, prefix))
 			}
 		}
-		g.Expect(lines).NotTo(BeEmpty(), "%s not read on %s: %q", sc.ProcPath(s.Name), node, text)
+		if len(lines) == 0 {
+			return nil, fmt.Errorf("%s not read on %s: %q", sc.ProcPath(s.Name), node, text)
+		}
 		out[s.Name] = sc.NormalizeValue(strings.Join(lines, "\n"))
 	}
-	return out
+	return out, nil
 }
 
 // observe creates one pod and classifies what happened to it.
