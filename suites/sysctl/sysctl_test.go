@@ -430,7 +430,9 @@ func checkStarted(ctx context.Context, g Gomega, e *e2e.Env, s *started) any {
 	g.Expect(s.err).NotTo(HaveOccurred(), "start of pod %s/%s on %s", s.ns, s.name, s.node)
 	_, err := workload.WaitReady(ctx, e.Clientset, s.pod, e.Config.Timeouts.PodReady.Duration)
 	g.Expect(err).NotTo(HaveOccurred())
-	inPod, after := readAllInPod(ctx, g, e, s.ns, s.name, s.sysctls), readAllOnNode(ctx, g, e, s.node, s.sysctls)
+	inPod := readAllInPod(ctx, g, e, s.ns, s.name, s.sysctls)
+	after, err := nodeValues(ctx, e, s.node, s.sysctls)
+	g.Expect(err).NotTo(HaveOccurred())
 	type row struct{ Requested, InPod, NodeBefore, NodeAfter string }
 	rows := map[string]row{}
 	for _, sy := range s.sysctls {
@@ -455,13 +457,6 @@ func readAllInPod(ctx context.Context, g Gomega, e *e2e.Env, ns, pod string, sys
 		g.Expect(rs[i].Path).To(Equal(sc.ProcPath(s.Name)))
 		out[s.Name] = sc.NormalizeValue(rs[i].Content)
 	}
-	return out
-}
-
-// readAllOnNode reads each sysctl's /proc/sys file on the node.
-func readAllOnNode(ctx context.Context, g Gomega, e *e2e.Env, node string, sysctls []corev1.Sysctl) map[string]string {
-	out, err := nodeValues(ctx, e, node, sysctls)
-	g.Expect(err).NotTo(HaveOccurred())
 	return out
 }
 
