@@ -181,6 +181,23 @@ func (k *Kind) Up(ctx context.Context) error {
 	return nil
 }
 
+// Attach connects to the cluster through its kubeconfig and waits until
+// every node is Ready, without inspecting its containers or exporting
+// its kubeconfig again: for a process started right after another one's
+// Up checked them (a runner's suites), where repeating those checks costs
+// a second or more per suite.
+func (k *Kind) Attach(ctx context.Context) error {
+	cfg, err := restConfigFromKubeconfig(ctx, k.kubeconfig, "", k.apiWait)
+	if err != nil {
+		return EnvError{fmt.Errorf("kind cluster %q: %w", k.name, err)}
+	}
+	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+		return EnvError{fmt.Errorf("kind cluster %q: %w", k.name, err)}
+	}
+	k.cfg = cfg
+	return nil
+}
+
 // exportKubeconfig writes the cluster's kubeconfig unless the file
 // already holds it (same context, server, CA and client credentials).
 // Suites run side by side reuse the cluster at the same moment: kind's
@@ -223,14 +240,24 @@ const restartGrace = 2 * time.Minute
 // running, the API server answering, every node Ready) and exports its
 // kubeconfig.
 func (k *Kind) reuse(ctx context.Context) (*rest.Config, error) {
-	started, err := k.checkRunning(ctx)
+	states, err := k.nodeStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	started, err := k.checkRunning(states)
 	if err != nil {
 		return nil, err
 	}
 	k.logger.V(0).Infof("reusing kind cluster %q", k.name)
-	k.warnOutdated(ctx)
-	if err := k.exportKubeconfig(); err != nil {
-		return nil, fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
+	k.warnOutdated(ctx, states)
+	// The kubeconfig written when the cluster was made or last reused
+	// is kept when it still reaches it: exporting it again reads it out
+	// of the control-plane container (0.9 s on a loaded machine), on
+	// every run and every suite.
+	if !kubeconfigReaches(ctx, k.kubeconfig) {
+		if err := k.exportKubeconfig(); err != nil {
+			return nil, fmt.Errorf("export kubeconfig of kind cluster %q: %w", k.name, err)
+		}
 	}
 	// With recreate, a control plane that does not answer at once is
 	// not waited for: after a Docker restart it came back within a
@@ -269,25 +296,78 @@ type EnvError struct{ Err error }
 func (e EnvError) Error() string { return e.Err.Error() }
 func (e EnvError) Unwrap() error { return e.Err }
 
+// nodeState is what docker says of one node container.
+type nodeState struct {
+	name     string
+	running  bool
+	started  time.Time
+	imageID  string
+	imageRef string
+}
+
+// nodeStates inspects every node container of the cluster in one docker
+// call: the reuse checks read them all, and each call costs a process.
+func (k *Kind) nodeStates(ctx context.Context) ([]nodeState, error) {
+	nodes, err := k.provider.ListNodes(k.name)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes of kind cluster %q: %w", k.name, err)
+	}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.String()
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	// A container gone between the list and the inspect makes docker
+	// fail but still print the others: it stays "not running".
+	out, _ := exec.CommandContext(ctx, "docker", append([]string{"inspect", "-f", nodeStateFormat}, names...)...).Output()
+	return parseNodeStates(names, string(out)), nil
+}
+
+const nodeStateFormat = "{{.Name}} {{.State.Running}} {{.State.StartedAt}} {{.Image}} {{.Config.Image}}"
+
+// parseNodeStates reads docker inspect's nodeStateFormat lines; a name
+// without a line is a container that is not running.
+func parseNodeStates(names []string, out string) []nodeState {
+	states := make([]nodeState, len(names))
+	byName := map[string]*nodeState{}
+	for i, n := range names {
+		states[i].name = n
+		byName[n] = &states[i]
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		st := byName[strings.TrimPrefix(f[0], "/")]
+		if st == nil {
+			continue
+		}
+		st.running = f[1] == "true"
+		st.started, _ = time.Parse(time.RFC3339Nano, f[2])
+		st.imageID = f[3]
+		if len(f) > 4 {
+			st.imageRef = f[4]
+		}
+	}
+	return states
+}
+
 // checkRunning fails when any node container of the cluster is stopped,
 // naming them and the command that starts them; otherwise it returns
 // when the last of them started.
-func (k *Kind) checkRunning(ctx context.Context) (time.Time, error) {
-	nodes, err := k.provider.ListNodes(k.name)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("list nodes of kind cluster %q: %w", k.name, err)
-	}
+func (k *Kind) checkRunning(states []nodeState) (time.Time, error) {
 	var stopped []string
 	var last time.Time
-	for _, n := range nodes {
-		out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", n.String()).Output()
-		running, at, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
-		if err != nil || running != "true" {
-			stopped = append(stopped, n.String())
+	for _, n := range states {
+		if !n.running {
+			stopped = append(stopped, n.name)
 			continue
 		}
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil && t.After(last) {
-			last = t
+		if n.started.After(last) {
+			last = n.started
 		}
 	}
 	if len(stopped) > 0 {
@@ -295,6 +375,23 @@ func (k *Kind) checkRunning(ctx context.Context) (time.Time, error) {
 			k.name, strings.Join(stopped, ", "), strings.Join(stopped, " "))}
 	}
 	return last, nil
+}
+
+// kubeconfigReaches: an authenticated request through the kubeconfig
+// file succeeds at once. Its CA is the cluster's own, so a cluster
+// recreated under the same name (or another on the same port) fails it.
+func kubeconfigReaches(ctx context.Context, path string) bool {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return false
+	}
+	cfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return false
+	}
+	_, err = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+	return err == nil
 }
 
 // KindClusterOfContext returns the name of the kind cluster a kubeconfig
@@ -335,7 +432,7 @@ func KindClusterOfContext(kubeconfig, context string) string {
 // warnOutdated says so when a reused cluster's nodes run another image
 // than the one this run would create them from (the node image changed
 // since): its specs then test the old node.
-func (k *Kind) warnOutdated(ctx context.Context) {
+func (k *Kind) warnOutdated(ctx context.Context, states []nodeState) {
 	if k.image == "" {
 		return
 	}
@@ -343,24 +440,18 @@ func (k *Kind) warnOutdated(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	nodes, err := k.provider.ListNodes(k.name)
-	if err != nil {
-		return
-	}
-	for _, n := range nodes {
-		got, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.Image}} {{.Config.Image}}", n.String()).Output()
-		if err != nil {
+	for _, n := range states {
+		if n.imageID == "" {
 			continue
 		}
-		id, ref, _ := strings.Cut(strings.TrimSpace(string(got)), " ")
-		if ref != "" && ref != k.image {
+		if n.imageRef != "" && n.imageRef != k.image {
 			// Made from another image on purpose (cluster up --node-image):
 			// not outdated, but not what this run would create either.
-			k.logger.Warnf("kind cluster %q: node %s runs %s, not %s; the run tests the nodes as they are", k.name, n.String(), ref, k.image)
+			k.logger.Warnf("kind cluster %q: node %s runs %s, not %s; the run tests the nodes as they are", k.name, n.name, n.imageRef, k.image)
 			return
 		}
-		if id != strings.TrimSpace(string(want)) {
-			k.logger.Warnf("kind cluster %q: node %s runs an older build of %s; run `nodeconform cluster delete` to test the current one", k.name, n.String(), k.image)
+		if n.imageID != strings.TrimSpace(string(want)) {
+			k.logger.Warnf("kind cluster %q: node %s runs an older build of %s; run `nodeconform cluster delete` to test the current one", k.name, n.name, k.image)
 			return
 		}
 	}

@@ -79,7 +79,15 @@ type Settings struct {
 	// deployed once for all its suites (NODECONFORM_PROBE_NAMESPACE,
 	// StartRunProbe); empty: a suite deploys its own.
 	ProbeNamespace string
+	// ClusterChecked: the kind cluster was created or reused, its
+	// containers and kubeconfig checked, by the runner that started this
+	// process (ClusterCheckedEnv); the suite only connects to it.
+	ClusterChecked bool
 }
+
+// ClusterCheckedEnv is set by the runner for its suites once it has
+// brought the kind cluster up (Settings.ClusterChecked).
+const ClusterCheckedEnv = "NODECONFORM_CLUSTER_CHECKED"
 
 // SettingsFromEnv reads Settings from NODECONFORM_* variables.
 func SettingsFromEnv() Settings {
@@ -99,6 +107,7 @@ func SettingsFromEnv() Settings {
 		Profile:        os.Getenv("NODECONFORM_PROFILE"),
 		Nodes:          os.Getenv("NODECONFORM_NODES"),
 		ProbeNamespace: os.Getenv(ProbeNamespaceEnv),
+		ClusterChecked: os.Getenv(ClusterCheckedEnv) == "1",
 	}
 	if s.Mode == "" {
 		s.Mode = "apply"
@@ -356,14 +365,26 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 // reference. The runner does it once per run, before its suites, so that
 // suites run side by side never import the same image at once.
 func LoadProbeImage(ctx context.Context, s Settings, p cluster.Provider, logger log.Logger) (string, error) {
+	img, err := BuildProbeImage(ctx, s, logger)
+	if err != nil {
+		return "", err
+	}
+	return LoadBuiltProbeImage(ctx, p, img, logger)
+}
+
+// BuildProbeImage builds the probe image, cached by content: it needs no
+// cluster, so the runner builds it while the cluster is checked.
+func BuildProbeImage(ctx context.Context, s Settings, logger log.Logger) (probe.Image, error) {
 	cache := s.CacheDir
 	if cache == "" {
 		cache = nodeimage.DefaultOptions(logger).CacheDir
 	}
-	img, err := probe.BuildImage(ctx, probe.BuildOptions{SourceDir: s.SourceDir, CacheDir: cache})
-	if err != nil {
-		return "", err
-	}
+	return probe.BuildImage(ctx, probe.BuildOptions{SourceDir: s.SourceDir, CacheDir: cache})
+}
+
+// LoadBuiltProbeImage loads a built probe image into the provider's nodes
+// where they lack it and returns its reference.
+func LoadBuiltProbeImage(ctx context.Context, p cluster.Provider, img probe.Image, logger log.Logger) (string, error) {
 	start := time.Now()
 	if err := p.LoadImageArchive(ctx, img.Archive); err != nil {
 		return "", err
@@ -406,6 +427,21 @@ func KindUp(ctx context.Context, s Settings, cfg *config.Config, logger log.Logg
 	if err := cluster.ValidateConfig(name, data); err != nil {
 		return nil, err
 	}
+	clusterName := s.ClusterName
+	if clusterName == "" {
+		clusterName = cfg.Cluster.Name
+	}
+	if s.ClusterChecked && s.NodeImage != "" {
+		k := cluster.NewKind(clusterName,
+			cluster.WithConfig(name, data),
+			cluster.WithNodeImage(s.NodeImage),
+			cluster.WithLogger(logger),
+			cluster.WithReadyTimeout(cfg.Timeouts.ClusterReady.Duration))
+		if err := k.Attach(ctx); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
 	if err := hostprep.EnsureDocker(ctx, hostprep.DefaultOptions(logger)); err != nil {
 		return nil, err
 	}
@@ -419,10 +455,6 @@ func KindUp(ctx context.Context, s Settings, cfg *config.Config, logger log.Logg
 		if image, err = nodeimage.Build(ctx, o); err != nil {
 			return nil, err
 		}
-	}
-	clusterName := s.ClusterName
-	if clusterName == "" {
-		clusterName = cfg.Cluster.Name
 	}
 	k := cluster.NewKind(clusterName,
 		cluster.WithConfig(name, data),

@@ -28,6 +28,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/framework/report"
 )
 
@@ -241,6 +242,11 @@ func (o *Options) Env(clusterName string) []string {
 	set("NODECONFORM_PROFILE", o.Profile)
 	set("NODECONFORM_NODES", o.Nodes)
 	set(e2e.ProbeNamespaceEnv, o.probeNamespace)
+	// Run brought the kind cluster up before any suite: its suites
+	// connect instead of checking it again.
+	if clusterName != "" && o.Kubeconfig == "" && o.NodeImage != "" {
+		env = append(env, e2e.ClusterCheckedEnv+"=1")
+	}
 	return env
 }
 
@@ -259,13 +265,17 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
-	// The suite binaries link while the cluster is checked or created.
+	// The suite binaries and the Ginkgo CLI link while the cluster is
+	// checked or created.
 	var bins builtSuites
 	built := make(chan struct{})
 	go func() {
 		defer close(built)
 		start := time.Now()
 		bins.paths, bins.err = SuiteBinaries(ctx, o, o.Suites)
+		if bins.err == nil {
+			bins.ginkgo, bins.err = GinkgoCLI(ctx, o)
+		}
 		bins.secs = time.Since(start).Seconds()
 	}()
 	// An early return stops the build and waits for it: no go command
@@ -320,7 +330,23 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 		s.ClusterName = clusterName
 		existed, _ := cluster.NewKind(clusterName).Exists()
+		// The probe image needs no cluster: it builds beside the check.
+		type builtImage struct {
+			img probe.Image
+			err error
+		}
+		var probeBuilt chan builtImage
+		if o.ProbeImage == "" {
+			probeBuilt = make(chan builtImage, 1)
+			go func() {
+				img, err := e2e.BuildProbeImage(ctx, s, logger)
+				probeBuilt <- builtImage{img, err}
+			}()
+		}
 		k, err := e2e.KindUp(ctx, s, cfg, logger)
+		if err != nil && probeBuilt != nil {
+			<-probeBuilt // no go command outlives the run
+		}
 		var envErr cluster.EnvError
 		if errors.As(err, &envErr) {
 			return res, UsageError{err}
@@ -335,8 +361,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			o.NodeImage = k.NodeImage()
 		}
 		// And the probe image this run loaded once into the nodes.
-		if o.ProbeImage == "" {
-			if o.ProbeImage, err = e2e.LoadProbeImage(ctx, s, k, logger); err != nil {
+		if probeBuilt != nil {
+			b := <-probeBuilt
+			if b.err != nil {
+				return res, b.err
+			}
+			if o.ProbeImage, err = e2e.LoadBuiltProbeImage(ctx, k, b.img, logger); err != nil {
 				return res, err
 			}
 		}
@@ -388,14 +418,11 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 		o.probeNamespace = probe.Namespace
 	}
-	ginkgo, err := GinkgoCLI(ctx, o)
-	if err != nil {
-		return res, err
-	}
 	<-built
 	if bins.err != nil {
 		return res, bins.err
 	}
+	ginkgo := bins.ginkgo
 	done := map[string]suiteResult{}
 	res.BuildSeconds = bins.secs
 	run := func(suite string, out io.Writer) suiteResult {
@@ -615,9 +642,10 @@ func (o *Options) waitNamespacesGone(ctx context.Context, clusterName string, cf
 
 // builtSuites is the result of SuiteBinaries, handed to the run loop.
 type builtSuites struct {
-	paths map[string]string
-	secs  float64
-	err   error
+	paths  map[string]string
+	ginkgo string
+	secs   float64
+	err    error
 }
 
 // SuiteBinaries compiles the suites in one `go test -c` (packages they
