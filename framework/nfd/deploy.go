@@ -277,6 +277,8 @@ func (d *Deployment) create(ctx context.Context, obj *unstructured.Unstructured)
 func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error {
 	var last string
 	masterReady := false
+	var stuck workload.Stuck
+	var checked time.Time
 	err := poll(ctx, timeout, func() (bool, error) {
 		dep, err := d.cs.AppsV1().Deployments(d.Namespace).Get(ctx, "nfd-master", metav1.GetOptions{})
 		if err != nil {
@@ -290,7 +292,32 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		last = fmt.Sprintf("nfd-master %d/1 ready, nfd-worker %d/%d ready", dep.Status.ReadyReplicas, s.NumberReady, s.DesiredNumberScheduled)
 		masterReady = dep.Status.ReadyReplicas >= 1
 		d.WorkersReady = s.DesiredNumberScheduled > 0 && s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled
-		return masterReady && d.WorkersReady, nil
+		if masterReady && d.WorkersReady {
+			return true, nil
+		}
+		// A worker that cannot start on its node (no sandbox, no image)
+		// will not be Ready by the timeout: once every other one is, the
+		// wait ends, and the label specs fail that node with why.
+		if !masterReady || s.DesiredNumberScheduled == 0 || s.UpdatedNumberScheduled != s.DesiredNumberScheduled || time.Since(checked) < time.Second {
+			return false, nil
+		}
+		checked = time.Now()
+		pods, err := d.cs.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: workerSelector})
+		if err != nil {
+			return false, err
+		}
+		ready, givenUp := 0, 0
+		for _, p := range pods.Items {
+			switch {
+			case p.Spec.NodeName == "" || p.DeletionTimestamp != nil:
+			case workload.IsReady(&p):
+				ready++
+			case stuck.Check(ctx, d.cs, &p):
+				givenUp++
+			}
+		}
+		last += fmt.Sprintf(", %d given up on", givenUp)
+		return givenUp > 0 && ready+givenUp >= int(s.DesiredNumberScheduled), nil
 	})
 	if err != nil && masterReady && ctx.Err() == nil {
 		return nil

@@ -55,10 +55,11 @@ type Probes struct {
 	// Problems maps a node whose probe never became Ready to why (its
 	// pod's state and events): checks on that node fail with it.
 	Problems map[string]string
-	// brokenSince is when each not-Ready probe pod was first seen stuck.
-	brokenSince map[string]time.Time
-	cs          kubernetes.Interface
-	kl          klient.Client
+	// stuck tells the not-Ready probe pods that will stay so (broken
+	// for workload.DefaultStuckAfter).
+	stuck workload.Stuck
+	cs    kubernetes.Interface
+	kl    klient.Client
 }
 
 // Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
@@ -148,17 +149,6 @@ func (p *Probes) Ready() int {
 	return len(p.pods)
 }
 
-// brokenReasons are event reasons after which a probe pod will not become
-// Ready without someone fixing its node. Transient warnings (FailedMount
-// "failed to sync configmap cache" right after a kubelet restart) are not
-// among them, and even these must persist for stuckAfter.
-var brokenReasons = map[string]bool{"FailedCreatePodSandBox": true, "ErrImagePull": true,
-	"ImagePullBackOff": true, "Failed": true, "InvalidImageName": true}
-
-// stuckAfter is how long a probe pod must stay not Ready with a broken
-// reason before its node is given up on.
-const stuckAfter = 15 * time.Second
-
 // waitReady waits until the probe is Ready on every node it was scheduled
 // to, or until every pod that is not Ready is stuck for a reason its
 // node's events name (no sandbox, no image): those nodes go to Problems
@@ -211,32 +201,12 @@ func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, i
 	}
 	stuck := map[string]string{}
 	pending := 0
-	if p.brokenSince == nil {
-		p.brokenSince = map[string]time.Time{}
-	}
 	for _, pod := range pods.Items {
 		node := pod.Spec.NodeName
 		if _, ok := p.PodOn(node); ok || pod.DeletionTimestamp != nil {
 			continue
 		}
-		broken := pod.Status.Phase == corev1.PodFailed
-		for _, e := range workload.Events(ctx, p.cs, p.Namespace, pod.Name) {
-			if e.Type == corev1.EventTypeWarning && brokenReasons[e.Reason] {
-				broken = true
-			}
-		}
-		// A container that started is on its way to Ready.
-		for _, cs := range pod.Status.ContainerStatuses {
-			if cs.State.Running != nil {
-				broken = false
-			}
-		}
-		if !broken {
-			delete(p.brokenSince, node)
-		} else if _, seen := p.brokenSince[node]; !seen {
-			p.brokenSince[node] = time.Now()
-		}
-		if (broken && time.Since(p.brokenSince[node]) >= stuckAfter) || final {
+		if p.stuck.Check(ctx, p.cs, &pod) || final {
 			stuck[node] = "probe pod " + pod.Name + " not Ready: " + workload.Describe(ctx, p.cs, p.Namespace, pod.Name)
 		} else {
 			pending++

@@ -346,7 +346,9 @@ func TestMisconfiguredWorker(t *testing.T) {
 // TestBrokenNodeIsAFinding makes one worker's kubelet unable to start any
 // pod sandbox (cgroupsPerQOS off with the systemd driver: runc refuses the
 // cgroup path): the cgroups suite must fail the specs on that node with
-// the sandbox error, pass them on the others, and leave nothing behind.
+// the sandbox error, pass them on the others, and leave nothing behind;
+// the nfd suite, deploying NFD, must not wait for that node's nfd-worker
+// and must fail that node alone.
 func TestBrokenNodeIsAFinding(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
@@ -397,6 +399,30 @@ func TestBrokenNodeIsAFinding(t *testing.T) {
 	}
 	if healthyPassed == 0 {
 		t.Errorf("no check passed on the healthy nodes: results.json has no per-node results")
+	}
+	noLeftovers(ctx, t, cs)
+	// NFD, deployed by the suite (apply mode): the broken node's
+	// nfd-worker never starts. The suite must not wait for it until
+	// nfd.deploy, and the label specs must fail that node alone.
+	start := time.Now()
+	res = runSuites(ctx, t, dir, "broken-nfd", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"nfd"}})
+	took := time.Since(start)
+	if limit := config.Default().NFD.Deploy.Duration; took >= limit {
+		t.Errorf("the nfd suite took %s with one worker that cannot start pods: it waited for that nfd-worker (nfd.deploy %s)", took.Round(time.Second), limit)
+	}
+	f = failed(res)
+	if len(f) == 0 {
+		t.Error("no nfd spec failed with a worker whose nfd-worker cannot start")
+	}
+	for _, s := range f {
+		if !strings.Contains(s.Failure, "node "+broken+":") {
+			t.Errorf("nfd %s: failure does not name %s: %s", s.Name, broken, s.Failure)
+		}
+		for _, other := range workers(ctx, t, cs) {
+			if other != broken && strings.Contains(s.Failure, "node "+other+":") {
+				t.Errorf("nfd %s: healthy node %s failed: %s", s.Name, other, s.Failure)
+			}
+		}
 	}
 	noLeftovers(ctx, t, cs)
 	// The kubelet change undone, the nodes must be as before: the run
