@@ -331,16 +331,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		s.ClusterName = clusterName
 		existed, _ := cluster.NewKind(clusterName).Exists()
 		// The probe image needs no cluster: it builds beside the check.
-		type builtImage struct {
-			img probe.Image
-			err error
-		}
-		var probeBuilt chan builtImage
+		var probeBuilt chan builtProbe
 		if o.ProbeImage == "" {
-			probeBuilt = make(chan builtImage, 1)
+			probeBuilt = make(chan builtProbe, 1)
 			go func() {
 				img, err := e2e.BuildProbeImage(ctx, s, logger)
-				probeBuilt <- builtImage{img, err}
+				probeBuilt <- builtProbe{img, err}
 			}()
 		}
 		k, err := e2e.KindUp(ctx, s, cfg, logger)
@@ -638,6 +634,12 @@ func (o *Options) waitNamespacesGone(ctx context.Context, clusterName string, cf
 	}
 	logger.V(1).Infof("the run's namespaces were gone %s after the last suite", time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// builtProbe is the probe image Run builds beside its cluster check.
+type builtProbe struct {
+	img probe.Image
+	err error
 }
 
 // builtSuites is the result of SuiteBinaries, handed to the run loop.
