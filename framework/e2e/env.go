@@ -431,12 +431,10 @@ func KindUp(ctx context.Context, s Settings, cfg *config.Config, logger log.Logg
 	if clusterName == "" {
 		clusterName = cfg.Cluster.Name
 	}
+	opts := []cluster.KindOption{cluster.WithConfig(name, data), cluster.WithLogger(logger),
+		cluster.WithReadyTimeout(cfg.Timeouts.ClusterReady.Duration)}
 	if s.ClusterChecked && s.NodeImage != "" {
-		k := cluster.NewKind(clusterName,
-			cluster.WithConfig(name, data),
-			cluster.WithNodeImage(s.NodeImage),
-			cluster.WithLogger(logger),
-			cluster.WithReadyTimeout(cfg.Timeouts.ClusterReady.Duration))
+		k := cluster.NewKind(clusterName, append(opts, cluster.WithNodeImage(s.NodeImage))...)
 		if err := k.Attach(ctx); err != nil {
 			return nil, err
 		}
@@ -456,13 +454,8 @@ func KindUp(ctx context.Context, s Settings, cfg *config.Config, logger log.Logg
 			return nil, err
 		}
 	}
-	k := cluster.NewKind(clusterName,
-		cluster.WithConfig(name, data),
-		cluster.WithNodeImage(image),
-		cluster.WithLogger(logger),
-		cluster.WithRetain(s.Retain),
-		cluster.WithRecreateBroken(s.RecreateBroken),
-		cluster.WithReadyTimeout(cfg.Timeouts.ClusterReady.Duration))
+	k := cluster.NewKind(clusterName, append(opts, cluster.WithNodeImage(image),
+		cluster.WithRetain(s.Retain), cluster.WithRecreateBroken(s.RecreateBroken))...)
 	if err := k.Up(ctx); err != nil {
 		return nil, err
 	}
