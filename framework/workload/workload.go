@@ -247,10 +247,26 @@ func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []stri
 func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string, args []string, out any) error {
 	var stdout, stderr bytes.Buffer
 	cmd := append([]string{"/nodeconform-probe"}, args...)
-	start := time.Now()
-	err := kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
-	cost.Time(cost.PhaseExec, start)
+	var err error
+	for attempt := 1; ; attempt++ {
+		stdout.Reset()
+		stderr.Reset()
+		start := time.Now()
+		err = kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
+		cost.Time(cost.PhaseExec, start)
+		if err == nil || attempt >= execAttempts || !ExecNotStarted(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("exec %v in %s/%s: %w (stderr: %s)", args, ns, pod, err, strings.TrimSpace(stderr.String()))
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
 	if err != nil {
+		if ExecNotStarted(err) {
+			err = fmt.Errorf("%w (the runtime did not start the exec in %d attempts)", err, execAttempts)
+		}
 		var e probeapi.Error
 		if json.Unmarshal(stdout.Bytes(), &e) == nil && e.Error != "" {
 			return fmt.Errorf("%s in %s/%s: %s", strings.Join(args, " "), ns, pod, e.Error)
@@ -261,6 +277,21 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		return fmt.Errorf("decode answer of %v in %s/%s: %w: %q", args, ns, pod, err, stdout.String())
 	}
 	return nil
+}
+
+// execAttempts bounds ExecJSONIn's retries of an exec the runtime never
+// started.
+const execAttempts = 3
+
+// ExecNotStarted reports whether an exec error means the runtime failed
+// before it started the command, so running it again cannot run it twice.
+// containerd's CRI fails that way when loading the container's task from
+// its shim times out ("failed to exec in container: failed to load task:
+// context deadline exceeded"), which a loaded node (a QEMU/TCG VM, a
+// 2-core host running a suite) does now and then while the pod itself is
+// fine.
+func ExecNotStarted(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "failed to load task")
 }
 
 // DeletePods deletes every pod of a namespace and waits until they are
