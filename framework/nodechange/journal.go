@@ -9,8 +9,12 @@ package nodechange
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -94,6 +98,9 @@ type Journal struct {
 // Record writes e on its node before the change is made; a change whose
 // undo could not be recorded must not be made.
 func (j Journal) Record(ctx context.Context, e Entry) error {
+	if err := markWritten(e.Run); err != nil {
+		return fmt.Errorf("node %s: record how to undo %s: %w", e.Node, e.Name, err)
+	}
 	b64 := base64.StdEncoding.EncodeToString([]byte(e.script()))
 	f := e.file()
 	script := fmt.Sprintf("set -e; mkdir -p %s; echo %s | base64 -d > %s.tmp; chmod 0700 %s.tmp; mv %s.tmp %s; sync", Dir, b64, f, f, f, f)
@@ -103,6 +110,40 @@ func (j Journal) Record(ctx context.Context, e Entry) error {
 	}
 	return nil
 }
+
+// markerDir holds, on the machine that runs the suites, an empty file per
+// run that has begun to record a journal entry. A suite's end reads every
+// node's journal for its own run's entries only when that file exists:
+// its Ginkgo processes share this machine's files, not their memory.
+var markerDir = filepath.Join(os.TempDir(), "nodeconform-journal-runs")
+
+func marker(run string) string { return filepath.Join(markerDir, "run-"+run) }
+
+// markWritten creates run's marker before an entry is written: if the
+// marker cannot be made, the entry is not written, so a missing marker
+// proves that the run wrote nothing.
+func markWritten(run string) error {
+	if err := os.MkdirAll(markerDir, 0o755); err != nil {
+		return fmt.Errorf("mark run %s as writing the node journal: %w", run, err)
+	}
+	f, err := os.OpenFile(marker(run), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("mark run %s as writing the node journal: %w", run, err)
+	}
+	return f.Close()
+}
+
+// MayHaveWritten reports whether run may have written a journal entry on
+// some node; it is false only when run provably wrote none, so that a
+// caller may skip reading the nodes' journals for it.
+func MayHaveWritten(run string) bool {
+	_, err := os.Stat(marker(run))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// ForgetRun removes run's marker, once the run's end has undone what its
+// journal held (or a later run's replay will).
+func ForgetRun(run string) { _ = os.Remove(marker(run)) }
 
 // Done removes e once the change is undone.
 func (j Journal) Done(ctx context.Context, e Entry) error {
