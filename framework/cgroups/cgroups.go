@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Version of the cgroup hierarchy on a node.
@@ -379,6 +380,21 @@ func ParseCPUStatV2(stat string) (CPUUsage, error) {
 		return CPUUsage{}, fmt.Errorf("cpu.stat without usage_usec: %q", stat)
 	}
 	return CPUUsage{UsageNanos: kv["usage_usec"] * 1000, NrThrottled: kv["nr_throttled"], ThrottledNano: kv["throttled_usec"] * 1000}, nil
+}
+
+// ParseUptime reads /proc/uptime ("12345.67 23456.78": seconds since
+// boot, then idle time) as the time since boot. Its 10 ms resolution is
+// 0.3% of a 3 s window.
+func ParseUptime(s string) (time.Duration, error) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0, fmt.Errorf("/proc/uptime %q: want two fields", s)
+	}
+	secs, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || secs < 0 {
+		return 0, fmt.Errorf("/proc/uptime %q: not a time since boot", s)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }
 
 // CPUFraction is the share of one CPU used between two readings.

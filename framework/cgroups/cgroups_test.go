@@ -3,6 +3,7 @@ package cgroups
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // /proc/<pid>/cgroup of a Burstable container on a kind node (cgroup v1,
@@ -397,6 +398,18 @@ func TestThrottleTurns(t *testing.T) {
 	} {
 		if got := ThrottleTurns(c.nodes); got != c.want {
 			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParseUptime(t *testing.T) {
+	got, err := ParseUptime("73861.52 140170.88\n")
+	if err != nil || got != 73861520*time.Millisecond {
+		t.Fatalf("ParseUptime = %v, %v; want 73861.52s", got, err)
+	}
+	for _, bad := range []string{"", "73861.52", "x 1.0", "-1.0 2.0", "1 2 3"} {
+		if _, err := ParseUptime(bad); err == nil {
+			t.Errorf("ParseUptime(%q) accepted", bad)
 		}
 	}
 }

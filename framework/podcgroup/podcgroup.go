@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -193,32 +194,82 @@ func (r *Reader) limits(ctx context.Context, pathOf func(controller string) (str
 	return l, err
 }
 
-// CPUUsage reads the container's cumulative CPU time and throttling.
-func (r *Reader) CPUUsage(ctx context.Context, p *corev1.Pod) (cg.CPUUsage, error) {
+// CPUCounters names the files that hold one container's cumulative CPU
+// time and throttling counters (ReadCPU reads them).
+type CPUCounters struct {
+	// usage is cpuacct.usage on v1; "" on v2, whose cpu.stat has both.
+	usage, stat string
+}
+
+// CPUCounters finds the counter files of the pod's first container. The
+// paths do not change while the container runs: find them once, then read
+// them as often as a measurement needs.
+func (r *Reader) CPUCounters(ctx context.Context, p *corev1.Pod) (CPUCounters, error) {
 	pathOf, err := r.containerCgroups(ctx, p)
 	if err != nil {
-		return cg.CPUUsage{}, err
+		return CPUCounters{}, err
 	}
 	cpuPath, err := pathOf("cpu")
 	if err != nil {
-		return cg.CPUUsage{}, err
+		return CPUCounters{}, err
 	}
 	if r.Version == cg.V2 {
-		stat := path.Join(cg.Dir(r.Version, "", cpuPath), "cpu.stat")
-		got, err := r.ReadFiles(ctx, stat)
-		if err != nil {
-			return cg.CPUUsage{}, err
-		}
-		return cg.ParseCPUStatV2(got[stat])
+		return CPUCounters{stat: path.Join(cg.Dir(r.Version, "", cpuPath), "cpu.stat")}, nil
 	}
 	acctPath, err := pathOf("cpuacct")
 	if err != nil {
-		return cg.CPUUsage{}, err
+		return CPUCounters{}, err
 	}
-	usage, stat := path.Join(cg.Dir(r.Version, "cpuacct", acctPath), "cpuacct.usage"), path.Join(cg.Dir(r.Version, "cpu", cpuPath), "cpu.stat")
-	got, err := r.ReadFiles(ctx, usage, stat)
+	return CPUCounters{usage: path.Join(cg.Dir(r.Version, "cpuacct", acctPath), "cpuacct.usage"), stat: path.Join(cg.Dir(r.Version, "cpu", cpuPath), "cpu.stat")}, nil
+}
+
+// uptimeFile is the node's clock for ReadCPU: the probe is in the node's
+// PID namespace and no time namespace, so its /proc/uptime is the
+// kernel's.
+const uptimeFile = "/proc/uptime"
+
+// ReadCPU reads the counters of several containers in one read on the
+// node, with the node's uptime read by the same process a moment after.
+// A window between two ReadCPU calls is then timed by the node's clock:
+// timed by this machine's, it also held the exec round trips around the
+// reads (0.2–1.7 s each on a loaded 2-core machine), which once moved a
+// 100m loop's measured share from 0.1 to 0.152 of a CPU.
+func (r *Reader) ReadCPU(ctx context.Context, counters ...CPUCounters) (time.Duration, []cg.CPUUsage, error) {
+	args := []string{"read-all"}
+	for _, c := range counters {
+		if c.usage != "" {
+			args = append(args, hostRoot+c.usage)
+		}
+		args = append(args, hostRoot+c.stat)
+	}
+	args = append(args, uptimeFile)
+	var out []probeapi.Read
+	if err := r.Nodes.Exec(ctx, r.Node, args, &out); err != nil {
+		return 0, nil, err
+	}
+	if len(out) != len(args)-1 {
+		return 0, nil, fmt.Errorf("node %s: read %d files, got %d answers", r.Node, len(args)-1, len(out))
+	}
+	got := make(map[string]string, len(out))
+	for _, f := range out {
+		got[f.Path] = strings.TrimSpace(f.Content)
+	}
+	at, err := cg.ParseUptime(got[uptimeFile])
 	if err != nil {
-		return cg.CPUUsage{}, err
+		return 0, nil, fmt.Errorf("node %s: %w", r.Node, err)
 	}
-	return cg.ParseCPUStatV1(got[usage], got[stat])
+	usages := make([]cg.CPUUsage, len(counters))
+	for i, c := range counters {
+		var u cg.CPUUsage
+		if c.usage == "" {
+			u, err = cg.ParseCPUStatV2(got[hostRoot+c.stat])
+		} else {
+			u, err = cg.ParseCPUStatV1(got[hostRoot+c.usage], got[hostRoot+c.stat])
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("node %s: %w", r.Node, err)
+		}
+		usages[i] = u
+	}
+	return at, usages, nil
 }

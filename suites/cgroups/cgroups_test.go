@@ -266,6 +266,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				both = append(both, got)
 			}
 			limited, free := both[0], both[1]
+			var counters []podcgroup.CPUCounters
+			for _, p := range both {
+				cc, err := c.rd.CPUCounters(ctx, p)
+				g.Expect(err).NotTo(HaveOccurred())
+				counters = append(counters, cc)
+			}
 			// Contention only lowers what a loop gets: a window that fails
 			// is measured again, at most ThrottleSamples times, and the node
 			// fails only if every window does. A quota on a parent cgroup
@@ -274,11 +280,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			var samples []map[string]any
 			var problems []string
 			for i := 0; i < max(1, e.Config.Cgroups.ThrottleSamples); i++ {
-				a1, b1 := cpuUsage(ctx, g, c.rd, limited), cpuUsage(ctx, g, c.rd, free)
-				start := time.Now()
+				// Both loops are read in one exec, timed by the node's clock.
+				t1, u1 := readCPU(ctx, g, c.rd, counters...)
 				time.Sleep(window)
-				a2, b2 := cpuUsage(ctx, g, c.rd, limited), cpuUsage(ctx, g, c.rd, free)
-				s := cg.ThrottleSample{LimitedBefore: a1, LimitedAfter: a2, UnlimitedBefore: b1, UnlimitedAfter: b2, WallNanos: time.Since(start).Nanoseconds()}
+				t2, u2 := readCPU(ctx, g, c.rd, counters...)
+				a1, b1, a2, b2 := u1[0], u1[1], u2[0], u2[1]
+				s := cg.ThrottleSample{LimitedBefore: a1, LimitedAfter: a2, UnlimitedBefore: b1, UnlimitedAfter: b2, WallNanos: (t2 - t1).Nanoseconds()}
 				problems = cg.JudgeThrottle(bounds, s)
 				samples = append(samples, map[string]any{"limitedFraction": cg.CPUFraction(a1, a2, s.WallNanos), "unlimitedFraction": cg.CPUFraction(b1, b2, s.WallNanos),
 					"limitedBefore": a1, "limitedAfter": a2, "unlimitedBefore": b1, "unlimitedAfter": b2, "problems": problems})
@@ -429,11 +436,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				p := run(ctx, Default, e, probePod(ns, "limited-"+node, e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
 				l := readLimits(ctx, Default, rd, p)
 				problems := cg.Check(rd.Version, c.expected(e.Group(node), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}), l)
-				a := cpuUsage(ctx, Default, rd, p)
-				start := time.Now()
+				cc, err := rd.CPUCounters(ctx, p)
+				Expect(err).NotTo(HaveOccurred())
+				t1, u1 := readCPU(ctx, Default, rd, cc)
 				time.Sleep(e.Config.Cgroups.EscapeWindow.Duration)
-				b := cpuUsage(ctx, Default, rd, p)
-				wall := time.Since(start).Nanoseconds()
+				t2, u2 := readCPU(ctx, Default, rd, cc)
+				a, b, wall := u1[0], u2[0], (t2 - t1).Nanoseconds()
 				throttle := cg.JudgeLimited(throttleBounds(e), a, b, wall)
 				evidence.Record("cfsQuotaDisabled/"+node, map[string]any{"cgroupVersion": rd.Version, "limitProblems": problems,
 					"throttleProblems": throttle, "fraction": cg.CPUFraction(a, b, wall), "files": l.Files})
@@ -559,10 +567,10 @@ func readLimits(ctx context.Context, g Gomega, rd *podcgroup.Reader, p *corev1.P
 	return l
 }
 
-func cpuUsage(ctx context.Context, g Gomega, rd *podcgroup.Reader, p *corev1.Pod) cg.CPUUsage {
-	u, err := rd.CPUUsage(ctx, p)
+func readCPU(ctx context.Context, g Gomega, rd *podcgroup.Reader, counters ...podcgroup.CPUCounters) (time.Duration, []cg.CPUUsage) {
+	at, u, err := rd.ReadCPU(ctx, counters...)
 	g.Expect(err).NotTo(HaveOccurred())
-	return u
+	return at, u
 }
 
 // controlNodes picks, for each cgroup version among the workers, the last
