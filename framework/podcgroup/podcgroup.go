@@ -223,9 +223,8 @@ func (r *Reader) CPUCounters(ctx context.Context, p *corev1.Pod) (CPUCounters, e
 	return CPUCounters{usage: path.Join(cg.Dir(r.Version, "cpuacct", acctPath), "cpuacct.usage"), stat: path.Join(cg.Dir(r.Version, "cpu", cpuPath), "cpu.stat")}, nil
 }
 
-// uptimeFile is the node's clock for ReadCPU: the probe is in the node's
-// PID namespace and no time namespace, so its /proc/uptime is the
-// kernel's.
+// uptimeFile is the node's clock for ReadCPU: the kernel's time since
+// boot (no time namespace is involved).
 const uptimeFile = "/proc/uptime"
 
 // ReadCPU reads the counters of several containers in one read on the
@@ -235,24 +234,16 @@ const uptimeFile = "/proc/uptime"
 // reads (0.2–1.7 s each on a loaded 2-core machine), which once moved a
 // 100m loop's measured share from 0.1 to 0.152 of a CPU.
 func (r *Reader) ReadCPU(ctx context.Context, counters ...CPUCounters) (time.Duration, []cg.CPUUsage, error) {
-	args := []string{"read-all"}
+	var files []string
 	for _, c := range counters {
 		if c.usage != "" {
-			args = append(args, hostRoot+c.usage)
+			files = append(files, c.usage)
 		}
-		args = append(args, hostRoot+c.stat)
+		files = append(files, c.stat)
 	}
-	args = append(args, uptimeFile)
-	var out []probeapi.Read
-	if err := r.Nodes.Exec(ctx, r.Node, args, &out); err != nil {
+	got, err := r.ReadFiles(ctx, append(files, uptimeFile)...)
+	if err != nil {
 		return 0, nil, err
-	}
-	if len(out) != len(args)-1 {
-		return 0, nil, fmt.Errorf("node %s: read %d files, got %d answers", r.Node, len(args)-1, len(out))
-	}
-	got := make(map[string]string, len(out))
-	for _, f := range out {
-		got[f.Path] = strings.TrimSpace(f.Content)
 	}
 	at, err := cg.ParseUptime(got[uptimeFile])
 	if err != nil {
@@ -262,9 +253,9 @@ func (r *Reader) ReadCPU(ctx context.Context, counters ...CPUCounters) (time.Dur
 	for i, c := range counters {
 		var u cg.CPUUsage
 		if c.usage == "" {
-			u, err = cg.ParseCPUStatV2(got[hostRoot+c.stat])
+			u, err = cg.ParseCPUStatV2(got[c.stat])
 		} else {
-			u, err = cg.ParseCPUStatV1(got[hostRoot+c.usage], got[hostRoot+c.stat])
+			u, err = cg.ParseCPUStatV1(got[c.usage], got[c.stat])
 		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("node %s: %w", r.Node, err)
