@@ -69,11 +69,23 @@ func (n *Node) entry(what string) nodechange.Entry {
 
 // Observe reads the mount namespaces of systemd (PID 1), kubelet and the runtime.
 func (n *Node) Observe(ctx context.Context) (NodeNamespaces, error) {
-	procs, err := n.Probes.Processes(ctx, n.Name, []string{"1"}, []string{"kubelet", n.Runtime.Comm})
+	o, _, err := n.ObserveAnd(ctx, "")
+	return o, err
+}
+
+// ObserveAnd is Observe that, in the same read, also finds the first
+// process named comm (0 when there is none, or comm is empty).
+func (n *Node) ObserveAnd(ctx context.Context, comm string) (NodeNamespaces, int, error) {
+	comms := []string{"kubelet", n.Runtime.Comm}
+	if comm != "" {
+		comms = append(comms, comm)
+	}
+	procs, err := n.Probes.Processes(ctx, n.Name, []string{"1"}, comms)
 	if err != nil {
-		return NodeNamespaces{}, err
+		return NodeNamespaces{}, 0, err
 	}
 	o := NodeNamespaces{Node: n.Name, RuntimeCmd: n.Runtime.Comm}
+	other := 0
 	for _, p := range procs {
 		switch {
 		case p.PID == 1:
@@ -82,9 +94,11 @@ func (n *Node) Observe(ctx context.Context) (NodeNamespaces, error) {
 			o.Kubelet, o.KubeletPID = p.NS["mnt"], p.PID
 		case p.Comm == n.Runtime.Comm && o.RuntimePID == 0:
 			o.Runtime, o.RuntimePID = p.NS["mnt"], p.PID
+		case comm != "" && p.Comm == comm && other == 0:
+			other = p.PID
 		}
 	}
-	return o, nil
+	return o, other, nil
 }
 
 // write puts content at path on the node, atomically.

@@ -364,11 +364,30 @@ func (p *Probes) Processes(ctx context.Context, node string, pids []string, comm
 	return r.Processes, err
 }
 
-// Mounts returns the parsed mount table of a process on node.
-func (p *Probes) Mounts(ctx context.Context, node string, pid int) ([]procfs.Mount, error) {
-	var r probeapi.Mounts
-	err := p.Exec(ctx, node, []string{"mounts", "--pid", fmt.Sprint(pid)}, &r)
-	return r.Mounts, err
+// MountTables returns the parsed mount tables of processes on node, by
+// PID, read in one exec (the probe shares the node's PID namespace, so
+// /proc/<pid>/mountinfo is the node process's, paths relative to its root).
+func (p *Probes) MountTables(ctx context.Context, node string, pids ...int) (map[int][]procfs.Mount, error) {
+	args := []string{"read-all"}
+	for _, pid := range pids {
+		args = append(args, fmt.Sprintf("/proc/%d/mountinfo", pid))
+	}
+	var out []probeapi.Read
+	if err := p.Exec(ctx, node, args, &out); err != nil {
+		return nil, err
+	}
+	if len(out) != len(pids) {
+		return nil, fmt.Errorf("node %s: read %d mount tables, got %d answers", node, len(pids), len(out))
+	}
+	tables := make(map[int][]procfs.Mount, len(pids))
+	for i, pid := range pids {
+		m, err := procfs.ParseMountinfo([]byte(out[i].Content))
+		if err != nil {
+			return nil, fmt.Errorf("node %s: mount table of PID %d: %w", node, pid, err)
+		}
+		tables[pid] = m
+	}
+	return tables, nil
 }
 
 func daemonSet(ns, image string) *appsv1.DaemonSet {

@@ -2,6 +2,7 @@ package encapsulation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -48,8 +50,8 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		// off, or a broken state): verify mode judges that state, apply
 		// mode needs every node off to exercise off, on and off again.
 		start = map[string]string{}
-		// matrixNode runs the mount propagation pods.
-		matrixNode *enc.Node
+		// halfNode is where the half-applied negative control is made (a worker).
+		halfNode *enc.Node
 		// openshift: encapsulation goes through MachineConfigs, and
 		// RHCOS ships kubensenter.
 		onOpenShift bool
@@ -73,38 +75,64 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		for n, why := range e.Unreachable() {
 			unread[n] = why
 		}
-		for _, name := range e.NodeNames() {
+		// Each node is examined at once; the results are kept in the
+		// order of e.NodeNames, so the choice of halfNode is stable.
+		names := e.NodeNames()
+		found := make([]*enc.Node, len(names))
+		states := make([]string, len(names))
+		whyNot := make([]string, len(names))
+		workers := make([]bool, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
 			if _, bad := unread[name]; bad {
 				continue
 			}
-			n, err := e.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			Expect(err).NotTo(HaveOccurred())
-			rt, err := enc.RuntimeOf(n)
-			if err != nil {
-				unread[name] = err.Error()
-				continue
-			}
-			node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration, Journal: e.Journal(), Run: e.RunID}
-			r, err := e.Nodes.Host(ctx, n.Name, "test", "-d", "/run/systemd/system")
-			if err != nil || r.ExitCode != 0 {
-				unread[name] = fmt.Sprintf("not managed by systemd (no /run/systemd/system; %v): kubens.service cannot run there", err)
-				continue
-			}
-			o, err := node.Observe(ctx)
-			if err != nil {
-				unread[name] = err.Error()
-				continue
-			}
-			start[name] = enc.Relation(o)
-			nodes = append(nodes, node)
-			if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && matrixNode == nil {
-				matrixNode = node
+			wg.Add(1)
+			go func() {
+				defer GinkgoRecover()
+				defer wg.Done()
+				n, err := e.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					whyNot[i] = err.Error()
+					return
+				}
+				rt, err := enc.RuntimeOf(n)
+				if err != nil {
+					whyNot[i] = err.Error()
+					return
+				}
+				node := &enc.Node{Name: n.Name, Runtime: rt, Probes: e.Nodes, RestartTimeout: e.Config.Timeouts.NodeRestart.Duration, Journal: e.Journal(), Run: e.RunID}
+				r, err := e.Nodes.Host(ctx, n.Name, "test", "-d", "/run/systemd/system")
+				if err != nil || r.ExitCode != 0 {
+					whyNot[i] = fmt.Sprintf("not managed by systemd (no /run/systemd/system; %v): kubens.service cannot run there", err)
+					return
+				}
+				o, err := node.Observe(ctx)
+				if err != nil {
+					whyNot[i] = err.Error()
+					return
+				}
+				_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
+				found[i], states[i], workers[i] = node, enc.Relation(o), !cp
+			}()
+		}
+		wg.Wait()
+		for i, name := range names {
+			switch {
+			case whyNot[i] != "":
+				unread[name] = whyNot[i]
+			case found[i] != nil:
+				start[name] = states[i]
+				nodes = append(nodes, found[i])
+				if workers[i] && halfNode == nil {
+					halfNode = found[i]
+				}
 			}
 		}
 		evidence.Record("startState", start)
 		Expect(nodes).NotTo(BeEmpty(), "no judged node can be examined: %v", unread)
-		if matrixNode == nil {
-			matrixNode = nodes[0]
+		if halfNode == nil {
+			halfNode = nodes[0]
 		}
 		var err error
 		onOpenShift, err = openshift.HasMachineConfigAPI(e.Clientset.Discovery())
@@ -131,10 +159,23 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				Fail(fmt.Sprintf("refusing apply mode: it exercises off, on and off again and would not restore these nodes:\n%s\nrun with --mode verify to judge the state as found", strings.Join(notOff, "\n")))
 			}
 			if !onOpenShift {
-				for _, n := range nodes {
-					Expect(n.InstallKubensenter(ctx)).To(Succeed())
-					DeferCleanup(func(ctx SpecContext) { Expect(n.RemoveKubensenter(ctx)).To(Succeed()) })
-				}
+				// Removed from every node that got it; an install cut
+				// short is undone from its journal entry at the suite's
+				// end, as before.
+				var mu sync.Mutex
+				var installed []*enc.Node
+				DeferCleanup(func(ctx SpecContext) {
+					forEach(installed, func(n *enc.Node) error { return n.RemoveKubensenter(ctx) })
+				})
+				forEach(nodes, func(n *enc.Node) error {
+					if err := n.InstallKubensenter(ctx); err != nil {
+						return err
+					}
+					mu.Lock()
+					installed = append(installed, n)
+					mu.Unlock()
+					return nil
+				})
 			}
 		}
 	})
@@ -235,7 +276,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			// The propagation pod leaves a Bidirectional mount under /run
 			// on the node until cleanup: a change to the node.
 			e.RequireApply("the mount propagation pod")
-			checkMatrix(ctx, e, matrixNode, kubensenter, false)
+			checkMatrix(ctx, e, nodes, unread, kubensenter, false)
 		})
 	})
 
@@ -325,7 +366,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 
 		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime, and still passes mounts made on the node to HostToContainer, none by default", func(ctx SpecContext) {
 			e.RequireApply("the mount propagation pod")
-			checkMatrix(ctx, e, matrixNode, kubensenter, true)
+			checkMatrix(ctx, e, encapsulated, unread, kubensenter, true)
 		})
 
 		// The check must fail on the misconfiguration it exists for: kubelet
@@ -343,15 +384,15 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				if canaryNS != "" {
 					Expect(workload.DeletePods(ctx, e.Clientset, canaryNS, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 				}
-				Expect(matrixNode.Unwrap(ctx, enc.Options{Runtime: true})).To(Succeed())
+				Expect(halfNode.Unwrap(ctx, enc.Options{Runtime: true})).To(Succeed())
 			}, NodeTimeout(restartTimeout))
 
 			It("is reported as a failure naming the node", func(ctx SpecContext) {
-				o, err := matrixNode.Observe(ctx)
+				o, err := halfNode.Observe(ctx)
 				Expect(err).NotTo(HaveOccurred())
 				evidence.Record("mountNamespaces", o)
 				err = enc.Check(true, o)
-				Expect(err).To(MatchError(And(ContainSubstring("only one of them"), ContainSubstring(matrixNode.Name))))
+				Expect(err).To(MatchError(And(ContainSubstring("only one of them"), ContainSubstring(halfNode.Name))))
 			})
 		})
 	})
@@ -423,62 +464,141 @@ func onlyIn(a, b string) []string {
 	return out
 }
 
-// checkMatrix runs the seeds' three-container pod on node and compares
-// who sees which container mount with the expected matrix.
-func checkMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, kubensenter string, encapsulated bool) {
+// checkMatrix runs the seeds' propagation pod on each of nodes (unread
+// ones fail unexamined) and compares who sees which mount with the
+// expected matrix: a node's verdict is its own, as a node whose mounts
+// are not shared, or whose runtime ignores the propagation a pod asks
+// for, breaks the matrix there only.
+func checkMatrix(ctx context.Context, e *e2e.Env, nodes []*enc.Node, unread map[string]string, kubensenter string, encapsulated bool) {
 	ns := e.Namespace(ctx, "propagation", "privileged")
 	hostDir := "/run/nodeconform-propagation/" + ns
+	byName := map[string]*enc.Node{}
+	var names []string
+	for _, n := range nodes {
+		byName[n.Name] = n
+		names = append(names, n.Name)
+	}
+	for n := range unread {
+		names = append(names, n)
+	}
 	// Bidirectional mounts outlive their container: unmount them in
 	// whichever namespace holds them, then remove the directory (and its
-	// parent once empty). Recorded on the node before the pod exists.
-	entry := nodechange.Entry{Node: node.Name, Run: e.RunID, Name: "propagation-" + ns,
-		Undo: fmt.Sprintf("for m in a b c d %[4]s; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir), enc.NodeMount)}
+	// parent once empty). Recorded on each node before its pod exists,
+	// undone once every pod is gone (cleanups run last registered first).
 	j := e.Journal()
-	Expect(j.Record(ctx, entry)).To(Succeed())
+	var mu sync.Mutex
+	var recorded []nodechange.Entry
 	DeferCleanup(func(ctx SpecContext) {
-		Expect(j.Undo(ctx, entry)).To(Succeed())
+		errs := make([]error, len(recorded))
+		var wg sync.WaitGroup
+		for i, entry := range recorded {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = j.Undo(ctx, entry)
+			}()
+		}
+		wg.Wait()
+		Expect(errors.Join(errs...)).To(Succeed())
 	})
-	pod := propagationPod(ns, e.ProbeImage, node.Name, hostDir)
-	_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, pod, e.Config.Timeouts.PodReady.Duration)
-	Expect(err).NotTo(HaveOccurred())
-	// Pod deletion first, before the hostDir cleanup above.
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 	})
-	mounts := map[enc.Observer]string{enc.Container1: "a", enc.Container2: "b", enc.Container3: "c", enc.Container4: "d"}
-	for c, m := range mounts {
-		var r map[string]string
-		Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod.Name, containerName(c), []string{"mount-tmpfs", "/prop/" + m}, &r)).To(Succeed())
-	}
-	// The node's own mount, made in the host namespace once the pod runs:
-	// made before, every container's recursive bind would copy it.
-	nodeDir := hostDir + "/" + enc.NodeMount
-	_, err = e.Nodes.MustHost(ctx, node.Name, "sh", "-c", fmt.Sprintf("mkdir -p %[1]s && mount -t tmpfs -o size=1m nodeconform-node %[1]s", nodeDir))
-	Expect(err).NotTo(HaveOccurred())
-	o, err := node.Observe(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	journald, err := e.Nodes.Processes(ctx, node.Name, nil, []string{"systemd-journal"})
-	Expect(err).NotTo(HaveOccurred())
-	hostPIDs := map[enc.Observer]int{enc.Systemd: 1, enc.HostProc: journald[0].PID, enc.Kubelet: o.KubeletPID, enc.Runtime: o.RuntimePID}
-	observed := enc.Matrix{"a": {}, "b": {}, "c": {}, "d": {}, enc.NodeMount: {}}
-	for obs, pid := range hostPIDs {
-		m, err := e.Nodes.Mounts(ctx, node.Name, pid)
-		Expect(err).NotTo(HaveOccurred())
-		for k := range observed {
-			observed[k][obs] = procfs.HasMountAt(m, hostDir+"/"+k)
-		}
-	}
-	for c := range mounts {
-		var r probeapi.Mounts
-		Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod.Name, containerName(c), []string{"mounts", "--pid", "self"}, &r)).To(Succeed())
-		for k := range observed {
-			observed[k][c] = procfs.HasMountAt(r.Mounts, "/prop/"+k)
-		}
-	}
 	expected := enc.ExpectedMatrix(encapsulated)
-	evidence.Record("propagationMatrix", map[string]any{"node": node.Name, "encapsulated": encapsulated, "hostDir": hostDir,
-		"observed": observed, "expected": expected, "pids": hostPIDs})
-	Expect(enc.Compare(expected, observed)).To(BeEmpty(), "mount propagation on %s (encapsulated=%v)", node.Name, encapsulated)
+	property := fmt.Sprintf("mount propagation (encapsulated=%v)", encapsulated)
+	// A failing node's result carries no evidence (FailNode ends its
+	// check): its matrix is kept here and recorded with the spec's.
+	failedMatrix := map[string]any{}
+	results := verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
+		func(ctx context.Context, g Gomega, name string) any {
+			node := byName[name]
+			entry := nodechange.Entry{Node: name, Run: e.RunID, Name: "propagation-" + ns,
+				Undo: fmt.Sprintf("for m in a b c d %[4]s; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir), enc.NodeMount)}
+			g.Expect(j.Record(ctx, entry)).To(Succeed())
+			mu.Lock()
+			recorded = append(recorded, entry)
+			mu.Unlock()
+			pod := propagationPod(ns, e.ProbeImage, name, hostDir)
+			_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, pod, e.Config.Timeouts.PodReady.Duration)
+			g.Expect(err).NotTo(HaveOccurred(), "the propagation pod")
+			observed, pids, err := observeMatrix(ctx, e, node, ns, pod.Name, hostDir)
+			g.Expect(err).NotTo(HaveOccurred())
+			ev := map[string]any{"encapsulated": encapsulated, "hostDir": hostDir, "observed": observed, "expected": expected, "pids": pids}
+			if diff := enc.Compare(expected, observed); len(diff) > 0 {
+				mu.Lock()
+				failedMatrix[name] = ev
+				mu.Unlock()
+				verdict.FailNode(strings.Join(diff, "; "))
+			}
+			return ev
+		})
+	if len(failedMatrix) > 0 {
+		evidence.Record("failedPropagationMatrix", failedMatrix)
+	}
+	verdict.Expect(property, results)
+}
+
+// observeMatrix makes the pod's four container mounts and the node's own
+// mount, then reads every observer's mount table. The execs of each step
+// are independent of one another and run at once; the steps stay in
+// order, every mount made before any table is read. Propagation is done
+// by the time mount(2) returns, so nothing waits between them.
+func observeMatrix(ctx context.Context, e *e2e.Env, node *enc.Node, ns, pod, hostDir string) (enc.Matrix, map[enc.Observer]int, error) {
+	mounts := map[enc.Observer]string{enc.Container1: "a", enc.Container2: "b", enc.Container3: "c", enc.Container4: "d"}
+	// Step 1: each container's mount, the node's own mount (made in the
+	// host namespace once the pod runs: made before, every container's
+	// recursive bind would copy it), and the PIDs whose tables are read.
+	nodeDir := hostDir + "/" + enc.NodeMount
+	var o enc.NodeNamespaces
+	var journald int
+	step := new(errgroup.Group)
+	for c, m := range mounts {
+		step.Go(func() error {
+			var r map[string]string
+			return workload.ExecJSONIn(ctx, e.Klient, ns, pod, containerName(c), []string{"mount-tmpfs", "/prop/" + m}, &r)
+		})
+	}
+	step.Go(func() error {
+		_, err := e.Nodes.MustHost(ctx, node.Name, "sh", "-c", fmt.Sprintf("mkdir -p %[1]s && mount -t tmpfs -o size=1m nodeconform-node %[1]s", nodeDir))
+		return err
+	})
+	step.Go(func() (err error) { o, journald, err = node.ObserveAnd(ctx, "systemd-journal"); return err })
+	if err := step.Wait(); err != nil {
+		return nil, nil, err
+	}
+	pids := map[enc.Observer]int{enc.Systemd: 1, enc.HostProc: journald, enc.Kubelet: o.KubeletPID, enc.Runtime: o.RuntimePID}
+	for obs, pid := range pids {
+		if pid == 0 {
+			return nil, nil, fmt.Errorf("no %s process found on %s", obs, node.Name)
+		}
+	}
+	// Step 2: every observer's mount table: the node's four in one read.
+	var mu sync.Mutex
+	observed := enc.Matrix{"a": {}, "b": {}, "c": {}, "d": {}, enc.NodeMount: {}}
+	see := func(obs enc.Observer, table []procfs.Mount, dir string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range observed {
+			observed[k][obs] = procfs.HasMountAt(table, dir+"/"+k)
+		}
+	}
+	step = new(errgroup.Group)
+	step.Go(func() error {
+		tables, err := e.Nodes.MountTables(ctx, node.Name, pids[enc.Systemd], pids[enc.HostProc], pids[enc.Kubelet], pids[enc.Runtime])
+		for obs, pid := range pids {
+			see(obs, tables[pid], hostDir)
+		}
+		return err
+	})
+	for c := range mounts {
+		step.Go(func() error {
+			var r probeapi.Mounts
+			err := workload.ExecJSONIn(ctx, e.Klient, ns, pod, containerName(c), []string{"mounts", "--pid", "self"}, &r)
+			see(c, r.Mounts, "/prop")
+			return err
+		})
+	}
+	return observed, pids, step.Wait()
 }
 
 func containerName(o enc.Observer) string {
@@ -486,7 +606,7 @@ func containerName(o enc.Observer) string {
 }
 
 func propagationPod(ns, image, node, hostDir string) *corev1.Pod {
-	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "propagation", Image: image, NodeName: node})
+	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "propagation-" + node, Image: image, NodeName: node})
 	privileged := true
 	hostPathType := corev1.HostPathDirectoryOrCreate
 	pod.Spec.Volumes = []corev1.Volume{{Name: "shared", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &hostPathType}}}}
