@@ -86,7 +86,7 @@ func TestSandboxHandlerMissing(t *testing.T) {
 	// One spec judged per node and one that needs a single node: the
 	// class's other specs take either path too.
 	class := "RuntimeClass " + cls.Name + " "
-	focus := []string{class + "writes the containers' limits plus the overhead into the pod cgroup on each node", class + "isolates the pod"}
+	focus := []string{class + "writes the containers' limits plus the overhead into the pod cgroup on each node", class + "counts the overhead when scheduling"}
 	// The focused specs' results (the report lists the filtered-out ones
 	// as skipped).
 	run := func(label string) []report.Spec {
@@ -155,6 +155,89 @@ func TestSandboxHandlerMissing(t *testing.T) {
 	}
 	if !said {
 		t.Errorf("no spec says that no node offers handler %q: %+v", cls.Handler, res)
+	}
+}
+
+// TestSandboxHandlerServedByRunc proves the runtimeclass suite's
+// isolation check on a node it did not set up, judged per node: one
+// worker's containerd is made to serve the gvisor class's handler with
+// runc, behind nodeconform's back (the handler's drop-in rewritten,
+// containerd restarted), as on a node pool whose runtime config maps
+// every handler name to runc. The node still offers the handler, pods
+// of the class run there, and only the isolation check can tell: it must
+// fail on that worker alone, saying the pod shares the node's kernel,
+// and pass on the others. The worker is restored (the boot-time sandbox
+// check run again, containerd restarted).
+func TestSandboxHandlerServedByRunc(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	cls, ok := config.Default().Class("gvisor")
+	if !ok {
+		t.Fatal("the default configuration declares no gvisor class")
+	}
+	broken := workers(ctx, t, cs)[1]
+	n, err := cs.CoreV1().Nodes().Get(ctx, broken, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offered, _ := rcx.Offers(*n, cls.Handler); !offered {
+		t.Skipf("node %s does not offer handler %q before the test: gVisor does not run on this machine", broken, cls.Handler)
+	}
+	t.Cleanup(func() {
+		err := dockerExec(context.Background(), broken, "nodeconform-sandbox-check && systemctl restart containerd")
+		if err == nil {
+			err = waitHandler(context.Background(), cs, broken, cls.Handler, true)
+		}
+		if err != nil {
+			t.Errorf("restore %s: %v", broken, err)
+		}
+	})
+	runcServed := fmt.Sprintf(`cat > /run/nodeconform/containerd.d/%[1]s.toml <<EOF
+# nodeconform test: handler %[1]s served by runc (TestSandboxHandlerServedByRunc)
+version = 3
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%[1]s]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%[1]s.options]
+    SystemdCgroup = true
+EOF
+systemctl restart containerd`, cls.Handler)
+	if err := dockerExec(ctx, broken, runcServed); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitHandler(ctx, cs, broken, cls.Handler, true); err != nil {
+		t.Fatal(err)
+	}
+	spec := "RuntimeClass " + cls.Name + " isolates the pod"
+	res := runSuites(ctx, t, t.TempDir(), "handler-served-by-runc", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"runtimeclass"}, Focus: []string{spec}})
+	var got *report.Spec
+	for i, s := range res.Specs {
+		if strings.Contains(s.Name, spec) {
+			got = &res.Specs[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no spec %q in the results", spec)
+	}
+	if got.State != report.Failed || !strings.Contains(got.Failure, "node "+broken+": ") || !strings.Contains(got.Failure, "not isolated") || !strings.Contains(got.Failure, "1 of ") {
+		t.Fatalf("want %q failing on %s alone (not isolated), got %s: %s%s", spec, broken, got.State, got.Skip, got.Failure)
+	}
+	results, _ := got.Evidence["nodes"].([]any)
+	passed := 0
+	for _, r := range results {
+		m, _ := r.(map[string]any)
+		if m["node"] != broken {
+			if m["state"] != "passed" {
+				t.Errorf("%v, whose handler is gVisor's, is %v: %v", m["node"], m["state"], m["finding"])
+			}
+			passed++
+		}
+	}
+	if passed == 0 {
+		t.Errorf("no other node was judged: %v", results)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	apitypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -265,16 +267,21 @@ func describeClass(name string) {
 			}))
 		})
 
-		It("isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor)", func(ctx SpecContext) {
-			iso := isolation(ctx, e, rd, classPodOn(ctx, Default, node), node)
-			failure, skip := rcx.JudgeIsolation(iso, cls.Isolated)
-			if failure != "" {
-				Fail(fmt.Sprintf("RuntimeClass %s (handler %q) on %s: %s", rc.Name, rc.Handler, node, failure))
-			}
-			if skip != "" {
-				Skip(fmt.Sprintf("RuntimeClass %s (handler %q) on %s: %s", rc.Name, rc.Handler, node, skip))
-			}
-			GinkgoWriter.Printf("RuntimeClass %s (handler %q) on %s: %s: %s\n", rc.Name, rc.Handler, node, iso.Kind, iso.Evidence)
+		// Isolation is the node's runtime configuration (which binary
+		// serves the handler): judged on every node of the class, each in
+		// its shared class pod.
+		It("isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor) on each node", func(ctx SpecContext) {
+			verdict.Expect("isolation from the node's kernel", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
+				iso, ev := isolation(ctx, g, e, rd, classPodOn(ctx, g, n), n)
+				failure, skip := rcx.JudgeIsolation(iso, cls.Isolated)
+				if failure != "" {
+					verdict.FailNode(fmt.Sprintf("RuntimeClass %s (handler %q): %s", rc.Name, rc.Handler, failure))
+				}
+				if skip != "" {
+					verdict.SkipNode(fmt.Sprintf("RuntimeClass %s (handler %q): %s", rc.Name, rc.Handler, skip))
+				}
+				return ev
+			}))
 		})
 
 		// The pod cgroup check must fail when the pod cgroup does not hold the
@@ -532,8 +539,9 @@ func describeMechanics() {
 			if offered, _ := rcx.Offers(*n, "runc"); offered {
 				className = createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-runc-" + e.RunID}, Handler: "runc"}).Name
 			}
-			iso := isolation(ctx, e, rd, run(ctx, e, classPod(e, ns, "shared", className, node, oneContainer())), node)
+			iso, ev := isolation(ctx, Default, e, rd, run(ctx, e, classPod(e, ns, "shared", className, node, oneContainer())), node)
 			failure, _ := rcx.JudgeIsolation(iso, true)
+			evidence.Record("isolation", ev)
 			evidence.Record("judged", map[string]any{"runtimeClass": className, "failure": failure})
 			Expect(failure).NotTo(BeEmpty(), "the isolation judge passed a pod on %s's runc (%s: %s) as isolated", node, iso.Kind, iso.Evidence)
 		})
@@ -820,36 +828,45 @@ func sandboxCost(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader
 }
 
 // isolation classifies the running pod got on node from the kernel
-// identity both sides report and the node's processes (recorded as
-// evidence).
-func isolation(ctx context.Context, e *e2e.Env, rd *podcgroup.Reader, got *corev1.Pod, node string) rcx.Isolation {
-	GinkgoHelper()
-	// Reads are retried for a while: a sandbox's shim answering an exec
-	// late ("failed to load task: context deadline exceeded", seen once
-	// with gVisor on a loaded 2-core machine) says nothing of isolation.
-	read := func(file string) string {
-		var r probeapi.Read
-		e.Eventually(ctx, func(ctx context.Context) error {
-			return workload.ExecJSONIn(ctx, e.Klient, got.Namespace, got.Name, got.Spec.Containers[0].Name, []string{"read", file}, &r)
-		}, e.Config.Timeouts.PodReady.Duration/4).Should(Succeed(), "read %s in pod %s/%s", file, got.Namespace, got.Name)
-		return strings.TrimSpace(r.Content)
+// identity both sides report and the node's processes, and returns
+// what it read as evidence.
+func isolation(ctx context.Context, g Gomega, e *e2e.Env, rd *podcgroup.Reader, got *corev1.Pod, node string) (rcx.Isolation, map[string]any) {
+	files := []string{"/proc/sys/kernel/random/boot_id", "/proc/cmdline", "/proc/version"}
+	var inPod []probeapi.Read
+	var onNode map[string]string
+	var ps string
+	// The pod's, the node's and the node's process list are read at
+	// once. The pod's read is retried for a while: a sandbox's shim
+	// answering an exec late ("failed to load task: context deadline
+	// exceeded", seen with gVisor on a loaded 2-core machine) says
+	// nothing of isolation.
+	reads := new(errgroup.Group)
+	reads.Go(func() error {
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, e.Config.Intervals.Poll.Duration, e.Config.Timeouts.PodReady.Duration/4, true, func(ctx context.Context) (bool, error) {
+			last = workload.ExecJSONIn(ctx, e.Klient, got.Namespace, got.Name, got.Spec.Containers[0].Name, append([]string{"read-all"}, files...), &inPod)
+			return last == nil, nil
+		})
+		if err != nil && last != nil {
+			return fmt.Errorf("%w (last read: %v)", err, last)
+		}
+		return err
+	})
+	reads.Go(func() (err error) { onNode, err = rd.ReadFiles(ctx, files...); return err })
+	reads.Go(func() (err error) { ps, err = e.Nodes.MustHost(ctx, node, "ps", "-e", "-o", "args="); return err })
+	g.Expect(reads.Wait()).To(Succeed(), "read the kernel's identity in pod %s/%s and on %s", got.Namespace, got.Name, node)
+	podFile := map[string]string{}
+	for _, r := range inPod {
+		podFile[r.Path] = strings.TrimSpace(r.Content)
 	}
-	host := func(file string) string {
-		out, err := rd.Cat(ctx, file)
-		Expect(err).NotTo(HaveOccurred())
-		return out
-	}
-	pod := rcx.Kernel{BootID: read("/proc/sys/kernel/random/boot_id"), Cmdline: read("/proc/cmdline"), Version: read("/proc/version")}
-	nodeK := rcx.Kernel{BootID: host("/proc/sys/kernel/random/boot_id"), Cmdline: host("/proc/cmdline"), Version: host("/proc/version")}
-	ps, err := e.Nodes.MustHost(ctx, node, "ps", "-e", "-o", "args=")
-	Expect(err).NotTo(HaveOccurred())
+	pod := rcx.Kernel{BootID: podFile[files[0]], Cmdline: podFile[files[1]], Version: podFile[files[2]]}
+	nodeK := rcx.Kernel{BootID: onNode[files[0]], Cmdline: onNode[files[1]], Version: onNode[files[2]]}
 	iso := rcx.Classify(pod, nodeK, ps)
 	var class string
 	if got.Spec.RuntimeClassName != nil {
 		class = *got.Spec.RuntimeClassName
 	}
-	evidence.Record("isolation", map[string]any{"pod": pod, "node": nodeK, "nodeName": node, "runtimeClass": class, "isolation": iso})
-	return iso
+	return iso, map[string]any{"pod": pod, "node": nodeK, "nodeName": node, "runtimeClass": class, "isolation": iso}
 }
 
 // firstWorker is the first untainted worker by name (else the first node).
