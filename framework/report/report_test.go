@@ -154,4 +154,15 @@ func TestAddSuitePhasesAndPrint(t *testing.T) {
 	if strings.Index(out, "suite setup") > strings.Index(out, "suite teardown") {
 		t.Errorf("phases out of order:\n%s", out)
 	}
+	if strings.Contains(out, cost.PhaseExecRetried) {
+		t.Errorf("a phase that never happened is printed:\n%s", out)
+	}
+	// A retried exec shows, after the round trips.
+	f.AddPhase(cost.PhaseExecRetried, 2, 3)
+	b.Reset()
+	PhaseTimings(&b, []Spec{{Suite: "sysctl"}}, map[string]float64{"sysctl": 20}, map[string]cost.Figures{"sysctl": f})
+	out = b.String()
+	if i := strings.Index(out, "exec not started, retried     2×     3.0s"); i < strings.Index(out, "exec round trip") {
+		t.Errorf("want the retried execs after the round trips in:\n%s", out)
+	}
 }

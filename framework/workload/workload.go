@@ -257,6 +257,7 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		if err == nil || attempt >= execAttempts || !ExecNotStarted(err) {
 			break
 		}
+		cost.Time(cost.PhaseExecRetried, start)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("exec %v in %s/%s: %w (stderr: %s)", args, ns, pod, err, strings.TrimSpace(stderr.String()))
