@@ -287,3 +287,66 @@ func TestRuntimeIgnoringPropagation(t *testing.T) {
 		}
 	}
 }
+
+// sharingHostIPC drops the pod's own IPC namespace from every bundle: a
+// runtime (a wrapper, a patched runc) that leaves pods in the node's.
+var sharingHostIPC = runtimeWrapper{
+	wrapper: "/usr/local/libexec/nodeconform-test/runc-sharing-host-ipc",
+	dropIn:  "/run/nodeconform/containerd.d/zz-test-runc-sharing-host-ipc.toml",
+	what:    "runc leaving pods in the node's IPC namespace (TestRuntimeSharingHostIPC)",
+	sed:     `-e 's/,{"type":"ipc"[^}]*}//g' -e 's/{"type":"ipc"[^}]*},//g'`,
+}
+
+// TestRuntimeSharingHostIPC proves the primitives suite's namespace
+// check on a runtime it did not set up, judged per node: worker 2's runc
+// is wrapped, behind nodeconform's back, so that its pods keep the
+// node's IPC namespace. "gives a pod its own ... namespaces" must fail on
+// worker 2 alone, naming the ipc namespace, and pass on the other nodes.
+// The worker is restored afterwards.
+func TestRuntimeSharingHostIPC(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	broken := workers(ctx, t, cs)[1]
+	t.Cleanup(func() {
+		err := dockerExec(context.Background(), broken, sharingHostIPC.uninstall())
+		if err == nil {
+			err = waitNodeReady(context.Background(), cs, broken)
+		}
+		if err != nil {
+			t.Errorf("restore %s: %v", broken, err)
+		}
+	})
+	if err := dockerExec(ctx, broken, sharingHostIPC.install()); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitNodeReady(ctx, cs, broken); err != nil {
+		t.Fatal(err)
+	}
+	spec := "gives a pod its own pid, net, mnt, uts and ipc namespaces"
+	res := runSuites(ctx, t, t.TempDir(), "sharing-host-ipc", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"primitives"}, Focus: []string{spec}})
+	f := failed(res)
+	if len(f) != 1 || !strings.Contains(f[0].Name, spec) {
+		t.Fatalf("want %q failing, got %d failed: %+v", spec, len(f), f)
+	}
+	if !strings.Contains(f[0].Failure, "node "+broken+": ") || !strings.Contains(f[0].Failure, "ipc namespace of pod") || !strings.Contains(f[0].Failure, "1 of ") {
+		t.Errorf("want the failure on %s alone, naming the ipc namespace: %s", broken, f[0].Failure)
+	}
+	results, _ := f[0].Evidence["nodes"].([]any)
+	passed := 0
+	for _, r := range results {
+		m, _ := r.(map[string]any)
+		if m["node"] != broken {
+			if m["state"] != "passed" {
+				t.Errorf("%v, whose runtime is untouched, is %v: %v", m["node"], m["state"], m["finding"])
+			}
+			passed++
+		}
+	}
+	if passed < 2 {
+		t.Errorf("want every other node judged and passed (2 or more), got %d in %v", passed, results)
+	}
+}

@@ -11,111 +11,164 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
-	"github.com/nodeconform/nodeconform/framework/evidence"
 	"github.com/nodeconform/nodeconform/framework/netfilter"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
+	"github.com/nodeconform/nodeconform/framework/verdict"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
 // isolated are the namespaces every pod gets of its own.
 var isolated = []string{"pid", "net", "mnt", "uts", "ipc"}
 
-var _ = Describe("Linux primitives behind pods", Label("primitives"), func() {
-	var e *e2e.Env
-	BeforeEach(func() {
+// nodePods are the pods one node runs for the suite, all created at the
+// start so that they boot together: a pod of one probe container, a pod
+// of two (separate pid namespaces), the same with shareProcessNamespace,
+// and a hostPID/hostNetwork pod with the node's /etc as a hostPath.
+type nodePods struct {
+	plain, pair, shared, host *corev1.Pod
+}
+
+// The namespaces behind a pod are the node's runtime and kubelet at work
+// (a runtime config, a wrapper, an old runc can change them on one node
+// pool): every property is judged on every judged node, each node its
+// own verdict.
+var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Label("primitives"), func() {
+	var (
+		e      *e2e.Env
+		nodes  []string
+		unread map[string]string
+		pods   = map[string]*nodePods{}
+	)
+	BeforeAll(func(ctx SpecContext) {
 		e = *env
 		Expect(e.Nodes).NotTo(BeNil(), "suite needs node access")
+		// privileged: the host pod; the others ask for nothing more than
+		// under the default level.
+		ns := e.Namespace(ctx, "primitives", "privileged")
+		nodes, unread = e.NodeNames(), e.Unreachable()
+		for i, n := range nodes {
+			if _, bad := unread[n]; bad {
+				continue
+			}
+			// Named by index: the uts spec compares the hostname with the
+			// pod's name, which a long or dotted node name would not keep.
+			p := &nodePods{
+				plain:  workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: fmt.Sprintf("plain-%d", i), Image: e.ProbeImage}),
+				pair:   twoContainers(ns, fmt.Sprintf("pair-%d", i), e.ProbeImage, false),
+				shared: twoContainers(ns, fmt.Sprintf("shared-%d", i), e.ProbeImage, true),
+				host:   hostPod(ns, fmt.Sprintf("host-%d", i), e.ProbeImage),
+			}
+			for _, pod := range []*corev1.Pod{p.plain, p.pair, p.shared, p.host} {
+				workload.PinToNode(pod, n)
+				Expect(e.Klient.Resources().Create(ctx, pod)).To(Succeed(), "create pod %s/%s on %s", pod.Namespace, pod.Name, n)
+			}
+			pods[n] = p
+		}
 	})
 
+	// each judges property on every node with its pods.
+	each := func(ctx context.Context, property string, check func(ctx context.Context, g Gomega, node string, p *nodePods) any) {
+		GinkgoHelper()
+		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: nodes, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
+			func(ctx context.Context, g Gomega, n string) any { return check(ctx, g, n, pods[n]) }))
+	}
+	// ready waits for a pod of the node (Ready at once after the first
+	// spec that needed it).
+	ready := func(ctx context.Context, g Gomega, pod *corev1.Pod) *corev1.Pod {
+		got, err := workload.WaitReady(ctx, e.Clientset, pod.DeepCopy(), e.Config.Timeouts.PodReady.Duration)
+		g.Expect(err).NotTo(HaveOccurred())
+		return got
+	}
+
 	It("gives a pod its own pid, net, mnt, uts and ipc namespaces", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := run(ctx, e, workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "isolated", Image: e.ProbeImage}))
-		self := selfNS(ctx, e, ns, pod.Name, "")
-		hostNS := nodeInit(ctx, e, pod.Spec.NodeName)
-		evidence.Record("namespaces", map[string]any{"pod": self.NS, "node": hostNS.NS, "nodeName": pod.Spec.NodeName})
-		for _, k := range isolated {
-			Expect(self.NS[k]).NotTo(Equal(hostNS.NS[k]), "%s namespace of the pod equals the node's", k)
-		}
+		each(ctx, "a pod's own namespaces", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.plain)
+			self := processIn(ctx, g, e, pod, "", "self")
+			hostNS := nodeInit(ctx, g, e, n)
+			for _, k := range isolated {
+				g.Expect(self.NS[k]).NotTo(Equal(hostNS.NS[k]), "%s namespace of pod %s equals the node's", k, pod.Name)
+			}
+			return map[string]any{"pod": self.NS, "node": hostNS.NS}
+		})
 	})
 
 	It("shares net, uts and ipc, but not pid and mnt, between the containers of a pod", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := twoContainers(ns, e.ProbeImage, false)
-		run(ctx, e, pod)
-		a, b := selfNS(ctx, e, ns, pod.Name, "a"), selfNS(ctx, e, ns, pod.Name, "b")
-		evidence.Record("namespaces", map[string]any{"a": a.NS, "b": b.NS})
-		for _, k := range []string{"net", "uts", "ipc"} {
-			Expect(a.NS[k]).To(Equal(b.NS[k]), "%s namespace of containers a and b", k)
-		}
-		for _, k := range []string{"pid", "mnt"} {
-			Expect(a.NS[k]).NotTo(Equal(b.NS[k]), "%s namespace of containers a and b", k)
-		}
+		each(ctx, "namespaces shared between a pod's containers", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.pair)
+			a, b := processIn(ctx, g, e, pod, "a", "self"), processIn(ctx, g, e, pod, "b", "self")
+			for _, k := range []string{"net", "uts", "ipc"} {
+				g.Expect(a.NS[k]).To(Equal(b.NS[k]), "%s namespace of containers a and b", k)
+			}
+			for _, k := range []string{"pid", "mnt"} {
+				g.Expect(a.NS[k]).NotTo(Equal(b.NS[k]), "%s namespace of containers a and b", k)
+			}
+			return map[string]any{"a": a.NS, "b": b.NS}
+		})
 	})
 
 	It("shares the pid namespace with shareProcessNamespace, with the sandbox's pause as PID 1", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := twoContainers(ns, e.ProbeImage, true)
-		run(ctx, e, pod)
-		a, b := selfNS(ctx, e, ns, pod.Name, "a"), selfNS(ctx, e, ns, pod.Name, "b")
-		pid1 := processIn(ctx, e, ns, pod.Name, "a", "1")
-		evidence.Record("namespaces", map[string]any{"a": a.NS, "b": b.NS, "pid1": pid1})
-		Expect(a.NS["pid"]).To(Equal(b.NS["pid"]))
-		Expect(pid1.Comm).To(Equal("pause"), "PID 1 of a shared pid namespace")
+		each(ctx, "shareProcessNamespace", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.shared)
+			a, b := processIn(ctx, g, e, pod, "a", "self"), processIn(ctx, g, e, pod, "b", "self")
+			pid1 := processIn(ctx, g, e, pod, "a", "1")
+			g.Expect(a.NS["pid"]).To(Equal(b.NS["pid"]), "pid namespace of containers a and b")
+			g.Expect(pid1.Comm).To(Equal("pause"), "PID 1 of a shared pid namespace")
+			return map[string]any{"a": a.NS, "b": b.NS, "pid1": pid1}
+		})
 	})
 
 	It("runs hostPID and hostNetwork pods in the node's pid and net namespaces", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "privileged")
-		pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "host", Image: e.ProbeImage})
-		pod.Spec.HostPID, pod.Spec.HostNetwork = true, true
-		run(ctx, e, pod)
-		self := selfNS(ctx, e, ns, pod.Name, "")
-		hostNS := nodeInit(ctx, e, pod.Spec.NodeName)
-		evidence.Record("namespaces", map[string]any{"pod": self.NS, "node": hostNS.NS})
-		Expect(self.NS["pid"]).To(Equal(hostNS.NS["pid"]))
-		Expect(self.NS["net"]).To(Equal(hostNS.NS["net"]))
-		Expect(self.NS["mnt"]).NotTo(Equal(hostNS.NS["mnt"]), "hostPID/hostNetwork must not share the mount namespace")
+		each(ctx, "hostPID and hostNetwork", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.host)
+			self := processIn(ctx, g, e, pod, "", "self")
+			hostNS := nodeInit(ctx, g, e, n)
+			g.Expect(self.NS["pid"]).To(Equal(hostNS.NS["pid"]), "pid namespace")
+			g.Expect(self.NS["net"]).To(Equal(hostNS.NS["net"]), "net namespace")
+			g.Expect(self.NS["mnt"]).NotTo(Equal(hostNS.NS["mnt"]), "hostPID/hostNetwork must not share the mount namespace")
+			return map[string]any{"pod": self.NS, "node": hostNS.NS}
+		})
 	})
 
 	It("runs the container's entrypoint as PID 1 of its pid namespace", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := run(ctx, e, workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "pid1", Image: e.ProbeImage}))
-		p := processIn(ctx, e, ns, pod.Name, "", "1")
-		evidence.Record("pid1", p)
-		Expect(p.Cmdline).To(Equal([]string{"/nodeconform-probe", "sleep"}))
+		each(ctx, "entrypoint as PID 1", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pid1 := processIn(ctx, g, e, ready(ctx, g, p.plain), "", "1")
+			g.Expect(pid1.Cmdline).To(Equal([]string{"/nodeconform-probe", "sleep"}))
+			return pid1
+		})
 	})
 
 	It("gives the pod's hostname to its uts namespace", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := run(ctx, e, workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "uts", Image: e.ProbeImage}))
-		var r probeapi.Read
-		Expect(workload.ExecJSON(ctx, e.Klient, ns, pod.Name, []string{"read", "/proc/sys/kernel/hostname"}, &r)).To(Succeed())
-		evidence.Record("hostname", r.Content)
-		Expect(strings.TrimSpace(r.Content)).To(Equal(pod.Name))
+		each(ctx, "the pod's hostname", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.plain)
+			var r probeapi.Read
+			g.Expect(workload.ExecJSON(ctx, e.Klient, pod.Namespace, pod.Name, []string{"read", "/proc/sys/kernel/hostname"}, &r)).To(Succeed())
+			g.Expect(strings.TrimSpace(r.Content)).To(Equal(pod.Name))
+			return strings.TrimSpace(r.Content)
+		})
 	})
 
 	It("bind-mounts /etc/resolv.conf from the runtime's sandbox directory", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := run(ctx, e, workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "resolv", Image: e.ProbeImage}))
-		var r probeapi.Mounts
-		Expect(workload.ExecJSON(ctx, e.Klient, ns, pod.Name, []string{"mounts", "--pid", "self"}, &r)).To(Succeed())
-		src, ok := procfs.RuntimeBindMount(r.Mounts, "/etc/resolv.conf")
-		evidence.Record("resolvConfSource", src)
-		Expect(ok).To(BeTrue(), "/etc/resolv.conf source %q is not a runtime sandbox file", src)
+		each(ctx, "resolv.conf from the sandbox", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.plain)
+			var r probeapi.Mounts
+			g.Expect(workload.ExecJSON(ctx, e.Klient, pod.Namespace, pod.Name, []string{"mounts", "--pid", "self"}, &r)).To(Succeed())
+			src, ok := procfs.RuntimeBindMount(r.Mounts, "/etc/resolv.conf")
+			g.Expect(ok).To(BeTrue(), "/etc/resolv.conf source %q is not a runtime sandbox file", src)
+			return src
+		})
 	})
 
 	It("exposes node files through hostPath", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "primitives", "")
-		pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "hostpath", Image: e.ProbeImage})
-		pod.Spec.Volumes = []corev1.Volume{{Name: "etc", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}
-		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "etc", MountPath: "/host/etc", ReadOnly: true}}
-		run(ctx, e, pod)
-		var r probeapi.Read
-		Expect(workload.ExecJSON(ctx, e.Klient, ns, pod.Name, []string{"read", "/host/etc/machine-id"}, &r)).To(Succeed())
-		onNode, err := e.Nodes.MustHost(ctx, pod.Spec.NodeName, "cat", "/etc/machine-id")
-		Expect(err).NotTo(HaveOccurred())
-		evidence.Record("machineID", map[string]string{"throughHostPath": r.Content, "onNode": onNode})
-		Expect(r.Content).To(Equal(onNode))
+		each(ctx, "hostPath", func(ctx context.Context, g Gomega, n string, p *nodePods) any {
+			pod := ready(ctx, g, p.host)
+			var r probeapi.Read
+			g.Expect(workload.ExecJSON(ctx, e.Klient, pod.Namespace, pod.Name, []string{"read", "/host/etc/machine-id"}, &r)).To(Succeed())
+			onNode, err := e.Nodes.MustHost(ctx, n, "cat", "/etc/machine-id")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(r.Content).To(Equal(onNode), "/etc/machine-id through hostPath")
+			return map[string]string{"throughHostPath": r.Content, "onNode": onNode}
+		})
 	})
 
 	It("has kube-proxy's iptables chains and Service rules on every node", func(ctx SpecContext) {
@@ -126,51 +179,54 @@ var _ = Describe("Linux primitives behind pods", Label("primitives"), func() {
 		svc, err := e.Clientset.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		port := fmt.Sprint(svc.Spec.Ports[0].Port)
-		for _, node := range e.Nodes.Nodes() {
-			save, err := e.Nodes.MustHost(ctx, node, "iptables-save", "-t", "nat")
-			Expect(err).NotTo(HaveOccurred())
+		each(ctx, "kube-proxy's rules", func(ctx context.Context, g Gomega, n string, _ *nodePods) any {
+			save, err := e.Nodes.MustHost(ctx, n, "iptables-save", "-t", "nat")
+			g.Expect(err).NotTo(HaveOccurred())
 			nat := netfilter.Parse(save)["nat"]
 			rule := netfilter.ServiceRule(nat, svc.Spec.ClusterIP, port)
-			evidence.Record("kubeProxy/"+node, map[string]any{"missingChains": netfilter.MissingChains(nat, netfilter.KubeProxyChains), "kubernetesServiceRule": rule})
-			Expect(netfilter.MissingChains(nat, netfilter.KubeProxyChains)).To(BeEmpty(), "kube-proxy chains on %s", node)
-			Expect(rule).NotTo(BeEmpty(), "no KUBE-SERVICES rule for default/kubernetes %s:%s on %s", svc.Spec.ClusterIP, port, node)
-		}
+			missing := netfilter.MissingChains(nat, netfilter.KubeProxyChains)
+			g.Expect(missing).To(BeEmpty(), "kube-proxy chains")
+			g.Expect(rule).NotTo(BeEmpty(), "no KUBE-SERVICES rule for default/kubernetes %s:%s", svc.Spec.ClusterIP, port)
+			return map[string]any{"missingChains": missing, "kubernetesServiceRule": rule}
+		})
 	})
 })
 
-func run(ctx context.Context, e *e2e.Env, pod *corev1.Pod) *corev1.Pod {
-	got, err := workload.CreateReady(ctx, e.Klient, e.Clientset, pod, e.Config.Timeouts.PodReady.Duration)
-	Expect(err).NotTo(HaveOccurred())
-	return got
-}
-
-func selfNS(ctx context.Context, e *e2e.Env, ns, pod, container string) procfs.Process {
-	return processIn(ctx, e, ns, pod, container, "self")
-}
-
-func processIn(ctx context.Context, e *e2e.Env, ns, pod, container, pid string) procfs.Process {
+// processIn is one process of a pod's container (PID pid, or "self": the
+// probe itself), with its namespaces.
+func processIn(ctx context.Context, g Gomega, e *e2e.Env, pod *corev1.Pod, container, pid string) procfs.Process {
 	var r probeapi.NS
-	Expect(workload.ExecJSONIn(ctx, e.Klient, ns, pod, container, []string{"ns", "--pid", pid}, &r)).To(Succeed())
-	Expect(r.Processes).To(HaveLen(1))
+	g.Expect(workload.ExecJSONIn(ctx, e.Klient, pod.Namespace, pod.Name, container, []string{"ns", "--pid", pid}, &r)).To(Succeed())
+	g.Expect(r.Processes).To(HaveLen(1), "process %s in pod %s", pid, pod.Name)
 	return r.Processes[0]
 }
 
 // nodeInit returns PID 1 of the node (systemd, or the node's init).
-func nodeInit(ctx context.Context, e *e2e.Env, node string) procfs.Process {
+func nodeInit(ctx context.Context, g Gomega, e *e2e.Env, node string) procfs.Process {
 	procs, err := e.Nodes.Processes(ctx, node, []string{"1"}, nil)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(procs).To(HaveLen(1))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(procs).To(HaveLen(1), "PID 1 of %s", node)
 	return procs[0]
 }
 
-func twoContainers(ns, image string, shareProcessNamespace bool) *corev1.Pod {
-	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: "pair", Image: image})
+func twoContainers(ns, name, image string, shareProcessNamespace bool) *corev1.Pod {
+	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: image})
 	a := pod.Spec.Containers[0]
 	a.Name = "a"
 	b := a
 	b.Name = "b"
 	pod.Spec.Containers = []corev1.Container{a, b}
 	pod.Spec.ShareProcessNamespace = &shareProcessNamespace
+	return pod
+}
+
+// hostPod runs in the node's pid and net namespaces, with the node's /etc
+// read-only at /host/etc.
+func hostPod(ns, name, image string) *corev1.Pod {
+	pod := workload.ProbePod(workload.ProbePodInput{Namespace: ns, Name: name, Image: image})
+	pod.Spec.HostPID, pod.Spec.HostNetwork = true, true
+	pod.Spec.Volumes = []corev1.Volume{{Name: "etc", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "etc", MountPath: "/host/etc", ReadOnly: true}}
 	return pod
 }
 
