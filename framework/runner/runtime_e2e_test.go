@@ -17,6 +17,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
+	"github.com/nodeconform/nodeconform/framework/report"
 	"github.com/nodeconform/nodeconform/framework/vmnode"
 )
 
@@ -80,6 +81,49 @@ func (w runtimeWrapper) install() string {
 
 func (w runtimeWrapper) uninstall() string {
 	return fmt.Sprintf("rm -rf %s %s && systemctl restart containerd", w.dropIn, filepath.Dir(w.wrapper))
+}
+
+// wrapOn installs w on the kind node node behind nodeconform's back and
+// waits until the node is Ready again; the test's cleanup undoes it.
+func wrapOn(ctx context.Context, t *testing.T, cs kubernetes.Interface, node string, w runtimeWrapper) {
+	t.Helper()
+	t.Cleanup(func() {
+		err := dockerExec(context.Background(), node, w.uninstall())
+		if err == nil {
+			err = waitNodeReady(context.Background(), cs, node)
+		}
+		if err != nil {
+			t.Errorf("restore %s: %v", node, err)
+		}
+	})
+	if err := dockerExec(ctx, node, w.install()); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitNodeReady(ctx, cs, node); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failsAlone checks a failed spec's per-node results: broken failed, and
+// at least others other nodes were judged and passed.
+func failsAlone(t *testing.T, s report.Spec, broken string, others int) {
+	t.Helper()
+	results, _ := s.Evidence["nodes"].([]any)
+	passed := 0
+	for _, r := range results {
+		m, _ := r.(map[string]any)
+		switch {
+		case m["node"] == broken && m["state"] != "failed":
+			t.Errorf("%s: %s is %v, want failed", s.Name, broken, m["state"])
+		case m["node"] != broken && m["state"] != "passed":
+			t.Errorf("%s: %v, which nothing broke, is %v: %v", s.Name, m["node"], m["state"], m["finding"])
+		case m["node"] != broken:
+			passed++
+		}
+	}
+	if passed < others {
+		t.Errorf("%s: want %d or more other nodes judged and passed, got %d in %v", s.Name, others, passed, results)
+	}
 }
 
 // TestRuntimeIgnoringResources proves the cgroups suite's limit-file
@@ -230,23 +274,8 @@ func TestRuntimeIgnoringPropagation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cs := kindClient(t)
-	ws := workers(ctx, t, cs)
-	broken := ws[len(ws)-1]
-	t.Cleanup(func() {
-		err := dockerExec(context.Background(), broken, ignoringPropagation.uninstall())
-		if err == nil {
-			err = waitNodeReady(context.Background(), cs, broken)
-		}
-		if err != nil {
-			t.Errorf("restore %s: %v", broken, err)
-		}
-	})
-	if err := dockerExec(ctx, broken, ignoringPropagation.install()); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitNodeReady(ctx, cs, broken); err != nil {
-		t.Fatal(err)
-	}
+	broken := workers(ctx, t, cs)[1]
+	wrapOn(ctx, t, cs, broken, ignoringPropagation)
 	res := runSuites(ctx, t, t.TempDir(), "ignoring-propagation", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"encapsulation"},
 		Focus: []string{"propagates container mounts as the seeds", "hides Bidirectional container mounts"}})
 	f := failed(res)
@@ -268,23 +297,7 @@ func TestRuntimeIgnoringPropagation(t *testing.T) {
 		if strings.Contains(s.Failure, "container2-hosttocontainer") || strings.Contains(s.Failure, "mount b:") {
 			t.Errorf("%s: HostToContainer is not what the runtime broke: %s", s.Name, s.Failure)
 		}
-		// Every other node was judged, and passed.
-		results, _ := s.Evidence["nodes"].([]any)
-		passed := 0
-		for _, r := range results {
-			m, _ := r.(map[string]any)
-			switch {
-			case m["node"] == broken && m["state"] != "failed":
-				t.Errorf("%s: %s is %v, want failed", s.Name, broken, m["state"])
-			case m["node"] != broken && m["state"] != "passed":
-				t.Errorf("%s: %v, whose runtime is untouched, is %v: %v", s.Name, m["node"], m["state"], m["finding"])
-			case m["node"] != broken:
-				passed++
-			}
-		}
-		if passed < 2 {
-			t.Errorf("%s: want every other node judged and passed (2 or more), got %d in %v", s.Name, passed, results)
-		}
+		failsAlone(t, s, broken, 2)
 	}
 }
 
@@ -311,21 +324,7 @@ func TestRuntimeSharingHostIPC(t *testing.T) {
 	defer cancel()
 	cs := kindClient(t)
 	broken := workers(ctx, t, cs)[1]
-	t.Cleanup(func() {
-		err := dockerExec(context.Background(), broken, sharingHostIPC.uninstall())
-		if err == nil {
-			err = waitNodeReady(context.Background(), cs, broken)
-		}
-		if err != nil {
-			t.Errorf("restore %s: %v", broken, err)
-		}
-	})
-	if err := dockerExec(ctx, broken, sharingHostIPC.install()); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitNodeReady(ctx, cs, broken); err != nil {
-		t.Fatal(err)
-	}
+	wrapOn(ctx, t, cs, broken, sharingHostIPC)
 	spec := "gives a pod its own pid, net, mnt, uts and ipc namespaces"
 	res := runSuites(ctx, t, t.TempDir(), "sharing-host-ipc", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"primitives"}, Focus: []string{spec}})
 	f := failed(res)
@@ -335,18 +334,5 @@ func TestRuntimeSharingHostIPC(t *testing.T) {
 	if !strings.Contains(f[0].Failure, "node "+broken+": ") || !strings.Contains(f[0].Failure, "ipc namespace of pod") || !strings.Contains(f[0].Failure, "1 of ") {
 		t.Errorf("want the failure on %s alone, naming the ipc namespace: %s", broken, f[0].Failure)
 	}
-	results, _ := f[0].Evidence["nodes"].([]any)
-	passed := 0
-	for _, r := range results {
-		m, _ := r.(map[string]any)
-		if m["node"] != broken {
-			if m["state"] != "passed" {
-				t.Errorf("%v, whose runtime is untouched, is %v: %v", m["node"], m["state"], m["finding"])
-			}
-			passed++
-		}
-	}
-	if passed < 2 {
-		t.Errorf("want every other node judged and passed (2 or more), got %d in %v", passed, results)
-	}
+	failsAlone(t, f[0], broken, 2)
 }

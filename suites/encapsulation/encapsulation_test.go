@@ -184,15 +184,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 	// the suite could not examine as failed.
 	checkAll := func(ctx context.Context, want bool, subset []*enc.Node) {
 		GinkgoHelper()
-		byName := map[string]*enc.Node{}
-		var names []string
-		for _, n := range subset {
-			byName[n.Name] = n
-			names = append(names, n.Name)
-		}
-		for n := range unread {
-			names = append(names, n)
-		}
+		names, byName := judged(subset, unread)
 		verdict.Expect(fmt.Sprintf("mount namespaces (encapsulation %v)", want), verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
 			func(ctx context.Context, g Gomega, name string) any {
 				o, err := byName[name].Observe(ctx)
@@ -464,6 +456,21 @@ func onlyIn(a, b string) []string {
 	return out
 }
 
+// judged names the nodes of subset, then those that could not be
+// examined (which fail unexamined), with subset by name.
+func judged(subset []*enc.Node, unread map[string]string) ([]string, map[string]*enc.Node) {
+	byName := map[string]*enc.Node{}
+	var names []string
+	for _, n := range subset {
+		byName[n.Name] = n
+		names = append(names, n.Name)
+	}
+	for n := range unread {
+		names = append(names, n)
+	}
+	return names, byName
+}
+
 // checkMatrix runs the seeds' propagation pod on each of nodes (unread
 // ones fail unexamined) and compares who sees which mount with the
 // expected matrix: a node's verdict is its own, as a node whose mounts
@@ -472,15 +479,7 @@ func onlyIn(a, b string) []string {
 func checkMatrix(ctx context.Context, e *e2e.Env, nodes []*enc.Node, unread map[string]string, kubensenter string, encapsulated bool) {
 	ns := e.Namespace(ctx, "propagation", "privileged")
 	hostDir := "/run/nodeconform-propagation/" + ns
-	byName := map[string]*enc.Node{}
-	var names []string
-	for _, n := range nodes {
-		byName[n.Name] = n
-		names = append(names, n.Name)
-	}
-	for n := range unread {
-		names = append(names, n)
-	}
+	names, byName := judged(nodes, unread)
 	// Bidirectional mounts outlive their container: unmount them in
 	// whichever namespace holds them, then remove the directory (and its
 	// parent once empty). Recorded on each node before its pod exists,
