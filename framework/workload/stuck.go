@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,10 +17,19 @@ import (
 var stuckReasons = map[string]bool{"FailedCreatePodSandBox": true, "ErrImagePull": true,
 	"ImagePullBackOff": true, "Failed": true, "InvalidImageName": true}
 
+// slowMarks are in the messages of runtime calls that timed out, and of
+// the retries containerd refuses while the first call still runs
+// ("failed to reserve container name ... is reserved for ..."): the
+// kubelet retries them, and a loaded node (a QEMU/TCG VM under a suite's
+// pods) gets there, so they say the node is slow, not broken. Seen on
+// the VM: nfd-worker's CreateContainer "context deadline exceeded".
+var slowMarks = []string{"context deadline exceeded", "DeadlineExceeded", "failed to reserve"}
+
 // Broken reports whether a pod that is not Ready shows a reason it will
 // not recover from by itself: it failed, or one of its warning events is
-// among stuckReasons, and none of its containers is running (a container
-// that started is on its way to Ready).
+// among stuckReasons (unless its message is a timeout: slowMarks), and
+// none of its containers is running (a container that started is on its
+// way to Ready).
 func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.State.Running != nil {
@@ -30,7 +40,16 @@ func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 		return true
 	}
 	for _, e := range events {
-		if e.Type == corev1.EventTypeWarning && stuckReasons[e.Reason] {
+		if e.Type == corev1.EventTypeWarning && stuckReasons[e.Reason] && !slow(e.Message) {
+			return true
+		}
+	}
+	return false
+}
+
+func slow(message string) bool {
+	for _, m := range slowMarks {
+		if strings.Contains(message, m) {
 			return true
 		}
 	}

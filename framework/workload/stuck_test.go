@@ -28,6 +28,13 @@ func TestBroken(t *testing.T) {
 		{"transient mount warning", waiting, warn("FailedMount"), false},
 		{"a normal event of a broken reason", waiting, []corev1.Event{{Type: corev1.EventTypeNormal, Reason: "Failed"}}, false},
 		{"a container started after the warning", running, warn("FailedCreatePodSandBox"), false},
+		// A runtime call that timed out is retried by the kubelet.
+		{"container create timed out", waiting, []corev1.Event{{Type: corev1.EventTypeWarning, Reason: "Failed", Message: "Error: context deadline exceeded"}}, false},
+		{"retry refused while the first create runs", waiting, []corev1.Event{{Type: corev1.EventTypeWarning, Reason: "Failed",
+			Message: `Error: failed to reserve container name "nfd-worker_nfd-worker-n4b7r_ns_uid_0": name "nfd-worker_..." is reserved for "abc"`}}, false},
+		{"sandbox timed out", waiting, []corev1.Event{{Type: corev1.EventTypeWarning, Reason: "FailedCreatePodSandBox", Message: "Failed to create pod sandbox: rpc error: code = DeadlineExceeded desc = context deadline exceeded"}}, false},
+		{"a timeout beside a real failure", waiting, []corev1.Event{{Type: corev1.EventTypeWarning, Reason: "Failed", Message: "Error: context deadline exceeded"},
+			{Type: corev1.EventTypeWarning, Reason: "FailedCreatePodSandBox", Message: `Failed to create pod sandbox: rpc error: code = Unknown desc = no runtime for "x" is configured`}}, true},
 	} {
 		if got := Broken(c.pod, c.events); got != c.want {
 			t.Errorf("%s: Broken = %v, want %v", c.name, got, c.want)
