@@ -2,7 +2,6 @@ package encapsulation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -485,20 +484,14 @@ func checkMatrix(ctx context.Context, e *e2e.Env, nodes []*enc.Node, unread map[
 	// parent once empty). Recorded on each node before its pod exists,
 	// undone once every pod is gone (cleanups run last registered first).
 	j := e.Journal()
+	entry := func(node string) nodechange.Entry {
+		return nodechange.Entry{Node: node, Run: e.RunID, Name: "propagation-" + ns,
+			Undo: fmt.Sprintf("for m in a b c d %[4]s; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir), enc.NodeMount)}
+	}
 	var mu sync.Mutex
-	var recorded []nodechange.Entry
+	var recorded []*enc.Node
 	DeferCleanup(func(ctx SpecContext) {
-		errs := make([]error, len(recorded))
-		var wg sync.WaitGroup
-		for i, entry := range recorded {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = j.Undo(ctx, entry)
-			}()
-		}
-		wg.Wait()
-		Expect(errors.Join(errs...)).To(Succeed())
+		forEach(recorded, func(n *enc.Node) error { return j.Undo(ctx, entry(n.Name)) })
 	})
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
@@ -511,11 +504,9 @@ func checkMatrix(ctx context.Context, e *e2e.Env, nodes []*enc.Node, unread map[
 	results := verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
 		func(ctx context.Context, g Gomega, name string) any {
 			node := byName[name]
-			entry := nodechange.Entry{Node: name, Run: e.RunID, Name: "propagation-" + ns,
-				Undo: fmt.Sprintf("for m in a b c d %[4]s; do %[2]s umount -R %[1]s/$m 2>/dev/null; umount -R %[1]s/$m 2>/dev/null; done; rm -rf %[1]s; rmdir %[3]s 2>/dev/null; test ! -e %[1]s", hostDir, kubensenter, path.Dir(hostDir), enc.NodeMount)}
-			g.Expect(j.Record(ctx, entry)).To(Succeed())
+			g.Expect(j.Record(ctx, entry(name))).To(Succeed())
 			mu.Lock()
-			recorded = append(recorded, entry)
+			recorded = append(recorded, node)
 			mu.Unlock()
 			pod := propagationPod(ns, e.ProbeImage, name, hostDir)
 			_, err := workload.CreateReady(ctx, e.Klient, e.Clientset, pod, e.Config.Timeouts.PodReady.Duration)
