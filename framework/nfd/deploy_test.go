@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -88,6 +90,39 @@ func TestLabelFinding(t *testing.T) {
 	} {
 		if got := LabelFinding(c.node, l, c.want, c.has, c.workers); got != c.finding {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.finding)
+		}
+	}
+}
+
+func TestReadyOn(t *testing.T) {
+	pod := func(node string, ready bool, deleting bool) corev1.Pod {
+		p := corev1.Pod{Spec: corev1.PodSpec{NodeName: node}}
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
+		if deleting {
+			p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name  string
+		pods  []corev1.Pod
+		nodes []string
+		want  bool
+	}{
+		{"all ready", []corev1.Pod{pod("a", true, false), pod("b", true, false)}, []string{"a", "b"}, true},
+		{"one running, not ready", []corev1.Pod{pod("a", true, false), pod("b", false, false)}, []string{"a", "b"}, false},
+		{"no pod on a node", []corev1.Pod{pod("a", true, false)}, []string{"a", "b"}, false},
+		{"only a deleting pod ready", []corev1.Pod{pod("a", true, false), pod("b", true, true)}, []string{"a", "b"}, false},
+		{"old pod not ready, new one ready", []corev1.Pod{pod("a", false, true), pod("a", true, false)}, []string{"a"}, true},
+		{"unjudged node not ready", []corev1.Pod{pod("a", true, false), pod("c", false, false)}, []string{"a"}, true},
+	} {
+		if got := readyOn(c.pods, c.nodes); got != c.want {
+			t.Errorf("%s: readyOn = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

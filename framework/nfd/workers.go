@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodeconform/nodeconform/framework/workload"
@@ -38,6 +39,42 @@ func (d *Deployment) Workers(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ReadyOn reports whether each of nodes has a Ready nfd-worker pod
+// of this deployment; true for an attached NFD (Workers is nil there). The
+// label specs poll it beside the labels, so that a worker still starting
+// on a slow node (the emulated VM after a deploy wait that ended without
+// it) gets the spec's window before its node is judged, and one that is
+// not Ready by the window's end still fails (Workers, LabelFinding). It
+// reads no events, unlike Workers, since it runs every poll.
+func (d *Deployment) ReadyOn(ctx context.Context, nodes []string) (bool, error) {
+	if d == nil || d.attached || d.Namespace == "" {
+		return true, nil
+	}
+	pods, err := d.cs.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: workerSelector})
+	if err != nil {
+		return false, fmt.Errorf("list nfd-worker pods in %s: %w", d.Namespace, err)
+	}
+	return readyOn(pods.Items, nodes), nil
+}
+
+// readyOn reports whether every node in nodes has a Ready pod among pods
+// that is not being deleted.
+func readyOn(pods []corev1.Pod, nodes []string) bool {
+	ready := map[string]bool{}
+	for i := range pods {
+		p := &pods[i]
+		if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && workload.IsReady(p) {
+			ready[p.Spec.NodeName] = true
+		}
+	}
+	for _, n := range nodes {
+		if !ready[n] {
+			return false
+		}
+	}
+	return true
 }
 
 // LabelFinding judges one node for a rule's label: want is whether the

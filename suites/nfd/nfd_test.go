@@ -94,6 +94,20 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 			}
 		}
 	}
+	// settled is a stop condition for observe: the labels match want and
+	// every node with ground truth has a Ready nfd-worker. A worker still
+	// starting (or restarted) when the labels are already right is given
+	// the rest of the window instead of failing its node at once; one not
+	// Ready by the window's end still fails it (judgeLabel).
+	settled := func(ctx context.Context, want map[string]bool) func([]string) bool {
+		return func(got []string) bool {
+			if !matches(want, got) {
+				return false
+			}
+			ready, err := d.ReadyOn(ctx, slices.Collect(maps.Keys(truth)))
+			return err == nil && ready
+		}
+	}
 	// judgeLabel gives every judged node its verdict on label: its
 	// ground truth against the reading got, and its nfd-worker.
 	judgeLabel := func(ctx context.Context, property, label string, want map[string]bool, got []string) {
@@ -219,7 +233,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		start := time.Now()
 		controlRule, err = d.ApplyRule(ctx, fixtures.MustRead("nfd/"+nfd.ControlRuleFixture))
 		Expect(err).NotTo(HaveOccurred())
-		got := observe(ctx, nfd.ControlLabel, within, func(got []string) bool { return matches(want, got) })
+		got := observe(ctx, nfd.ControlLabel, within, settled(ctx, want))
 		evidence.Record("control", map[string]any{"label": nfd.ControlLabel, "eligible": nfd.Eligible(want), "labelled": got,
 			"after": time.Since(start).String()})
 		judgeLabel(ctx, "control label "+nfd.ControlLabel+" within "+within.String(), nfd.ControlLabel, want, got)
@@ -234,7 +248,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 			// features again since the kata rule was applied (one worker
 			// interval) and nfd-master has batched them (a second), so a
 			// label that would come late is seen.
-			got = observe(ctx, nfd.KataLabel, within, func(got []string) bool { return matches(want, got) })
+			got = observe(ctx, nfd.KataLabel, within, settled(ctx, want))
 			if matches(want, got) {
 				hold := max(e.Config.Intervals.Poll.Duration, e.Config.NFD.SleepInterval.Duration+nfd.MasterBatch-time.Since(kataApplied))
 				got = observe(ctx, nfd.KataLabel, hold, func(got []string) bool { return !matches(want, got) })
@@ -298,7 +312,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		for n := range truth {
 			none[n] = false
 		}
-		got := observe(ctx, nfd.ControlLabel, within, func(got []string) bool { return matches(none, got) })
+		got := observe(ctx, nfd.ControlLabel, within, settled(ctx, none))
 		evidence.Record("removed", map[string]any{"label": nfd.ControlLabel, "stillLabelled": got, "after": time.Since(start).String()})
 		judgeLabel(ctx, "control label "+nfd.ControlLabel+" gone within "+within.String()+" of its rule", nfd.ControlLabel, none, got)
 	})
