@@ -140,10 +140,14 @@ test-lab:
 # (MINUTES:SUITES steps, the last one reached wins) when CI_VM_SUITES
 # names no suites: first to the suites whose checks differ on the VM's
 # cgroup v2 and kernel, then without runtimeclass (gVisor pods under
-# emulation take minutes each). It says so. The suites left out then run
+# emulation take minutes each), then to sysctl alone (cgroups on the
+# emulated VM took 8 min 47 s on 2026-12-05, when an empty-cache run
+# reached test-vm at 62 minutes and ended at 87; its kubelet restarts
+# are the cost, and TestRuntimeIgnoringResources still judges the VM's
+# v2 limit files). It says so. The suites left out then run
 # on the lab only as far as findings-e2e runs them, and read-only in
 # prodlike-e2e.
-CI_VM_BUDGET ?= 40:cgroups,runtimeclass,sysctl 50:cgroups,sysctl
+CI_VM_BUDGET ?= 40:cgroups,runtimeclass,sysctl 50:cgroups,sysctl 64:sysctl
 test:
 	@start=$$(date +%s); set -e; \
 	$(MAKE) unit findings-e2e interrupt-e2e; \
