@@ -302,12 +302,12 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 			return false, nil
 		}
 		checked = time.Now()
-		pods, err := d.cs.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: workerSelector})
+		pods, err := d.workerPods(ctx)
 		if err != nil {
 			return false, err
 		}
 		ready, givenUp := 0, 0
-		for _, p := range pods.Items {
+		for _, p := range pods {
 			switch {
 			case p.Spec.NodeName == "" || p.DeletionTimestamp != nil:
 			case workload.IsReady(&p):

@@ -23,12 +23,12 @@ func (d *Deployment) Workers(ctx context.Context) (map[string]string, error) {
 	if d == nil || d.attached || d.Namespace == "" {
 		return nil, nil
 	}
-	pods, err := d.cs.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: workerSelector})
+	pods, err := d.workerPods(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list nfd-worker pods in %s: %w", d.Namespace, err)
+		return nil, err
 	}
 	out := map[string]string{}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
 			continue
 		}
@@ -52,11 +52,20 @@ func (d *Deployment) ReadyOn(ctx context.Context, nodes []string) (bool, error) 
 	if d == nil || d.attached || d.Namespace == "" {
 		return true, nil
 	}
+	pods, err := d.workerPods(ctx)
+	if err != nil {
+		return false, err
+	}
+	return readyOn(pods, nodes), nil
+}
+
+// workerPods lists this deployment's nfd-worker pods.
+func (d *Deployment) workerPods(ctx context.Context) ([]corev1.Pod, error) {
 	pods, err := d.cs.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: workerSelector})
 	if err != nil {
-		return false, fmt.Errorf("list nfd-worker pods in %s: %w", d.Namespace, err)
+		return nil, fmt.Errorf("list nfd-worker pods in %s: %w", d.Namespace, err)
 	}
-	return readyOn(pods.Items, nodes), nil
+	return pods.Items, nil
 }
 
 // readyOn reports whether every node in nodes has a Ready pod among pods
