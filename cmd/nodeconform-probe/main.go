@@ -56,6 +56,8 @@ func main() {
 		err = cgroupOf(os.Args[2:])
 	case "sleep":
 		sleep()
+	case "session":
+		err = serveSession()
 	default:
 		usage()
 	}
@@ -82,7 +84,10 @@ func usage() {
   wake                        send SIGUSR1 to PID 1 (starts a burn --on-signal)
   alloc [--mib N]             allocate and hold N MiB (OOM load)
   cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)
-  sleep                       wait for SIGTERM`)
+  sleep                       wait for SIGTERM
+  session                     run requests read from stdin, one JSON line each, as
+                              these commands, and print each reply as one line
+                              (one exec per node for a whole run)`)
 	os.Exit(2)
 }
 

@@ -53,7 +53,11 @@ const (
 	// that were made again (each one also counts as a round trip), so
 	// that a node which always needs a second attempt shows in the
 	// timings rather than only in its latency.
-	PhaseExecRetried   = "exec not started, retried"
+	PhaseExecRetried = "exec not started, retried"
+	// PhaseSessionOpen is the opening of a long-lived exec into a probe
+	// pod (framework/nodeaccess): its node commands then count as round
+	// trips on it.
+	PhaseSessionOpen   = "probe session open"
 	PhaseLogRead       = "startup report read"
 	PhaseNamespaceGone = "namespace deletion wait"
 	PhaseTeardown      = "suite teardown"

@@ -6,6 +6,7 @@ package nodeaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient"
 
+	"github.com/nodeconform/nodeconform/framework/cost"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/procfs"
 	"github.com/nodeconform/nodeconform/framework/readonly"
@@ -60,6 +62,9 @@ type Probes struct {
 	stuck workload.Stuck
 	cs    kubernetes.Interface
 	kl    klient.Client
+	// sessions maps a probe pod to its session (session.go).
+	sessions map[string]*slot
+	smu      sync.Mutex
 }
 
 // Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
@@ -274,7 +279,24 @@ func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) 
 			return fmt.Errorf("no probe pod on node %s", node)
 		}
 	}
-	if err := workload.ExecJSON(ctx, p.kl, p.Namespace, pod, args, out); err != nil {
+	s, err := p.session(ctx, pod)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	start := time.Now()
+	r, err := s.do(ctx, args)
+	cost.Time(cost.PhaseExec, start)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	var runErr error
+	switch {
+	case r.Error != "":
+		runErr = errors.New(r.Error)
+	case r.ExitCode != 0:
+		runErr = fmt.Errorf("command terminated with exit code %d", r.ExitCode)
+	}
+	if err := workload.DecodeAnswer(p.Namespace, pod, args, []byte(r.Stdout), []byte(r.Stderr), runErr, out); err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
 	return nil
@@ -390,6 +412,11 @@ func (p *Probes) MountTables(ctx context.Context, node string, pids ...int) (map
 	return tables, nil
 }
 
+// probeMemoryLimit bounds the probe on a node. Each Ginkgo process of a
+// run keeps a session process there (about 6 MiB each, up to 5 at once
+// with the suites side by side) beside the commands they run.
+const probeMemoryLimit = "128Mi"
+
 func daemonSet(ns, image string) *appsv1.DaemonSet {
 	labels := map[string]string{"app": DaemonSetName, workload.ManagedLabel: "true"}
 	privileged := true
@@ -413,7 +440,7 @@ func daemonSet(ns, image string) *appsv1.DaemonSet {
 						SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(probeMemoryLimit)},
 						},
 					}},
 				},

@@ -29,6 +29,9 @@ const restartPoll = 250 * time.Millisecond
 // encapsulation suite still passed with one restart per request.
 const restartDelay = "250ms"
 
+// restartAccuracy is the restart timer's AccuracySec.
+const restartAccuracy = "10ms"
+
 // restartLook bounds each exec of a restart's request and of the looks
 // that follow: an exec that reaches the kubelet as it stops can hang until
 // the API server gives up on it (a look that landed there answered
@@ -156,7 +159,12 @@ func (p *Probes) nodeReady(ctx context.Context, node string, since time.Time) (b
 // under a new PID (the restart has not fired).
 func (p *Probes) schedule(ctx context.Context, node string, units, comms []string, before map[string]int, timeout time.Duration) error {
 	unit := "nodeconform-restart-" + fmt.Sprint(time.Now().UnixNano())
+	// AccuracySec: systemd otherwise lets a timer elapse anywhere in a
+	// minute after its time, to coalesce wake-ups. It fired 0.3 s after
+	// its time while one-shot execs kept systemd busy, and 37 s after
+	// once node commands went over probe sessions (2026-12-05).
 	args := append([]string{"systemd-run", "--quiet", "--collect", "--on-active=" + restartDelay,
+		"--timer-property=AccuracySec=" + restartAccuracy,
 		"--unit=" + unit, "systemctl", "restart"}, units...)
 	deadline := time.Now().Add(timeout)
 	var last error

@@ -55,3 +55,31 @@ type CgroupOf struct {
 	PID    int    `json:"pid"`
 	Cgroup string `json:"cgroup"`
 }
+
+// SessionHello is the first line `session` prints: the framework sends no
+// request before it, so a session whose exec never started is told from
+// one that broke while a command ran (that command may have run).
+type SessionHello struct {
+	Session int `json:"session"`
+}
+
+// SessionVersion is the session protocol's version, in SessionHello.
+const SessionVersion = 1
+
+// SessionRequest is one line on a session's stdin: run the probe with Args,
+// as if exec'd with them.
+type SessionRequest struct {
+	ID   uint64   `json:"id"`
+	Args []string `json:"args"`
+}
+
+// SessionReply is one line on a session's stdout: what the probe run for
+// request ID printed and how it exited. Replies come in completion order.
+type SessionReply struct {
+	ID       uint64 `json:"id"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr,omitempty"`
+	ExitCode int    `json:"exitCode"`
+	// Error says why the probe could not be run at all.
+	Error string `json:"error,omitempty"`
+}

@@ -296,7 +296,7 @@ func AddSuitePhases(f *cost.Figures, reports []types.Report) {
 }
 
 // phaseOrder is the order PhaseTimings prints the phases in.
-var phaseOrder = []string{cost.PhaseSetup, cost.PhaseProbeStart, cost.PhaseSpecs, cost.PhasePodReady, cost.PhaseExec, cost.PhaseExecRetried, cost.PhaseLogRead, cost.PhaseNamespaceGone, cost.PhaseTeardown}
+var phaseOrder = []string{cost.PhaseSetup, cost.PhaseProbeStart, cost.PhaseSpecs, cost.PhasePodReady, cost.PhaseExec, cost.PhaseExecRetried, cost.PhaseSessionOpen, cost.PhaseLogRead, cost.PhaseNamespaceGone, cost.PhaseTeardown}
 
 // PhaseTimings prints, per suite, its wall time and where it went
 // (count, total and mean of each kind of step).

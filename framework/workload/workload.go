@@ -254,7 +254,7 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		start := time.Now()
 		err = kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
 		cost.Time(cost.PhaseExec, start)
-		if err == nil || attempt >= execAttempts || !ExecNotStarted(err) {
+		if err == nil || attempt >= ExecAttempts || !ExecNotStarted(err) {
 			break
 		}
 		cost.Time(cost.PhaseExecRetried, start)
@@ -264,25 +264,31 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		case <-time.After(time.Duration(attempt) * time.Second):
 		}
 	}
-	if err != nil {
-		if ExecNotStarted(err) {
-			err = fmt.Errorf("%w (the runtime did not start the exec in %d attempts)", err, execAttempts)
-		}
+	if err != nil && ExecNotStarted(err) {
+		err = fmt.Errorf("%w (the runtime did not start the exec in %d attempts)", err, ExecAttempts)
+	}
+	return DecodeAnswer(ns, pod, args, stdout.Bytes(), stderr.Bytes(), err, out)
+}
+
+// DecodeAnswer turns what a probe run with args in ns/pod printed, and how
+// its exec ended (runErr), into out or an error: the probe's own JSON
+// error when it printed one, else the exec's error with its stderr.
+func DecodeAnswer(ns, pod string, args []string, stdout, stderr []byte, runErr error, out any) error {
+	if runErr != nil {
 		var e probeapi.Error
-		if json.Unmarshal(stdout.Bytes(), &e) == nil && e.Error != "" {
+		if json.Unmarshal(stdout, &e) == nil && e.Error != "" {
 			return fmt.Errorf("%s in %s/%s: %s", strings.Join(args, " "), ns, pod, e.Error)
 		}
-		return fmt.Errorf("exec %v in %s/%s: %w (stderr: %s)", args, ns, pod, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("exec %v in %s/%s: %w (stderr: %s)", args, ns, pod, runErr, strings.TrimSpace(string(stderr)))
 	}
-	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-		return fmt.Errorf("decode answer of %v in %s/%s: %w: %q", args, ns, pod, err, stdout.String())
+	if err := json.Unmarshal(stdout, out); err != nil {
+		return fmt.Errorf("decode answer of %v in %s/%s: %w: %q", args, ns, pod, err, string(stdout))
 	}
 	return nil
 }
 
-// execAttempts bounds ExecJSONIn's retries of an exec the runtime never
-// started.
-const execAttempts = 3
+// ExecAttempts bounds the retries of an exec the runtime never started.
+const ExecAttempts = 3
 
 // ExecNotStarted reports whether an exec error means the runtime failed
 // before it started the command, so running it again cannot run it twice.
