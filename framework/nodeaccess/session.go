@@ -13,7 +13,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/nodeconform/nodeconform/framework/cost"
@@ -259,17 +258,12 @@ func (p *Probes) openSession(ctx context.Context, pod string) (*session, error) 
 }
 
 func (p *Probes) startSession(ctx context.Context, pod string) (*session, error) {
-	cfg := p.kl.RESTConfig()
-	rc, err := restClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	req := rc.Post().Resource("pods").Namespace(p.Namespace).Name(pod).SubResource("exec").
+	req := p.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.Namespace).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
 			Command: []string{"/nodeconform-probe", "session"},
 			Stdin:   true, Stdout: true, Stderr: true,
 		}, scheme.ParameterCodec)
-	ex, err := remotecommand.NewSPDYExecutor(cfg, "POST", req.URL())
+	ex, err := remotecommand.NewSPDYExecutor(p.kl.RESTConfig(), "POST", req.URL())
 	if err != nil {
 		return nil, err
 	}
@@ -295,18 +289,6 @@ func (p *Probes) startSession(ctx context.Context, pod string) (*session, error)
 		return nil, err
 	}
 	return s, nil
-}
-
-// restClient is a client for the core API's pods/exec subresource.
-func restClient(cfg *rest.Config) (*rest.RESTClient, error) {
-	c := rest.CopyConfig(cfg)
-	c.GroupVersion = &corev1.SchemeGroupVersion
-	c.APIPath = "/api"
-	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	if c.UserAgent == "" {
-		c.UserAgent = rest.DefaultKubernetesUserAgent()
-	}
-	return rest.RESTClientFor(c)
 }
 
 // limitedBuffer keeps the first sessionStderrLimit bytes written to it.
