@@ -65,6 +65,9 @@ type Probes struct {
 	// sessions maps a probe pod to its session (session.go).
 	sessions map[string]*slot
 	smu      sync.Mutex
+	// startFn, when set, makes a session's exec instead of startSession
+	// (unit tests).
+	startFn func(ctx context.Context, pod string) (*session, error)
 }
 
 // Deploy creates the namespace (Pod Security privileged) and the DaemonSet,
@@ -268,6 +271,10 @@ func (p *Probes) Nodes() []string {
 	return slices.Sorted(maps.Keys(p.pods))
 }
 
+// notSentAttempts bounds how often Exec sends a request again that a
+// session ended before it reached the probe.
+const notSentAttempts = 3
+
 // Exec runs a probe subcommand on node and decodes its JSON into out.
 func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) error {
 	pod, ok := p.PodOn(node)
@@ -279,15 +286,24 @@ func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) 
 			return fmt.Errorf("no probe pod on node %s", node)
 		}
 	}
-	s, err := p.session(ctx, pod)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", node, err)
-	}
-	start := time.Now()
-	r, err := s.do(ctx, args)
-	cost.Time(cost.PhaseExec, start)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", node, err)
+	var r probeapi.SessionReply
+	for attempt := 1; ; attempt++ {
+		s, err := p.session(ctx, pod)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", node, err)
+		}
+		start := time.Now()
+		r, err = s.do(ctx, args)
+		cost.Time(cost.PhaseExec, start)
+		// A request that never reached the probe did not run: it goes
+		// again on the session that replaces the ended one.
+		if err != nil && errors.Is(err, errNotSent) && attempt < notSentAttempts && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node %s: %w", node, err)
+		}
+		break
 	}
 	var runErr error
 	switch {

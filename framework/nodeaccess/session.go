@@ -34,6 +34,12 @@ import (
 // it may have run, as a one-shot exec cut mid-command had; the next
 // request opens a new session, whose failure to start is an exec error
 // like any other (HostRetry retries it).
+//
+// A request that outlives its context retires its session: a stream that
+// stalls without breaking (the SPDY connection's pings find only dead
+// peers) would otherwise hold every later command to that node until its
+// own deadline. A retired session takes no new request and ends once the
+// requests already on it are answered or given up.
 type session struct {
 	pod    string
 	cancel context.CancelFunc
@@ -46,8 +52,16 @@ type session struct {
 	mu      sync.Mutex
 	next    uint64
 	pending map[uint64]chan probeapi.SessionReply
+	retired bool
 	err     error
 }
+
+// errNotSent marks a request that never reached the probe, so it did not
+// run and can be sent again on another session.
+var errNotSent = errors.New("not sent")
+
+// errRetired ends a retired session once nothing is pending on it.
+var errRetired = errors.New("retired after a request outlived its context")
 
 // sessionStderrLimit bounds what is kept of a session's stderr (the
 // session's own, not its commands': those are in their replies).
@@ -84,9 +98,14 @@ func (s *session) read(stdout io.Reader) {
 		s.mu.Lock()
 		ch, ok := s.pending[r.ID]
 		delete(s.pending, r.ID)
+		idle := s.retired && len(s.pending) == 0
 		s.mu.Unlock()
 		if ok {
 			ch <- r // buffered: the caller may have gone
+		}
+		if idle {
+			s.end(errRetired)
+			return
 		}
 	}
 }
@@ -108,7 +127,7 @@ func (s *session) end(err error) {
 	_ = s.stdin.Close()
 }
 
-// ended reports whether the session can take no more requests.
+// ended reports whether the session's stream has ended.
 func (s *session) ended() bool {
 	select {
 	case <-s.done:
@@ -116,6 +135,13 @@ func (s *session) ended() bool {
 	default:
 		return false
 	}
+}
+
+// usable reports whether the session takes new requests.
+func (s *session) usable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil && !s.retired
 }
 
 // started waits for the session's hello: nil once it serves, else the
@@ -138,14 +164,18 @@ func (s *session) started(ctx context.Context) error {
 	}
 }
 
-// do runs the probe with args on the session and returns its reply.
+// do runs the probe with args on the session and returns its reply. An
+// error wrapping errNotSent means the probe never saw the request.
 func (s *session) do(ctx context.Context, args []string) (probeapi.SessionReply, error) {
 	ch := make(chan probeapi.SessionReply, 1)
 	s.mu.Lock()
-	if s.err != nil {
+	if s.err != nil || s.retired {
 		err := s.err
+		if err == nil {
+			err = errRetired
+		}
 		s.mu.Unlock()
-		return probeapi.SessionReply{}, fmt.Errorf("probe session in pod %s ended before %v was sent: %w", s.pod, args, err)
+		return probeapi.SessionReply{}, fmt.Errorf("probe session in pod %s ended before %v was sent (%w): %w", s.pod, args, errNotSent, err)
 	}
 	s.next++
 	id := s.next
@@ -157,7 +187,13 @@ func (s *session) do(ctx context.Context, args []string) (probeapi.SessionReply,
 	_, werr := s.stdin.Write(line)
 	s.wmu.Unlock()
 	if werr != nil {
+		// The probe runs only whole lines, and this one was not written
+		// whole.
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
 		s.end(werr)
+		return probeapi.SessionReply{}, fmt.Errorf("probe session in pod %s ended before %v was sent (%w): %w", s.pod, args, errNotSent, werr)
 	}
 	select {
 	case r := <-ch:
@@ -172,7 +208,12 @@ func (s *session) do(ctx context.Context, args []string) (probeapi.SessionReply,
 	case <-ctx.Done():
 		s.mu.Lock()
 		delete(s.pending, id)
+		s.retired = true
+		idle := len(s.pending) == 0
 		s.mu.Unlock()
+		if idle {
+			s.end(errRetired)
+		}
 		return probeapi.SessionReply{}, ctx.Err()
 	}
 }
@@ -211,7 +252,7 @@ func (p *Probes) session(ctx context.Context, pod string) (*session, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if sl.err == nil && !sl.s.ended() {
+		if sl.err == nil && sl.s.usable() {
 			return sl.s, nil
 		}
 		p.forget(pod, sl)
@@ -237,17 +278,21 @@ func (p *Probes) forget(pod string, sl *slot) {
 func (p *Probes) openSession(ctx context.Context, pod string) (*session, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
+		began := time.Now()
 		var s *session
-		s, err = p.startSession(ctx, pod)
-		cost.Time(cost.PhaseSessionOpen, start)
+		start := p.startSession
+		if p.startFn != nil {
+			start = p.startFn
+		}
+		s, err = start(ctx, pod)
+		cost.Time(cost.PhaseSessionOpen, began)
 		if err == nil {
 			return s, nil
 		}
 		if attempt >= workload.ExecAttempts || !workload.ExecNotStarted(err) || ctx.Err() != nil {
 			break
 		}
-		cost.Time(cost.PhaseExecRetried, start)
+		cost.Time(cost.PhaseExecRetried, began)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -119,28 +119,110 @@ func TestSessionWrongProtocol(t *testing.T) {
 	}
 }
 
-func TestSessionRequestContextEnds(t *testing.T) {
+func TestSessionRequestContextEndsRetiresIt(t *testing.T) {
 	f := newFake(t, true)
 	if err := f.s.started(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Another request is in flight when the slow one gives up.
+	other := make(chan probeapi.SessionReply, 1)
+	go func() {
+		r, err := f.s.do(context.Background(), []string{"read", "/other"})
+		if err != nil {
+			t.Error(err)
+		}
+		other <- r
+	}()
+	ro := <-f.requests
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := f.s.do(ctx, []string{"read", "/slow"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
-	r := <-f.requests
-	// The late reply finds no one and does not block the next.
-	f.reply(probeapi.SessionReply{ID: r.ID, Stdout: "late"})
-	go func() {
-		r := <-f.requests
-		f.reply(probeapi.SessionReply{ID: r.ID, Stdout: "next"})
-	}()
-	got, err := f.s.do(context.Background(), []string{"read", "/next"})
-	if err != nil || got.Stdout != "next" {
-		t.Fatalf("next: %+v %v", got, err)
+	slow := <-f.requests
+	if f.s.usable() {
+		t.Fatal("a session whose request outlived its context takes new requests")
+	}
+	if _, err := f.s.do(context.Background(), []string{"read", "/next"}); !errors.Is(err, errNotSent) {
+		t.Fatalf("a request on the retired session: %v, want not sent", err)
 	}
 	if f.s.ended() {
-		t.Fatal("a request's own deadline ended the session")
+		t.Fatal("the retired session ended with a request still in flight")
+	}
+	// The late reply finds no one; the in-flight one is still answered,
+	// and then the session ends.
+	f.reply(probeapi.SessionReply{ID: slow.ID, Stdout: "late"})
+	f.reply(probeapi.SessionReply{ID: ro.ID, Stdout: "O"})
+	if got := <-other; got.Stdout != "O" {
+		t.Fatalf("other: %+v", got)
+	}
+	select {
+	case <-f.s.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retired session did not end once nothing was pending")
+	}
+	if !errors.Is(f.s.err, errRetired) {
+		t.Fatalf("ended with %v", f.s.err)
+	}
+}
+
+func TestSessionRetiredWithNothingPendingEnds(t *testing.T) {
+	f := newFake(t, true)
+	if err := f.s.started(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-f.requests; cancel() }()
+	if _, err := f.s.do(ctx, []string{"read", "/slow"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	if !f.s.ended() {
+		t.Fatal("a retired session with nothing pending did not end")
+	}
+}
+
+func TestSessionWriteFailsNotSent(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	s := newSession("probe-x", inW, outR, func() {})
+	b, _ := json.Marshal(probeapi.SessionHello{Session: probeapi.SessionVersion})
+	go func() { _, _ = outW.Write(append(b, '\n')) }()
+	if err := s.started(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = inR.CloseWithError(errors.New("stream reset"))
+	if _, err := s.do(context.Background(), []string{"read", "/a"}); !errors.Is(err, errNotSent) {
+		t.Fatalf("got %v, want not sent", err)
+	}
+	if !s.ended() {
+		t.Fatal("a session whose write failed did not end")
+	}
+}
+
+func TestExecSendsANotSentRequestAgain(t *testing.T) {
+	var fakes []*fakeStream
+	p := &Probes{Namespace: "ns", pods: map[string]string{"n1": "probe-x"}}
+	p.startFn = func(ctx context.Context, pod string) (*session, error) {
+		f := newFake(t, true)
+		fakes = append(fakes, f)
+		if err := f.s.started(ctx); err != nil {
+			return nil, err
+		}
+		if len(fakes) == 1 {
+			// The first session opens, and ends before the request is
+			// sent.
+			f.cut(errors.New("connection reset by peer"))
+		} else {
+			go func() {
+				r := <-f.requests
+				f.reply(probeapi.SessionReply{ID: r.ID, Stdout: `{"ok":true}`})
+			}()
+		}
+		return f.s, nil
+	}
+	var out map[string]bool
+	err := p.Exec(context.Background(), "n1", []string{"read", "/a"}, &out)
+	if err != nil || !out["ok"] || len(fakes) != 2 {
+		t.Fatalf("Exec: %v %v after %d sessions", out, err, len(fakes))
 	}
 }
