@@ -16,5 +16,5 @@ var env = e2e.RegisterSuite(e2e.WithNodeAccess())
 
 func TestCgroups(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "cgroups")
+	e2e.RunSpecs(t, "cgroups")
 }

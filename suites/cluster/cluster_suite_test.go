@@ -16,5 +16,5 @@ var env = e2e.RegisterSuite(e2e.SharesCluster())
 
 func TestCluster(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "cluster")
+	e2e.RunSpecs(t, "cluster")
 }

@@ -17,5 +17,5 @@ var env = e2e.RegisterSuite(e2e.WithNodeAccess())
 
 func TestEncapsulation(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "encapsulation")
+	e2e.RunSpecs(t, "encapsulation")
 }

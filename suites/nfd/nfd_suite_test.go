@@ -18,5 +18,5 @@ var env = e2e.RegisterSuite(e2e.WithNodeAccess(), e2e.WithNFDImage(), e2e.Shares
 
 func TestNFD(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "nfd")
+	e2e.RunSpecs(t, "nfd")
 }

@@ -17,5 +17,5 @@ var env = e2e.RegisterSuite(e2e.WithNodeAccess(), e2e.SharesCluster())
 
 func TestPrimitives(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "primitives")
+	e2e.RunSpecs(t, "primitives")
 }

@@ -18,5 +18,5 @@ var env = e2e.RegisterSuite(e2e.WithNodeAccess())
 
 func TestRuntimeClass(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "runtimeclass")
+	e2e.RunSpecs(t, "runtimeclass")
 }

@@ -51,6 +51,14 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Label("runtimeclass"), func
 	describeMechanics()
 })
 
+// The specs that read each node's shared pod of the class: BeforeAll
+// starts those pods ahead only when one of them is selected.
+const (
+	specPodCgroup    = "writes the containers' limits plus the overhead into the pod cgroup on each node"
+	specMemoryAtRest = "keeps the sandbox's memory at rest within the declared memory overhead on each node"
+	specIsolation    = "isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor) on each node"
+)
+
 func describeClass(name string) {
 	Describe("RuntimeClass "+name, Ordered, ContinueOnFailure, Serial, func() {
 		var (
@@ -65,6 +73,8 @@ func describeClass(name string) {
 			// for the negative controls (nil in verify mode).
 			under *nodev1.RuntimeClass
 			pods  *sharedPods
+			// classPodsAhead: a spec that reads the class pods is selected.
+			classPodsAhead bool
 		)
 
 		// The class's shared pod on node has two containers, so that
@@ -132,16 +142,22 @@ func describeClass(name string) {
 			// beside a pod of 150m + 250m overhead on a 2-CPU node here,
 			// 1345m did not), so a sandboxed pod there would leave the
 			// spec's control pod unscheduled.
-			nodes, byName := classNodes(ctx, e, rc)
-			unreachable := e.Unreachable()
-			for _, n := range nodes {
-				if _, down := unreachable[n]; down || (n == node && e.Mode != "verify") {
-					continue
+			//
+			// A run whose filters select none of the specs that read them
+			// (a focus on admission, say) boots no sandbox for them.
+			classPodsAhead = e2e.AnySelected(specPodCgroup, specMemoryAtRest, specIsolation)
+			if classPodsAhead {
+				nodes, byName := classNodes(ctx, e, rc)
+				unreachable := e.Unreachable()
+				for _, n := range nodes {
+					if _, down := unreachable[n]; down || (n == node && e.Mode != "verify") {
+						continue
+					}
+					if offered, known := rcx.Offers(byName[n], rc.Handler); known && !offered {
+						continue
+					}
+					Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
 				}
-				if offered, known := rcx.Offers(byName[n], rc.Handler); known && !offered {
-					continue
-				}
-				Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
 			}
 			// Runs before the namespace's own cleanup (registered first):
 			// the next class's capacity spec waits until no pod on its
@@ -226,14 +242,16 @@ func describeClass(name string) {
 			evidence.Record("pending", map[string]any{"event": ev.Message, "phase": got.Status.Phase, "nodeName": got.Spec.NodeName})
 			Expect(got.Spec.NodeName).To(BeEmpty(), "the sandboxed pod was bound to %s although request+overhead exceed its free CPU", got.Spec.NodeName)
 			// The node's class pod, held back for this spec (BeforeAll).
-			Expect(pods.start(ctx, node, newClassPod(node))).To(Succeed())
+			if classPodsAhead {
+				Expect(pods.start(ctx, node, newClassPod(node))).To(Succeed())
+			}
 		})
 
 		// The pod cgroup is node-level (cgroup version, driver, the
 		// kubelet's CFS quota): judged on every node the RuntimeClass may
 		// run on, in the cgroup that holds the pod's processes (gVisor's
 		// sandbox and gofer, or runc's pause and containers).
-		It("writes the containers' limits plus the overhead into the pod cgroup on each node", func(ctx SpecContext) {
+		It(specPodCgroup, func(ctx SpecContext) {
 			verdict.Expect("pod cgroup with overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
 				got := classPodOn(ctx, g, n)
 				g.Expect(rcx.CompareOverhead(rcx.PodFixed(rc), got.Spec.Overhead)).To(BeEmpty())
@@ -253,7 +271,7 @@ func describeClass(name string) {
 		// An idle pod's cgroup holds the sandbox (gVisor's sentry and gofer,
 		// a VMM) and two sleeping containers; its working set at rest is
 		// the sandbox's cost, judged against the declared memory overhead.
-		It("keeps the sandbox's memory at rest within the declared memory overhead on each node", func(ctx SpecContext) {
+		It(specMemoryAtRest, func(ctx SpecContext) {
 			overhead := rcx.PodFixed(rc)
 			declared := overhead.Memory().Value()
 			verdict.Expect("sandbox memory within overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
@@ -270,7 +288,7 @@ func describeClass(name string) {
 		// Isolation is the node's runtime configuration (which binary
 		// serves the handler): judged on every node of the class, each in
 		// its shared class pod.
-		It("isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor) on each node", func(ctx SpecContext) {
+		It(specIsolation, func(ctx SpecContext) {
 			verdict.Expect("isolation from the node's kernel", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
 				iso, ev := isolation(ctx, g, e, rd, classPodOn(ctx, g, n), n)
 				failure, skip := rcx.JudgeIsolation(iso, cls.Isolated)

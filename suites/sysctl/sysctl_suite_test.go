@@ -17,5 +17,5 @@ var env = e2e.RegisterSuite(e2e.WithNodeAccess(), e2e.SharesCluster())
 
 func TestSysctl(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "sysctl")
+	e2e.RunSpecs(t, "sysctl")
 }
