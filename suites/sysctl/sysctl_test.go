@@ -106,7 +106,7 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		var wg sync.WaitGroup
 		for _, n := range nodes {
 			if len(read) == 0 {
-				break
+				break // neither spec is selected
 			}
 			wg.Add(1)
 			go func(node string) {
