@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onsi/ginkgo/v2/types"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/kind/pkg/log"
@@ -98,6 +99,8 @@ type UsageError struct{ Err error }
 func (e UsageError) Error() string { return e.Err.Error() }
 func (e UsageError) Unwrap() error { return e.Err }
 
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
 // Validate checks flags before anything touches a cluster, and fills in
 // defaults that depend on other flags.
 func (o *Options) Validate() error {
@@ -120,6 +123,15 @@ func (o *Options) Validate() error {
 	for _, re := range append(append([]string(nil), o.Focus...), o.Skip...) {
 		if _, err := regexp.Compile(re); err != nil {
 			return UsageError{fmt.Errorf("invalid --focus/--skip regex %q: %w", re, err)}
+		}
+	}
+	// Ginkgo's own parser: a filter it refuses would otherwise fail every
+	// suite process after the cluster was set up.
+	if o.LabelFilter != "" {
+		if _, err := types.ParseLabelFilter(o.LabelFilter); err != nil {
+			// Ginkgo's message is colored and spread over lines.
+			msg := strings.Join(strings.Fields(ansiEscape.ReplaceAllString(err.Error(), "")), " ")
+			return UsageError{fmt.Errorf("invalid --label-filter %q: %s", o.LabelFilter, msg)}
 		}
 	}
 	if o.Timeout <= 0 {

@@ -30,14 +30,15 @@ func TestValidateDefaults(t *testing.T) {
 
 func TestValidateRejects(t *testing.T) {
 	cases := map[string]func(*Options){
-		"unknown suite":   func(o *Options) { o.Suites = []string{"nope"} },
-		"duplicate suite": func(o *Options) { o.Suites = []string{"cluster", "cluster"} },
-		"bad focus":       func(o *Options) { o.Focus = []string{"("} },
-		"bad mode":        func(o *Options) { o.Mode = "yolo" },
-		"no timeout":      func(o *Options) { o.Timeout = 0 },
-		"context alone":   func(o *Options) { o.Context = "c" },
-		"no report dir":   func(o *Options) { o.ReportDir = "" },
-		"negative procs":  func(o *Options) { o.Procs = -1 },
+		"unknown suite":    func(o *Options) { o.Suites = []string{"nope"} },
+		"duplicate suite":  func(o *Options) { o.Suites = []string{"cluster", "cluster"} },
+		"bad focus":        func(o *Options) { o.Focus = []string{"("} },
+		"bad label filter": func(o *Options) { o.LabelFilter = "((" },
+		"bad mode":         func(o *Options) { o.Mode = "yolo" },
+		"no timeout":       func(o *Options) { o.Timeout = 0 },
+		"context alone":    func(o *Options) { o.Context = "c" },
+		"no report dir":    func(o *Options) { o.ReportDir = "" },
+		"negative procs":   func(o *Options) { o.Procs = -1 },
 	}
 	for name, mutate := range cases {
 		o := valid()
