@@ -326,9 +326,12 @@ func (p *Probes) startSession(ctx context.Context, pod string) (*session, error)
 				err = fmt.Errorf("%w (stderr: %s)", err, msg)
 			}
 		}
+		// end closes stdin's writer: client-go's copy of it reads EOF and
+		// ends quietly (closing the reader made it log "Copying stdin
+		// failed" for every session that ended), and a write blocked on it
+		// returns.
 		s.end(err)
 		_ = outW.CloseWithError(io.EOF)
-		_ = inR.Close()
 	}()
 	if err := s.started(ctx); err != nil {
 		return nil, err

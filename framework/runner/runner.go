@@ -548,16 +548,46 @@ func (o *Options) runOne(ctx context.Context, ginkgo, bin, suite, clusterName st
 		report.AddSuitePhases(&f, reports)
 		r.cost = &f
 	}
-	if err != nil {
+	output := "above"
+	if o.Quiet {
+		output = "in " + filepath.Join(o.ReportDir, suite+".log")
+	}
+	r.specs = suiteSpecs(suite, reports, err, runErr, output)
+	if err == nil {
+		r.junit = filepath.Join(o.ReportDir, "junit-"+suite+".xml")
+	}
+	return r
+}
+
+// suiteSpecs is what a suite's run reports: its specs, plus a failed
+// "[suite]" entry when the suite failed in a way no spec shows. Ginkgo's
+// CLI writes an empty report when its processes end before reporting (a
+// configuration it refuses, a crash in setup), and exits non-zero: that
+// must not read as a suite with nothing to report.
+func suiteSpecs(suite string, reports []types.Report, loadErr, runErr error, output string) []report.Spec {
+	crashed := func(format string, args ...any) report.Spec {
+		return report.Spec{Suite: suite, Name: "[suite]", State: report.Failed,
+			Failure: fmt.Sprintf(format, args...) + fmt.Sprintf(" (run error: %v; the suite's output is %s)", runErr, output)}
+	}
+	if loadErr != nil {
 		// No report: the suite binary itself failed (setup crash,
 		// timeout before reporting).
-		r.specs = []report.Spec{{Suite: suite, Name: "[suite]", State: report.Failed,
-			Failure: fmt.Sprintf("suite produced no report: %v (run error: %v)", err, runErr)}}
-		return r
+		return []report.Spec{crashed("suite produced no report: %v", loadErr)}
 	}
-	r.specs = report.FromGinkgo(suite, reports)
-	r.junit = filepath.Join(o.ReportDir, "junit-"+suite+".xml")
-	return r
+	if len(reports) == 0 {
+		return []report.Spec{crashed("suite's processes ended before reporting (an empty report)")}
+	}
+	specs := report.FromGinkgo(suite, reports)
+	if runErr != nil && !slices.ContainsFunc(specs, func(s report.Spec) bool {
+		return s.State == report.Failed || s.State == report.Interrupted
+	}) {
+		var reasons []string
+		for _, r := range reports {
+			reasons = append(reasons, r.SpecialSuiteFailureReasons...)
+		}
+		specs = append(specs, crashed("suite failed although no spec did (%s)", strings.Join(reasons, "; ")))
+	}
+	return specs
 }
 
 // Concurrent are the suites that may run beside each other: they change

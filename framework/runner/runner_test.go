@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/nodeconform/nodeconform/framework/report"
 )
 
 func valid() Options {
@@ -128,5 +132,46 @@ func TestNodeAccessMatchesTheSuites(t *testing.T) {
 	}
 	if !(&Options{Suites: []string{"cluster", "cgroups"}}).needsProbe() {
 		t.Error("a run with cgroups needs the probe")
+	}
+}
+
+func TestSuiteSpecsReportsUnreportedFailures(t *testing.T) {
+	passed := types.Report{SuiteSucceeded: true, SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeIt, LeafNodeText: "works", State: types.SpecStatePassed}}}
+	failed := types.Report{SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeIt, LeafNodeText: "breaks", State: types.SpecStateFailed}}}
+	exit1 := errors.New("exit status 1")
+	suiteFailure := func(specs []report.Spec) string {
+		for _, s := range specs {
+			if s.Name == "[suite]" && s.State == report.Failed {
+				return s.Failure
+			}
+		}
+		return ""
+	}
+	cases := []struct {
+		name    string
+		reports []types.Report
+		loadErr error
+		runErr  error
+		want    string // in the [suite] failure; "" for none
+	}{
+		{name: "passed", reports: []types.Report{passed}},
+		{name: "a spec failed", reports: []types.Report{failed}, runErr: exit1},
+		{name: "no report", loadErr: errors.New("no such file"), runErr: exit1, want: "no report"},
+		// Ginkgo's CLI after its processes refused the configuration.
+		{name: "empty report", reports: []types.Report{}, runErr: exit1, want: "ended before reporting"},
+		{name: "failed with every spec passed", reports: []types.Report{passed}, runErr: exit1, want: "no spec did"},
+	}
+	for _, c := range cases {
+		got := suiteFailure(suiteSpecs("cluster", c.reports, c.loadErr, c.runErr, "in cluster.log"))
+		switch {
+		case c.want == "" && got != "":
+			t.Errorf("%s: unexpected [suite] failure %q", c.name, got)
+		case c.want != "" && !strings.Contains(got, c.want):
+			t.Errorf("%s: [suite] failure %q, want it to say %q", c.name, got, c.want)
+		case c.want != "" && !strings.Contains(got, "cluster.log"):
+			t.Errorf("%s: %q does not say where the output is", c.name, got)
+		}
 	}
 }
