@@ -182,9 +182,19 @@ func Load(path string) (Results, error) {
 	return r, nil
 }
 
-// MergeJUnit concatenates the test suites of several JUnit files into one.
-func MergeJUnit(paths []string, dst string) error {
+// MergeJUnit concatenates the test suites of several JUnit files into one,
+// with unreported: failures no suite's own file holds (a suite that ended
+// without reporting), each a test suite of one failed test case, so that a
+// reader of the JUnit alone sees them.
+func MergeJUnit(paths []string, unreported []Spec, dst string) error {
 	var all reporters.JUnitTestSuites
+	for _, s := range unreported {
+		all.TestSuites = append(all.TestSuites, reporters.JUnitTestSuite{Name: s.Suite, Tests: 1, Failures: 1,
+			TestCases: []reporters.JUnitTestCase{{Name: s.Name, Classname: s.Suite, Status: "failed",
+				Failure: &reporters.JUnitFailure{Message: s.Failure, Type: "failed", Description: s.Failure}}}})
+		all.Tests++
+		all.Failures++
+	}
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {

@@ -91,13 +91,23 @@ func TestWriteLoadAndMergeJUnit(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "1.xml"), []byte(j1), 0o644)
 	os.WriteFile(filepath.Join(dir, "2.xml"), []byte(j2), 0o644)
 	dst := filepath.Join(dir, "junit.xml")
-	if err := MergeJUnit([]string{filepath.Join(dir, "1.xml"), filepath.Join(dir, "2.xml")}, dst); err != nil {
+	if err := MergeJUnit([]string{filepath.Join(dir, "1.xml"), filepath.Join(dir, "2.xml")}, nil, dst); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(dst)
 	s := string(data)
 	if !strings.Contains(s, `tests="3"`) || !strings.Contains(s, `name="a"`) || !strings.Contains(s, `name="b"`) || !strings.Contains(s, `failures="1"`) {
 		t.Fatalf("merged junit:\n%s", s)
+	}
+	// A suite that ended without reporting has no file of its own.
+	crash := Spec{Suite: "nfd", Name: "[suite]", State: Failed, Failure: "suite's processes ended before reporting"}
+	if err := MergeJUnit([]string{filepath.Join(dir, "1.xml")}, []Spec{crash}, dst); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(dst)
+	s = string(data)
+	if !strings.Contains(s, `tests="2"`) || !strings.Contains(s, `failures="1"`) || !strings.Contains(s, `name="[suite]" classname="nfd" status="failed"`) || !strings.Contains(s, "ended before reporting") {
+		t.Fatalf("merged junit with an unreported failure:\n%s", s)
 	}
 }
 

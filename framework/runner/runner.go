@@ -467,6 +467,8 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		done[suite] = run(suite, out)
 	}
 	var junits []string
+	// The suites' failures their own JUnit files lack (suiteSpecs).
+	var unreported []report.Spec
 	// A suite refused before it started (the run's deadline reached)
 	// makes the run an error once the reports of the others are written.
 	var refused error
@@ -490,6 +492,11 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		if r.junit != "" {
 			junits = append(junits, r.junit)
 		}
+		for _, s := range r.specs {
+			if s.Name == suiteEntry {
+				unreported = append(unreported, s)
+			}
+		}
 	}
 	var goneErr error
 	if ranSuites > 0 || probe != nil {
@@ -499,8 +506,8 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		goneErr = o.waitNamespacesGone(ctx, clusterName, cfg, logger)
 		res.NamespaceWaitSeconds = time.Since(start).Seconds()
 	}
-	if len(junits) > 0 {
-		if err := report.MergeJUnit(junits, filepath.Join(o.ReportDir, "junit.xml")); err != nil {
+	if len(junits) > 0 || len(unreported) > 0 {
+		if err := report.MergeJUnit(junits, unreported, filepath.Join(o.ReportDir, "junit.xml")); err != nil {
 			return res, err
 		}
 	}
@@ -559,6 +566,9 @@ func (o *Options) runOne(ctx context.Context, ginkgo, bin, suite, clusterName st
 	return r
 }
 
+// suiteEntry names the failure of a suite that no spec of it shows.
+const suiteEntry = "[suite]"
+
 // suiteSpecs is what a suite's run reports: its specs, plus a failed
 // "[suite]" entry when the suite failed in a way no spec shows. Ginkgo's
 // CLI writes an empty report when its processes end before reporting (a
@@ -566,7 +576,7 @@ func (o *Options) runOne(ctx context.Context, ginkgo, bin, suite, clusterName st
 // must not read as a suite with nothing to report.
 func suiteSpecs(suite string, reports []types.Report, loadErr, runErr error, output string) []report.Spec {
 	crashed := func(format string, args ...any) report.Spec {
-		return report.Spec{Suite: suite, Name: "[suite]", State: report.Failed,
+		return report.Spec{Suite: suite, Name: suiteEntry, State: report.Failed,
 			Failure: fmt.Sprintf(format, args...) + fmt.Sprintf(" (run error: %v; the suite's output is %s)", runErr, output)}
 	}
 	if loadErr != nil {
