@@ -297,7 +297,7 @@ func (p *Probes) Exec(ctx context.Context, node string, args []string, out any) 
 		cost.Time(cost.PhaseExec, start)
 		// A request that never reached the probe did not run: it goes
 		// again on the session that replaces the ended one.
-		if err != nil && errors.Is(err, errNotSent) && attempt < notSentAttempts && ctx.Err() == nil {
+		if errors.Is(err, errNotSent) && attempt < notSentAttempts && ctx.Err() == nil {
 			continue
 		}
 		if err != nil {

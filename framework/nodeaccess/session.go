@@ -175,7 +175,7 @@ func (s *session) do(ctx context.Context, args []string) (probeapi.SessionReply,
 			err = errRetired
 		}
 		s.mu.Unlock()
-		return probeapi.SessionReply{}, fmt.Errorf("probe session in pod %s ended before %v was sent (%w): %w", s.pod, args, errNotSent, err)
+		return probeapi.SessionReply{}, s.notSent(args, err)
 	}
 	s.next++
 	id := s.next
@@ -193,7 +193,7 @@ func (s *session) do(ctx context.Context, args []string) (probeapi.SessionReply,
 		delete(s.pending, id)
 		s.mu.Unlock()
 		s.end(werr)
-		return probeapi.SessionReply{}, fmt.Errorf("probe session in pod %s ended before %v was sent (%w): %w", s.pod, args, errNotSent, werr)
+		return probeapi.SessionReply{}, s.notSent(args, werr)
 	}
 	select {
 	case r := <-ch:
@@ -216,6 +216,11 @@ func (s *session) do(ctx context.Context, args []string) (probeapi.SessionReply,
 		}
 		return probeapi.SessionReply{}, ctx.Err()
 	}
+}
+
+// notSent is the error of a request the probe never received.
+func (s *session) notSent(args []string, cause error) error {
+	return fmt.Errorf("probe session in pod %s ended before %v was sent (%w): %w", s.pod, args, errNotSent, cause)
 }
 
 // slot is a session being opened or open, so that concurrent callers for
