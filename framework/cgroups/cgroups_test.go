@@ -392,8 +392,9 @@ func TestThrottleTurns(t *testing.T) {
 	}{
 		{"machines of their own", []Kernel{k("a", 2), k("b", 2), k("c", 2)}, 0},
 		{"one node", []Kernel{k("a", 2)}, 0},
-		{"kind on 2 CPUs", []Kernel{k("a", 2), k("a", 2), k("a", 2)}, 2},
-		{"kind on 8 CPUs", []Kernel{k("a", 8), k("a", 8), k("a", 8)}, 8},
+		{"kind on 2 CPUs", []Kernel{k("a", 2), k("a", 2), k("a", 2)}, 1},
+		{"kind on 1 CPU", []Kernel{k("a", 1), k("a", 1)}, 1},
+		{"kind on 8 CPUs", []Kernel{k("a", 8), k("a", 8), k("a", 8)}, 7},
 		{"kind and a VM", []Kernel{k("a", 2), k("a", 2), k("a", 2), k("vm", 2)}, 1},
 	} {
 		if got := ThrottleTurns(c.nodes); got != c.want {
