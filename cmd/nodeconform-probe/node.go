@@ -189,8 +189,15 @@ func wake() error {
 	return nil
 }
 
+// held keeps alloc's memory reachable while it sleeps, so the collector
+// cannot return it.
+var held [][]byte
+
 // alloc touches N MiB and holds it, so a container over its memory limit
-// is OOM-killed.
+// is OOM-killed; under a runtime that applies no limit it keeps running
+// with the memory until stopped (a bare select{} was a deadlock the Go
+// runtime ended with exit 2, which looked like a crash, not like an
+// unenforced limit).
 func alloc(args []string) error {
 	fs := flag.NewFlagSet("alloc", flag.ExitOnError)
 	mib := fs.Int("mib", 64, "MiB to allocate and touch")
@@ -203,8 +210,10 @@ func alloc(args []string) error {
 		}
 		chunks = append(chunks, b)
 	}
-	emit(map[string]int{"allocatedMiB": len(chunks)})
-	select {}
+	held = chunks
+	emit(map[string]int{"allocatedMiB": len(held)})
+	sleep()
+	return nil
 }
 
 // cgroupOf finds a process whose cgroup path names the container ID and

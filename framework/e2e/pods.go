@@ -60,7 +60,7 @@ func (e *Env) expectContainer(ctx context.Context, g gomega.Gomega, ns, pod, wha
 		seen = containerState(status)
 		return done(status), nil
 	})
-	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s %s within %s; last seen: %s", ns, pod, what, timeout, seen)
+	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s: not %s within %s; last seen: %s", ns, pod, what, timeout, seen)
 	return status
 }
 

@@ -30,7 +30,7 @@ import (
 // containerd is restarted. The wrapper is not under /run, which kind
 // nodes mount noexec; undo removes both. %[1]s is the wrapper's path,
 // %[2]s the drop-in's, %[3]s what it does (a comment), %[4]s the sed
-// arguments.
+// arguments, %[5]s the drop-in's text (runtimeWrapper.dropInText).
 const wrappedRuntime = `set -e
 real=$(command -v runc)
 mkdir -p "$(dirname %[1]s)" "$(dirname %[2]s)"
@@ -50,33 +50,50 @@ exec $real "\$@"
 EOF
 chmod 0755 %[1]s
 cat > %[2]s <<EOF
-version = 3
-[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-    SystemdCgroup = true
-    BinaryName = "%[1]s"
-EOF
+%[5]sEOF
 systemctl restart containerd`
 
 // runtimeWrapper is one wrappedRuntime: where it goes and what it does.
 type runtimeWrapper struct {
 	wrapper, dropIn, what, sed string
+	// handlers are the runc-backed runtime handlers the wrapper serves
+	// (runc alone when empty): the lab's kata is runc under another name.
+	handlers []string
+}
+
+// dropInText makes the wrapper the runc binary of each of w's handlers.
+func (w runtimeWrapper) dropInText() string {
+	handlers := w.handlers
+	if len(handlers) == 0 {
+		handlers = []string{"runc"}
+	}
+	var b strings.Builder
+	b.WriteString("version = 3\n")
+	for _, h := range handlers {
+		fmt.Fprintf(&b, `[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%[1]s]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%[1]s.options]
+    SystemdCgroup = true
+    BinaryName = "%[2]s"
+`, h, w.wrapper)
+	}
+	return b.String()
 }
 
 // ignoringResources drops linux.resources.cpu.shares and
 // linux.resources.memory (the limit and the swap limit that goes with
-// it) from each bundle.
+// it) from each bundle, of runc and of the runc-backed kata handler.
 var ignoringResources = runtimeWrapper{
-	wrapper: "/usr/local/libexec/nodeconform-test/runc-ignoring-resources",
-	dropIn:  "/run/nodeconform/containerd.d/zz-test-runc-ignoring-resources.toml",
-	what:    "runc without the pod's CPU shares and memory limit (TestRuntimeIgnoringResources)",
-	sed:     `-e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{[^}]*}/"memory":{}/'`,
+	wrapper:  "/usr/local/libexec/nodeconform-test/runc-ignoring-resources",
+	dropIn:   "/run/nodeconform/containerd.d/zz-test-runc-ignoring-resources.toml",
+	what:     "runc without the pod's CPU shares and memory limit (TestRuntimeIgnoringResources)",
+	sed:      `-e 's/"shares": *[0-9]*, *//' -e 's/"memory": *{[^}]*}/"memory":{}/'`,
+	handlers: []string{"runc", "kata"},
 }
 
 // install is the script that installs w; uninstall the one that undoes it.
 func (w runtimeWrapper) install() string {
-	return fmt.Sprintf(wrappedRuntime, w.wrapper, w.dropIn, w.what, w.sed)
+	return fmt.Sprintf(wrappedRuntime, w.wrapper, w.dropIn, w.what, w.sed, w.dropInText())
 }
 
 func (w runtimeWrapper) uninstall() string {
@@ -207,6 +224,58 @@ func TestRuntimeIgnoringResources(t *testing.T) {
 		if !strings.Contains(line, cpu) || !strings.Contains(line, "want 67108864") {
 			t.Errorf("node %s (cgroup %s): want %q and the memory limit 67108864 named, got %q", tg.node, tg.cgroup, cpu, line)
 		}
+	}
+
+	// The runtimeclass OOM spec, per node, on the runc-backed kata class
+	// (the wrapper serves its handler too): its container allocates
+	// 128 MiB past a 32 MiB limit the runtime no longer applies, so no
+	// OOM kill comes on the wrapped nodes; the others report OOMKilled.
+	// A short pod timeout bounds the wait for the kill that never comes
+	// (a runc pod OOMs within seconds of its start on a kind node).
+	cfg := "timeouts:\n  podReady: 60s\n"
+	if len(ms) > 0 {
+		cfg = "timeouts:\n  podReady: 2m\n  probeReady: 5m\n"
+	}
+	cfgFile := filepath.Join(t.TempDir(), "oom-config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = runSuites(ctx, t, t.TempDir(), "ignoring-memory-limit", Options{Mode: ModeApply, Profile: prof, ConfigFile: cfgFile,
+		Suites: []string{"runtimeclass"}, Focus: []string{"RuntimeClass kata kills a sandboxed container"}})
+	f = failed(res)
+	if len(f) != 1 {
+		t.Fatalf("want the kata class's OOM spec failing, got %d failed: %+v", len(f), f)
+	}
+	broken := map[string]bool{}
+	for _, tg := range targets {
+		broken[tg.node] = true
+	}
+	judged := map[string]string{}
+	results, _ := f[0].Evidence["nodes"].([]any)
+	for _, r := range results {
+		m, _ := r.(map[string]any)
+		node, _ := m["node"].(string)
+		state, _ := m["state"].(string)
+		judged[node] = state
+		finding, _ := m["finding"].(string)
+		switch {
+		case broken[node] && state != "failed":
+			t.Errorf("OOM spec: %s, whose runtime ignores the memory limit, is %s", node, state)
+		case broken[node] && !strings.Contains(finding, "not terminated with OOMKilled"):
+			t.Errorf("OOM spec: %s failed for another reason: %s", node, finding)
+		case broken[node] && node == w2 && !strings.Contains(finding, "now running since"):
+			t.Errorf("OOM spec: %s: want its container seen running past the limit, got: %s", node, finding)
+		case !broken[node] && state != "passed":
+			t.Errorf("OOM spec: %s, which nothing broke, is %s: %s", node, state, finding)
+		}
+	}
+	for n := range broken {
+		if _, ok := judged[n]; !ok {
+			t.Errorf("OOM spec: %s was not judged (nodes judged: %v)", n, judged)
+		}
+	}
+	if len(judged) != len(list.Items) {
+		t.Errorf("OOM spec: want every one of %d nodes judged, got %v", len(list.Items), judged)
 	}
 }
 
