@@ -70,7 +70,7 @@ verify-readonly: cluster
 # None propagation into HostToContainer (the propagation matrix fails in
 # both encapsulation columns, naming the None and default containers).
 findings-e2e: cluster
-	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing|TestRuntimeIgnoringPropagation|TestSandboxHandlerServedByRunc|TestRuntimeSharingHostIPC' -v ./framework/runner/
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing|TestRuntimeIgnoringPropagation|TestSandboxHandlerServedByRunc|TestRuntimeSharingHostIPC|TestParentQuotaThrottles' -v ./framework/runner/
 
 # SIGINT while a suite waits for a kubelet or containerd it restarted
 # (CFS-quota control, encapsulation apply, its revert): every node is as

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -361,6 +362,52 @@ type CPUUsage struct {
 	UsageNanos    int64 `json:"usageNanos"`
 	NrThrottled   int64 `json:"nrThrottled"`
 	ThrottledNano int64 `json:"throttledNanos"`
+	// ParentThrottles is nr_throttled of each ancestor cgroup, by its
+	// directory, read with the rest; nil when they were not read.
+	ParentThrottles map[string]int64 `json:"parentThrottles,omitempty"`
+}
+
+// NrThrottled is cpu.stat's nr_throttled, if the file has one (a v2
+// root's cpu.stat does not).
+func NrThrottled(stat string) (int64, bool) {
+	n, ok := keyValues(stat)["nr_throttled"]
+	return n, ok
+}
+
+// Ancestors are the cgroup paths above cgPath, nearest first, up to and
+// including the root "/".
+func Ancestors(cgPath string) []string {
+	var out []string
+	p := path.Clean("/" + cgPath)
+	for p != "/" {
+		p = path.Dir(p)
+		out = append(out, p)
+	}
+	return out
+}
+
+// ThrottledParents lists each ancestor whose nr_throttled grew between
+// two readings, as "dir (a -> b)", nearest first by name order.
+func ThrottledParents(before, after CPUUsage) []string {
+	var out []string
+	for dir, b := range after.ParentThrottles {
+		if a, ok := before.ParentThrottles[dir]; ok && b > a {
+			out = append(out, fmt.Sprintf("%s (nr_throttled %d -> %d)", dir, a, b))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Contended reports a sample whose unlimited loop got less than
+// UnlimitedMin while no cgroup on its path, its own or an ancestor read
+// with it, was throttled: the host's CPU was busy, which says nothing
+// about bandwidth control.
+func (b ThrottleBounds) Contended(s ThrottleSample) bool {
+	return s.UnlimitedBefore.ParentThrottles != nil && s.UnlimitedAfter.ParentThrottles != nil &&
+		CPUFraction(s.UnlimitedBefore, s.UnlimitedAfter, s.WallNanos) < b.UnlimitedMin &&
+		s.UnlimitedAfter.NrThrottled <= s.UnlimitedBefore.NrThrottled &&
+		len(ThrottledParents(s.UnlimitedBefore, s.UnlimitedAfter)) == 0
 }
 
 // ParseCPUStatV1 reads cpuacct.usage and cpu.stat (nr_throttled, throttled_time).
@@ -428,10 +475,13 @@ type ThrottleSample struct {
 
 // JudgeThrottle returns every way the sample contradicts CFS bandwidth
 // control (nil when it holds): the limited loop as JudgeLimited; the
-// unlimited loop must not be throttled by its own cgroup and must get far
-// more than the limit. The floor is what catches a quota on a parent
-// (kubepods, a slice): that throttles the parent's counter, not the
-// container's.
+// unlimited loop must not be throttled, by its own cgroup or by an
+// ancestor (a quota on kubepods or a slice throttles the parent's
+// counter, not the container's), and must get far more than the limit.
+// Where the ancestors' counters were read, a loop below that floor with
+// no cgroup on its path throttled is contention (Contended), not a
+// finding; where they were not, the floor is what catches a parent's
+// quota.
 func JudgeThrottle(b ThrottleBounds, s ThrottleSample) []string {
 	ff := CPUFraction(s.UnlimitedBefore, s.UnlimitedAfter, s.WallNanos)
 	if math.IsNaN(ff) {
@@ -441,7 +491,10 @@ func JudgeThrottle(b ThrottleBounds, s ThrottleSample) []string {
 	if s.UnlimitedAfter.NrThrottled > s.UnlimitedBefore.NrThrottled {
 		out = append(out, fmt.Sprintf("busy loop without a limit was throttled by its own cgroup (%d -> %d)", s.UnlimitedBefore.NrThrottled, s.UnlimitedAfter.NrThrottled))
 	}
-	if ff < b.UnlimitedMin {
+	if parents := ThrottledParents(s.UnlimitedBefore, s.UnlimitedAfter); len(parents) > 0 {
+		out = append(out, fmt.Sprintf("busy loop without a limit was throttled by a parent cgroup's quota (%.3f of a CPU): %s", ff, strings.Join(parents, ", ")))
+	}
+	if ff < b.UnlimitedMin && !b.Contended(s) {
 		out = append(out, fmt.Sprintf("busy loop without a limit used only %.3f of a CPU, wanted at least %.2f", ff, b.UnlimitedMin))
 	}
 	return out

@@ -290,7 +290,20 @@ func TestJudgeThrottle(t *testing.T) {
 		// A quota where there must be none (a limit on the unlimited container).
 		"free loop throttled": {func(s *ThrottleSample) { s.UnlimitedAfter = u(0.5, 40) }, "throttled by its own cgroup (0 -> 40)"},
 		// A quota on a parent cgroup: the container's counter stays still.
-		"parent quota": {func(s *ThrottleSample) { s.UnlimitedAfter = u(0.2, 0) }, "used only 0.200 of a CPU, wanted at least 0.30"},
+		// Without the parents' counters, the floor catches it.
+		"parent quota, parents not read": {func(s *ThrottleSample) { s.UnlimitedAfter = u(0.2, 0) }, "used only 0.200 of a CPU, wanted at least 0.30"},
+		// With them, the parent is named, and the floor still fails.
+		"parent quota": {func(s *ThrottleSample) {
+			s.UnlimitedBefore.ParentThrottles = map[string]int64{"/sys/fs/cgroup/cpu/kubepods/burstable": 7, "/sys/fs/cgroup/cpu/kubepods": 0}
+			s.UnlimitedAfter = u(0.2, 0)
+			s.UnlimitedAfter.ParentThrottles = map[string]int64{"/sys/fs/cgroup/cpu/kubepods/burstable": 67, "/sys/fs/cgroup/cpu/kubepods": 0}
+		}, "throttled by a parent cgroup's quota (0.200 of a CPU): /sys/fs/cgroup/cpu/kubepods/burstable (nr_throttled 7 -> 67)"},
+		// A parent throttled even though the loop still got past the floor.
+		"parent quota above the floor": {func(s *ThrottleSample) {
+			s.UnlimitedBefore.ParentThrottles = map[string]int64{"/kubepods": 0}
+			s.UnlimitedAfter = u(0.5, 0)
+			s.UnlimitedAfter.ParentThrottles = map[string]int64{"/kubepods": 30}
+		}, "/kubepods (nr_throttled 0 -> 30)"},
 		"empty window": {func(s *ThrottleSample) { s.WallNanos = 0 }, "no measurement window"},
 	} {
 		s := good
@@ -299,6 +312,49 @@ func TestJudgeThrottle(t *testing.T) {
 		if len(got) == 0 || !strings.Contains(strings.Join(got, "; "), tc.want) {
 			t.Errorf("%s: got %q, want a problem containing %q", name, got, tc.want)
 		}
+	}
+}
+
+// A starved unlimited loop with every cgroup on its path read and none
+// throttled is contention: no finding, and Contended says so.
+func TestJudgeThrottleContention(t *testing.T) {
+	b := ThrottleBounds{LimitedMin: 0.05, LimitedMax: 0.15, UnlimitedMin: 0.3}
+	const wall = int64(3e9)
+	parents := map[string]int64{"/sys/fs/cgroup/cpu/kubepods": 5, "/sys/fs/cgroup/cpu": 9}
+	s := ThrottleSample{
+		LimitedAfter:    CPUUsage{UsageNanos: int64(0.1 * float64(wall)), NrThrottled: 30},
+		UnlimitedBefore: CPUUsage{ParentThrottles: parents},
+		UnlimitedAfter:  CPUUsage{UsageNanos: int64(0.207 * float64(wall)), ParentThrottles: parents},
+		WallNanos:       wall,
+	}
+	if got := JudgeThrottle(b, s); got != nil {
+		t.Fatalf("contention judged a finding: %v", got)
+	}
+	if !b.Contended(s) {
+		t.Fatal("not reported contended")
+	}
+	// Its own counter moving is no contention.
+	s.UnlimitedAfter.NrThrottled = 4
+	if b.Contended(s) || JudgeThrottle(b, s) == nil {
+		t.Fatal("a loop throttled by its own cgroup passed as contended")
+	}
+}
+
+func TestAncestorsAndNrThrottled(t *testing.T) {
+	got := Ancestors("/kubelet.slice/kubelet-kubepods.slice/cri-containerd-1.scope")
+	want := []string{"/kubelet.slice/kubelet-kubepods.slice", "/kubelet.slice", "/"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("Ancestors: got %q, want %q", got, want)
+	}
+	if a := Ancestors("/"); len(a) != 0 {
+		t.Fatalf("the root has ancestors: %q", a)
+	}
+	if n, ok := NrThrottled("nr_periods 10\nnr_throttled 4\nthrottled_time 99\n"); !ok || n != 4 {
+		t.Fatalf("NrThrottled: %d %v", n, ok)
+	}
+	// A v2 root's cpu.stat has usage only.
+	if _, ok := NrThrottled("usage_usec 5\nuser_usec 3\nsystem_usec 2\n"); ok {
+		t.Fatal("nr_throttled found in a root cpu.stat")
 	}
 }
 

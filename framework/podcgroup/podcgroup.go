@@ -199,6 +199,11 @@ func (r *Reader) limits(ctx context.Context, pathOf func(controller string) (str
 type CPUCounters struct {
 	// usage is cpuacct.usage on v1; "" on v2, whose cpu.stat has both.
 	usage, stat string
+	// parents are the cpu.stat files of the container's ancestor cgroups
+	// up to the hierarchy's root as the node sees it: a quota on any of
+	// them throttles the container without its own counter moving.
+	// Empty when they could not be read.
+	parents []string
 }
 
 // CPUCounters finds the counter files of the pod's first container. The
@@ -213,14 +218,27 @@ func (r *Reader) CPUCounters(ctx context.Context, p *corev1.Pod) (CPUCounters, e
 	if err != nil {
 		return CPUCounters{}, err
 	}
+	var c CPUCounters
 	if r.Version == cg.V2 {
-		return CPUCounters{stat: path.Join(cg.Dir(r.Version, "", cpuPath), "cpu.stat")}, nil
+		c = CPUCounters{stat: path.Join(cg.Dir(r.Version, "", cpuPath), "cpu.stat")}
+	} else {
+		acctPath, err := pathOf("cpuacct")
+		if err != nil {
+			return CPUCounters{}, err
+		}
+		c = CPUCounters{usage: path.Join(cg.Dir(r.Version, "cpuacct", acctPath), "cpuacct.usage"), stat: path.Join(cg.Dir(r.Version, "cpu", cpuPath), "cpu.stat")}
 	}
-	acctPath, err := pathOf("cpuacct")
-	if err != nil {
-		return CPUCounters{}, err
+	var parents []string
+	for _, p := range cg.Ancestors(cpuPath) {
+		parents = append(parents, path.Join(cg.Dir(r.Version, "cpu", p), "cpu.stat"))
 	}
-	return CPUCounters{usage: path.Join(cg.Dir(r.Version, "cpuacct", acctPath), "cpuacct.usage"), stat: path.Join(cg.Dir(r.Version, "cpu", cpuPath), "cpu.stat")}, nil
+	// Read once here: ReadCPU reads them in its one read, which fails as
+	// a whole on a file missing, so a node whose ancestors cannot be read
+	// is measured without them rather than not at all.
+	if _, err := r.ReadFiles(ctx, parents...); err == nil {
+		c.parents = parents
+	}
+	return c, nil
 }
 
 // uptimeFile is the node's clock for ReadCPU: the kernel's time since
@@ -240,6 +258,7 @@ func (r *Reader) ReadCPU(ctx context.Context, counters ...CPUCounters) (time.Dur
 			files = append(files, c.usage)
 		}
 		files = append(files, c.stat)
+		files = append(files, c.parents...)
 	}
 	got, err := r.ReadFiles(ctx, append(files, uptimeFile)...)
 	if err != nil {
@@ -259,6 +278,14 @@ func (r *Reader) ReadCPU(ctx context.Context, counters ...CPUCounters) (time.Dur
 		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("node %s: %w", r.Node, err)
+		}
+		if len(c.parents) > 0 {
+			u.ParentThrottles = map[string]int64{}
+			for _, f := range c.parents {
+				if n, ok := cg.NrThrottled(got[f]); ok {
+					u.ParentThrottles[path.Dir(f)] = n
+				}
+			}
 		}
 		usages[i] = u
 	}

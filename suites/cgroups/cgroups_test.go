@@ -275,7 +275,8 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			// Contention only lowers what a loop gets: a window that fails
 			// is measured again, at most ThrottleSamples times, and the node
 			// fails only if every window does. A quota on a parent cgroup
-			// fails them all; a loop past its own quota fails at once.
+			// fails them all (its nr_throttled grows, read with the loops');
+			// a loop past its own quota fails at once.
 			window, bounds := e.Config.Cgroups.ThrottleWindow.Duration, throttleBounds(e)
 			var samples []map[string]any
 			var problems []string
@@ -288,7 +289,8 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				s := cg.ThrottleSample{LimitedBefore: a1, LimitedAfter: a2, UnlimitedBefore: b1, UnlimitedAfter: b2, WallNanos: (t2 - t1).Nanoseconds()}
 				problems = cg.JudgeThrottle(bounds, s)
 				samples = append(samples, map[string]any{"limitedFraction": cg.CPUFraction(a1, a2, s.WallNanos), "unlimitedFraction": cg.CPUFraction(b1, b2, s.WallNanos),
-					"limitedBefore": a1, "limitedAfter": a2, "unlimitedBefore": b1, "unlimitedAfter": b2, "problems": problems})
+					"limitedBefore": a1, "limitedAfter": a2, "unlimitedBefore": b1, "unlimitedAfter": b2, "problems": problems,
+					"contended": bounds.Contended(s)})
 				if len(problems) == 0 || bounds.PastQuota(s) {
 					break
 				}
