@@ -11,9 +11,9 @@ import (
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
-// ExpectRestartedAfter waits (timeouts.podReady) until the pod's first
-// container was restarted after terminating with reason (e.g. OOMKilled)
-// and returns its status. It watches the pod (workload.WaitPod), so the
+// ExpectRestartedAfter waits (timeouts.podReady for the start, as much
+// again after it) until the pod's first container was restarted after
+// terminating with reason (e.g. OOMKilled) and returns its status. It watches the pod (workload.WaitPod), so the
 // restart is seen as it happens rather than up to a poll interval later.
 func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
 	return e.expectContainer(ctx, g, ns, pod, "restarted after "+reason, func(s corev1.ContainerStatus) bool {
@@ -22,11 +22,12 @@ func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod
 	})
 }
 
-// ExpectTerminated waits (timeouts.podReady) until the kubelet reports
-// the pod's first container terminated with reason, before a restart (its
-// state) or after one (its last termination), and returns its status: for
-// a spec whose property is the termination, not the restart, which a
-// sandboxed runtime may take many seconds more to make.
+// ExpectTerminated waits (timeouts.podReady for the start, as much again
+// after it) until the kubelet reports the pod's first container
+// terminated with reason, before a restart (its state) or after one (its
+// last termination), and returns its status: for a spec whose property
+// is the termination, not the restart, which a sandboxed runtime may take
+// many seconds more to make.
 func (e *Env) ExpectTerminated(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
 	return e.expectContainer(ctx, g, ns, pod, "terminated with "+reason, func(s corev1.ContainerStatus) bool {
 		return terminatedWith(s, reason)
@@ -45,23 +46,40 @@ func terminatedWith(s corev1.ContainerStatus, reason string) bool {
 }
 
 // expectContainer watches the pod until its first container's status
-// satisfies done, and fails g naming what was last seen if it does not
-// within timeouts.podReady.
+// satisfies done, and fails g naming what was last seen if it does not.
+// The wait has two budgets of timeouts.podReady each: one for the
+// container to start, one from then on for done. A sandbox that took
+// most of the first to start (3 minutes for gVisor under QEMU/TCG beside
+// three other sandboxes' boots) still has the whole second to, say,
+// allocate past its limit, which took 30 s there alone.
 func (e *Env) expectContainer(ctx context.Context, g gomega.Gomega, ns, pod, what string, done func(corev1.ContainerStatus) bool) corev1.ContainerStatus {
 	var status corev1.ContainerStatus
 	seen := "pod not seen"
 	timeout := e.Config.Timeouts.PodReady.Duration
-	_, err := workload.WaitPod(ctx, e.Clientset, ns, pod, timeout, func(p *corev1.Pod) (bool, error) {
-		if len(p.Status.ContainerStatuses) == 0 {
-			seen = fmt.Sprintf("phase %s %s %s, no container status (%s)", p.Status.Phase, p.Status.Reason, p.Status.Message, podConditions(p))
-			return false, nil
-		}
-		status = p.Status.ContainerStatuses[0]
-		seen = containerState(status)
-		return done(status), nil
-	})
-	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s: not %s within %s; last seen: %s", ns, pod, what, timeout, seen)
+	watch := func(until func(corev1.ContainerStatus) bool) error {
+		_, err := workload.WaitPod(ctx, e.Clientset, ns, pod, timeout, func(p *corev1.Pod) (bool, error) {
+			if len(p.Status.ContainerStatuses) == 0 {
+				seen = fmt.Sprintf("phase %s %s %s, no container status (%s)", p.Status.Phase, p.Status.Reason, p.Status.Message, podConditions(p))
+				return false, nil
+			}
+			status = p.Status.ContainerStatuses[0]
+			seen = containerState(status)
+			return until(status), nil
+		})
+		return err
+	}
+	err := watch(func(s corev1.ContainerStatus) bool { return done(s) || started(s) })
+	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s: its container did not start within %s (waiting until %s); last seen: %s", ns, pod, timeout, what, seen)
+	if !done(status) {
+		err = watch(done)
+	}
+	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s: not %s within %s of its container's start; last seen: %s", ns, pod, what, timeout, seen)
 	return status
+}
+
+// started reports whether a container has run at all.
+func started(s corev1.ContainerStatus) bool {
+	return s.State.Running != nil || s.State.Terminated != nil || s.LastTerminationState.Terminated != nil || s.RestartCount > 0
 }
 
 // containerState is a container status in one line, for failure messages.

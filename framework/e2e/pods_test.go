@@ -25,3 +25,21 @@ func TestTerminatedWith(t *testing.T) {
 		}
 	}
 }
+
+// The second budget of expectContainer starts once the container has run.
+func TestStarted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    corev1.ContainerStatus
+		want bool
+	}{
+		{"creating", corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}, false},
+		{"running", corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}, true},
+		{"ended", corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled"}}}, true},
+		{"back-off after a run", corev1.ContainerStatus{RestartCount: 1, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}, true},
+	} {
+		if got := started(tc.s); got != tc.want {
+			t.Errorf("%s: started = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
