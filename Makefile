@@ -68,7 +68,9 @@ verify-readonly: cluster
 # away from one worker, then from every node (the class fails there, then
 # skips with each node's reason); a runtime on both workers that turns
 # None propagation into HostToContainer (the propagation matrix fails in
-# both encapsulation columns, naming the None and default containers).
+# both encapsulation columns, naming the None and default containers);
+# a CFS quota on worker 2's kubelet.slice, above every pod (the throttling
+# check fails there alone, naming the parent cgroup).
 findings-e2e: cluster
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing|TestRuntimeIgnoringPropagation|TestSandboxHandlerServedByRunc|TestRuntimeSharingHostIPC|TestParentQuotaThrottles' -v ./framework/runner/
 
@@ -96,7 +98,8 @@ prodlike-e2e: images
 # the VM profile; then a runtime that ignores the pod's CPU request and
 # memory limit on worker 2 and on the VM, behind the suites' back: the
 # limit-file check must fail on both (v1 cpu.shares, v2 cpu.weight and
-# memory.max). The VM is stopped afterwards, pass or fail. On a cgroup
+# memory.max), and so must the runtimeclass OOM spec of the runc-backed
+# kata class (its container keeps running past its limit). The VM is stopped afterwards, pass or fail. On a cgroup
 # v2 host the kind nodes are v2 themselves: no VM, `make e2e` covers it.
 VM_REPORT_DIR ?= $(REPORT_DIR)/vm
 VM_PROFILE ?= kindconfigs/vm-profile.yaml

@@ -387,7 +387,7 @@ func Ancestors(cgPath string) []string {
 }
 
 // ThrottledParents lists each ancestor whose nr_throttled grew between
-// two readings, as "dir (a -> b)", nearest first by name order.
+// two readings, as "dir (nr_throttled a -> b)", sorted by directory.
 func ThrottledParents(before, after CPUUsage) []string {
 	var out []string
 	for dir, b := range after.ParentThrottles {

@@ -13,8 +13,9 @@ import (
 
 // ExpectRestartedAfter waits (timeouts.podReady for the start, as much
 // again after it) until the pod's first container was restarted after
-// terminating with reason (e.g. OOMKilled) and returns its status. It watches the pod (workload.WaitPod), so the
-// restart is seen as it happens rather than up to a poll interval later.
+// terminating with reason (e.g. OOMKilled) and returns its status. It
+// watches the pod (workload.WaitPod), so the restart is seen as it
+// happens rather than up to a poll interval later.
 func (e *Env) ExpectRestartedAfter(ctx context.Context, g gomega.Gomega, ns, pod, reason string) corev1.ContainerStatus {
 	return e.expectContainer(ctx, g, ns, pod, "restarted after "+reason, func(s corev1.ContainerStatus) bool {
 		t := s.LastTerminationState.Terminated
