@@ -147,10 +147,14 @@ test-lab:
 # emulated VM took 8 min 47 s on 2026-12-05, when an empty-cache run
 # reached test-vm at 62 minutes and ended at 87; its kubelet restarts
 # are the cost, and TestRuntimeIgnoringResources still judges the VM's
-# v2 limit files). It says so. The suites left out then run
+# v2 limit files). The last step was 64 until the twenty-eighth session
+# added about 4 minutes after it (TestRuntimeIgnoringResources' OOM run
+# 322 s against about 2 min, TestParentQuotaThrottles 45 s before it):
+# that 87-minute run would now take about 91. It says so. The suites
+# left out then run
 # on the lab only as far as findings-e2e runs them, and read-only in
 # prodlike-e2e.
-CI_VM_BUDGET ?= 40:cgroups,runtimeclass,sysctl 50:cgroups,sysctl 64:sysctl
+CI_VM_BUDGET ?= 40:cgroups,runtimeclass,sysctl 50:cgroups,sysctl 58:sysctl
 test:
 	@start=$$(date +%s); set -e; \
 	$(MAKE) unit findings-e2e interrupt-e2e; \
