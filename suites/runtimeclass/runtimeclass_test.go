@@ -989,10 +989,6 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 	// Waited for once: a start that failed is made again below.
 	delete(s.started, node)
 	s.names[node][p.Name] = true
-	var names []string
-	for n := range s.names[node] {
-		names = append(names, n)
-	}
 	s.mu.Unlock()
 	if got != nil && got.Name == p.Name {
 		return got
@@ -1005,9 +1001,7 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 		s.mu.Unlock()
 		return got
 	}
-	for _, n := range names {
-		g.Expect(forceDelete(ctx, s.e.Clientset, s.ns, n)).To(Succeed())
-	}
+	s.release(ctx, g, node)
 	// Only an earlier instance of this very pod (a start that failed)
 	// must be gone before it is created again.
 	g.Eventually(ctx, func(ctx context.Context) bool {
