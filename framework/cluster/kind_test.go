@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
@@ -49,5 +51,25 @@ func TestParseNodeStates(t *testing.T) {
 	}
 	if last, err := k.checkRunning(got[:1]); err != nil || !last.Equal(cp.started) {
 		t.Errorf("checkRunning(running) = %v, %v", last, err)
+	}
+}
+
+// A Ready node still carrying the lifecycle controller's not-ready taint
+// is not settled: it was the production-like CI failure of 2026-12-05
+// (the taint left a worker after "3 nodes Ready", during the proof).
+func TestUnsettled(t *testing.T) {
+	ready := []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	node := func(name string, conds []corev1.NodeCondition, taints ...corev1.Taint) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Taints: taints}, Status: corev1.NodeStatus{Conditions: conds}}
+	}
+	got := Unsettled([]corev1.Node{
+		node("cp", ready, corev1.Taint{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}),
+		node("w1", ready, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute}),
+		node("w2", nil),
+		node("w3", ready, corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}),
+	})
+	want := []string{"w1 (taint node.kubernetes.io/not-ready:NoExecute)", "w2 (not Ready)", "w3 (taint node.kubernetes.io/unreachable:NoSchedule)"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -65,6 +65,9 @@ func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A snapshot lists every resource the API serves (about 70 lists):
+	// at client-go's default 5 a second one took about 15 s.
+	rc.QPS, rc.Burst = 100, 100
 	cs := kubernetes.NewForConfigOrDie(rc)
 	dyn := dynamic.NewForConfigOrDie(rc)
 	take := func() snapshot.Snapshot {
@@ -110,9 +113,9 @@ func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
 	case !apierrors.IsAlreadyExists(err):
 		t.Fatal(err)
 	}
+	base := settled(t, take)
 	// The comparison must be able to fail: a label on a node and a file in
 	// a node's /etc/default show up, and are gone once reverted.
-	base := take()
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil || len(nodes.Items) == 0 {
 		t.Fatalf("list nodes: %v", err)
@@ -155,4 +158,31 @@ func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
 		t.Errorf("verify mode changed the cluster: %s", d)
 	}
 	return res
+}
+
+// settled takes snapshots until two in a row agree, so that the proof
+// starts on a cluster that has stopped moving on its own: a cluster just
+// prepared (kubelets restarted, the lifecycle controller's taints coming
+// off) changed a node between two snapshots taken seconds apart, and the
+// proof blamed the selfcheck (CI of 2026-12-05). It fails, naming what
+// kept moving, if the cluster does not settle within settleWithin.
+func settled(t *testing.T, take func() snapshot.Snapshot) snapshot.Snapshot {
+	t.Helper()
+	const settleWithin = 2 * time.Minute
+	start := time.Now()
+	prev := take()
+	for {
+		cur := take()
+		d := snapshot.Diff(prev, cur)
+		if len(d) == 0 {
+			t.Logf("cluster settled: two snapshots agree after %s", time.Since(start).Round(100*time.Millisecond))
+			return cur
+		}
+		if time.Since(start) > settleWithin {
+			t.Fatalf("the cluster kept changing on its own for %s before the proof: %s", settleWithin, strings.Join(d, "; "))
+		}
+		t.Logf("cluster still changing on its own: %s", strings.Join(d, "; "))
+		prev = cur
+		time.Sleep(2 * time.Second)
+	}
 }

@@ -6,10 +6,9 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -20,11 +19,14 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-// Snapshot maps a key ("nodes/worker", "node/worker:/etc/containerd/config.toml")
-// to a digest of what was read.
+// Snapshot maps a key ("/nodes//worker", "node/worker:files:/etc/containerd/config.toml")
+// to what was read: an API object as Digest writes it, a node file's
+// sha256, a daemon's PIDs.
 type Snapshot map[string]string
 
 // Diff lists keys added, removed or changed from before to after, sorted.
+// A changed API object names the fields that differ ("changed
+// /nodes//w: spec.taints"), so a failed proof says what moved.
 func Diff(before, after Snapshot) []string {
 	var out []string
 	for k, v := range before {
@@ -33,7 +35,11 @@ func Diff(before, after Snapshot) []string {
 		case !ok:
 			out = append(out, "removed "+k)
 		case w != v:
-			out = append(out, "changed "+k)
+			line := "changed " + k
+			if f := changedFields(v, w); len(f) > 0 {
+				line += ": " + strings.Join(f, ", ")
+			}
+			out = append(out, line)
 		}
 	}
 	for k := range after {
@@ -45,9 +51,55 @@ func Diff(before, after Snapshot) []string {
 	return out
 }
 
-// Digest hashes an object without the fields that move on their own:
+// fieldDepth bounds how deep changedFields names a field: deep enough
+// for a label or an annotation (metadata.labels.<key>), shallow enough
+// that a changed list or template is named once, not per element.
+const fieldDepth = 3
+
+// changedFields names the fields that differ between two objects as
+// Digest writes them; nil when either is not such an object.
+func changedFields(a, b string) []string {
+	var x, y map[string]any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(path string, x, y map[string]any, depth int)
+	walk = func(path string, x, y map[string]any, depth int) {
+		keys := map[string]bool{}
+		for k := range x {
+			keys[k] = true
+		}
+		for k := range y {
+			keys[k] = true
+		}
+		for k := range keys {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			u, v := x[k], y[k]
+			if reflect.DeepEqual(u, v) {
+				continue
+			}
+			um, uok := u.(map[string]any)
+			vm, vok := v.(map[string]any)
+			if uok && vok && depth < fieldDepth {
+				walk(p, um, vm, depth+1)
+				continue
+			}
+			out = append(out, p)
+		}
+	}
+	walk("", x, y, 1)
+	sort.Strings(out)
+	return out
+}
+
+// Digest writes an object without the fields that move on their own:
 // status, resourceVersion, managedFields. What is left is what a client
-// writes (spec, labels, annotations, data, rules…).
+// writes (spec, labels, annotations, data, rules…), kept whole (compact
+// JSON, keys sorted) so that Diff can name a changed field.
 func Digest(obj map[string]any) (string, error) {
 	u := (&unstructured.Unstructured{Object: obj}).DeepCopy()
 	unstructured.RemoveNestedField(u.Object, "status")
@@ -57,8 +109,7 @@ func Digest(obj map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8]), nil
+	return string(b), nil
 }
 
 // volatile are namespaced kinds that change on their own (heartbeats,

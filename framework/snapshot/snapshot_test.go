@@ -68,3 +68,29 @@ func TestNode(t *testing.T) {
 		t.Fatalf("diff %v", d)
 	}
 }
+
+// A changed object is named with the fields that moved: a failed proof
+// that says only "changed /nodes//w" left the 28th session's CI failure
+// unexplained.
+func TestDiffNamesChangedFields(t *testing.T) {
+	node := func(label string, taints []any) map[string]any {
+		return map[string]any{
+			"metadata": map[string]any{"name": "w", "labels": map[string]any{"pool": "a", "l": label}},
+			"spec":     map[string]any{"podCIDR": "10.244.1.0/24", "taints": taints},
+		}
+	}
+	digest := func(o map[string]any) string {
+		d, err := Digest(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	taint := []any{map[string]any{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}}
+	before := Snapshot{"/nodes//w": digest(node("x", nil)), "node/w:files:/etc/f": "abc"}
+	after := Snapshot{"/nodes//w": digest(node("y", taint)), "node/w:files:/etc/f": "abd"}
+	got := strings.Join(Diff(before, after), "|")
+	if got != "changed /nodes//w: metadata.labels.l, spec.taints|changed node/w:files:/etc/f" {
+		t.Fatalf("got %s", got)
+	}
+}

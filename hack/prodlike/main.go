@@ -135,6 +135,7 @@ func up(ctx context.Context, logger log.Logger) error {
 		return err
 	}
 	logger.V(0).Infof("encapsulating kubelet and containerd on %d nodes (docker exec)", len(nodes.Items))
+	restarted := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes.Items))
 	for i, n := range nodes.Items {
@@ -150,7 +151,7 @@ func up(ctx context.Context, logger log.Logger) error {
 			return err
 		}
 	}
-	if err := cluster.WaitNodesReady(ctx, rc, 3*time.Minute, logger); err != nil {
+	if err := cluster.WaitNodesRestarted(ctx, rc, restarted, 3*time.Minute, logger); err != nil {
 		return err
 	}
 	if err := kataRuntimeClass(ctx, cs); err != nil {
