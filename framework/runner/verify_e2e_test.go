@@ -65,8 +65,9 @@ func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A snapshot lists every resource the API serves (about 70 lists):
-	// at client-go's default 5 a second one took about 15 s.
+	// A snapshot lists every resource the API serves (about 55 lists):
+	// at client-go's default 5 a second, settling's two snapshots took
+	// 30.8 s on the production-like target, 16.6 s at 100 (2026-12-06).
 	rc.QPS, rc.Burst = 100, 100
 	cs := kubernetes.NewForConfigOrDie(rc)
 	dyn := dynamic.NewForConfigOrDie(rc)

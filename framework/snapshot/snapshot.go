@@ -7,6 +7,7 @@ package snapshot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -188,32 +189,49 @@ var NodeCommands = map[string][]string{
 }
 
 // Node snapshots one node, running each of NodeCommands through run
-// (docker exec on kind nodes: the observer is not the probe under test).
-// Each output line is one key, so a diff names the file or mount.
+// (docker exec on kind nodes: the observer is not the probe under test),
+// all at once: run must be safe to call concurrently. Each output line is
+// one key, so a diff names the file or mount.
 func Node(node string, run func(cmd ...string) (string, error)) (Snapshot, error) {
-	out := Snapshot{}
+	type result struct {
+		what, text string
+		err        error
+	}
+	results := make(chan result, len(NodeCommands))
 	for what, cmd := range NodeCommands {
-		text, err := run(cmd...)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: read %s: %w", node, what, err)
+		go func() {
+			text, err := run(cmd...)
+			results <- result{what, text, err}
+		}()
+	}
+	out := Snapshot{}
+	var errs []error
+	for range NodeCommands {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("node %s: read %s: %w", node, r.what, r.err))
+			continue
 		}
-		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		for _, line := range strings.Split(strings.TrimSpace(r.text), "\n") {
 			if line = strings.TrimSpace(line); line != "" {
 				key, val := line, ""
-				if what == "files" {
+				if r.what == "files" {
 					// "<sha256>  <path>": the path is the key.
 					if f := strings.Fields(line); len(f) == 2 {
 						key, val = f[1], f[0]
 					}
 				}
-				if what == "pids" {
+				if r.what == "pids" {
 					if f := strings.Fields(line); len(f) >= 1 {
 						key, val = f[0], strings.Join(f[1:], " ")
 					}
 				}
-				out["node/"+node+":"+what+":"+key] = val
+				out["node/"+node+":"+r.what+":"+key] = val
 			}
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }
