@@ -668,7 +668,11 @@ func WaitNodesReady(ctx context.Context, cfg *rest.Config, timeout time.Duration
 // WaitNodesRestarted is WaitNodesReady after kubelets restarted at since:
 // each node's lease must also have been renewed after since, by the new
 // kubelet. A node's Ready condition still shows the old kubelet's report
-// for a moment after the restart, so Ready alone returns at once.
+// for a moment after the restart, so Ready alone returns at once. It does
+// not prove the node will not flap: a rehearsal (2026-12-06) saw a
+// worker tainted not-ready and untainted again after its lease was
+// renewed, so a caller that needs a still cluster must also watch it
+// settle.
 func WaitNodesRestarted(ctx context.Context, cfg *rest.Config, since time.Time, timeout time.Duration, logger log.Logger) error {
 	return waitNodes(ctx, cfg, since, timeout, logger)
 }
