@@ -49,11 +49,12 @@ const (
 	PhaseSpecs      = "specs"
 	PhasePodReady   = "pod create to Ready"
 	PhaseExec       = "exec round trip"
-	// PhaseExecRetried counts the execs the runtime never started and
-	// that were made again (each one also counts as a round trip), so
-	// that a node which always needs a second attempt shows in the
-	// timings rather than only in its latency.
-	PhaseExecRetried = "exec not started, retried"
+	// PhaseExecRetried counts the execs made again because the runtime
+	// never started them or their stream was cut before the answer
+	// (each one also counts as a round trip), so that a node which
+	// always needs a second attempt shows in the timings rather than
+	// only in its latency.
+	PhaseExecRetried = "exec retried"
 	// PhaseSessionOpen is the opening of a long-lived exec into a probe
 	// pod (framework/nodeaccess): its node commands then count as round
 	// trips on it.

@@ -5,6 +5,14 @@ package probeapi
 
 import "github.com/nodeconform/nodeconform/framework/procfs"
 
+// readOnly are the subcommands that change nothing, in the pod or on the
+// node: running one twice answers the same question twice.
+var readOnly = map[string]bool{"get": true, "lookup": true, "ns": true, "mounts": true, "read": true, "read-all": true, "cgroup-of": true}
+
+// ReadOnly reports whether the probe command args (subcommand first)
+// changes nothing, so that a run whose outcome is unknown may go again.
+func ReadOnly(args []string) bool { return len(args) > 0 && readOnly[args[0]] }
+
 // Error is printed (with exit code 1) when a subcommand fails.
 type Error struct {
 	Error string `json:"error"`

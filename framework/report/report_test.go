@@ -136,7 +136,14 @@ func TestAddSuitePhasesAndPrint(t *testing.T) {
 			{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, RunTime: 3 * s},
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "a", State: types.SpecStatePassed, RunTime: 2 * s},
 			{LeafNodeType: types.NodeTypeIt, LeafNodeText: "filtered", State: types.SpecStateSkipped},
-			{LeafNodeType: types.NodeTypeSynchronizedAfterSuite, RunTime: 7 * s},
+			// Process 1 waited 60 s for process 2's specs before its
+			// own teardown body: only the bodies' 7 s are teardown.
+			{LeafNodeType: types.NodeTypeSynchronizedAfterSuite, RunTime: 67 * s, SpecEvents: types.SpecEvents{
+				{SpecEventType: types.SpecEventNodeStart},
+				{SpecEventType: types.SpecEventNodeEnd, Duration: s / 2},
+				{SpecEventType: types.SpecEventNodeStart},
+				{SpecEventType: types.SpecEventNodeEnd, Duration: 13 * s / 2},
+			}},
 		}},
 		{SpecReports: types.SpecReports{
 			{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, RunTime: 2 * s},
@@ -172,7 +179,7 @@ func TestAddSuitePhasesAndPrint(t *testing.T) {
 	b.Reset()
 	PhaseTimings(&b, []Spec{{Suite: "sysctl"}}, map[string]float64{"sysctl": 20}, map[string]cost.Figures{"sysctl": f})
 	out = b.String()
-	if i := strings.Index(out, "exec not started, retried     2×     3.0s"); i < strings.Index(out, "exec round trip") {
+	if i := strings.Index(out, "exec retried                  2×     3.0s"); i < strings.Index(out, "exec round trip") {
 		t.Errorf("want the retried execs after the round trips in:\n%s", out)
 	}
 }

@@ -23,3 +23,32 @@ func TestExecNotStarted(t *testing.T) {
 		t.Error("ExecNotStarted(nil) = true")
 	}
 }
+
+func TestExecAgain(t *testing.T) {
+	notStarted := errors.New("failed to exec in container: failed to load task: context deadline exceeded")
+	exited := errors.New("command terminated with exit code 1")
+	answer := []byte(`{"ns":{}}` + "\n")
+	read, mount := []string{"ns", "--pid", "self"}, []string{"mount-tmpfs", "/prop/a"}
+	for _, c := range []struct {
+		name    string
+		attempt int
+		args    []string
+		stdout  []byte
+		err     error
+		want    bool
+	}{
+		{"answered", 1, read, answer, nil, false},
+		{"cut read goes again", 1, read, nil, nil, true},
+		{"cut read with only a newline", 2, read, []byte("\n"), nil, true},
+		{"cut read, attempts used up", ExecAttempts, read, nil, nil, false},
+		{"cut change may have run", 1, mount, nil, nil, false},
+		{"not started goes again, even a change", 1, mount, nil, notStarted, true},
+		{"not started, attempts used up", ExecAttempts, read, nil, notStarted, false},
+		{"the command failed", 1, read, []byte(`{"error":"x"}`), exited, false},
+		{"a failed command with no output", 1, read, nil, exited, false},
+	} {
+		if got := execAgain(c.attempt, c.args, c.stdout, c.err); got != c.want {
+			t.Errorf("%s: execAgain = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -254,7 +254,7 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		start := time.Now()
 		err = kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
 		cost.Time(cost.PhaseExec, start)
-		if err == nil || attempt >= ExecAttempts || !ExecNotStarted(err) {
+		if !execAgain(attempt, args, stdout.Bytes(), err) {
 			break
 		}
 		cost.Time(cost.PhaseExecRetried, start)
@@ -267,7 +267,42 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 	if err != nil && ExecNotStarted(err) {
 		err = fmt.Errorf("%w (the runtime did not start the exec in %d attempts)", err, ExecAttempts)
 	}
+	if err == nil && streamCut(stdout.Bytes()) {
+		err = fmt.Errorf("the exec ended with neither an answer nor an exit status: its stream was cut (%s)", cutOutcome(args))
+	}
 	return DecodeAnswer(ns, pod, args, stdout.Bytes(), stderr.Bytes(), err, out)
+}
+
+// execAgain decides whether an exec of the probe command args, which
+// printed stdout and ended with err on its attempt-th run, runs again.
+// Two endings leave the command's outcome open: the runtime never started
+// it (ExecNotStarted), and a cut stream. client-go reports an exec whose
+// error stream closed without the status the kubelet always sends at the
+// end (a connection dropped under load, a kubelet or runtime restart) as
+// a success with whatever output arrived; every probe subcommand answers
+// with a JSON line, so no output at all is such a cut. A command that
+// never started goes again; a cut one only if it changes nothing, since
+// it may have run.
+func execAgain(attempt int, args []string, stdout []byte, err error) bool {
+	if attempt >= ExecAttempts {
+		return false
+	}
+	if err != nil {
+		return ExecNotStarted(err)
+	}
+	return streamCut(stdout) && probeapi.ReadOnly(args)
+}
+
+// streamCut reports whether a probe exec that ended without an error
+// printed nothing: its stream was cut before the answer came.
+func streamCut(stdout []byte) bool { return len(bytes.TrimSpace(stdout)) == 0 }
+
+// cutOutcome says what a cut exec of args leaves known.
+func cutOutcome(args []string) string {
+	if probeapi.ReadOnly(args) {
+		return fmt.Sprintf("%d attempts", ExecAttempts)
+	}
+	return "not run again: the command changes state and may have run"
 }
 
 // DecodeAnswer turns what a probe run with args in ns/pod printed, and how
