@@ -46,6 +46,11 @@ func TestExecAgain(t *testing.T) {
 		{"not started, attempts used up", ExecAttempts, read, nil, notStarted, false},
 		{"the command failed", 1, read, []byte(`{"error":"x"}`), exited, false},
 		{"a failed command with no output", 1, read, nil, exited, false},
+		// A restarting kubelet, seen here: an exec cut by the restart,
+		// then this from the next attempt.
+		{"kubelet does not know the pod yet", 2, read, nil, errors.New("unable to upgrade connection: pod does not exist"), true},
+		{"kubelet down", 1, mount, nil, errors.New("error dialing backend: dial tcp 172.18.0.3:10250: connect: connection refused"), true},
+		{"no such container", 1, read, nil, errors.New("unable to upgrade connection: container not found (\"probe\")"), false},
 	} {
 		if got := execAgain(c.attempt, c.args, c.stdout, c.err); got != c.want {
 			t.Errorf("%s: execAgain = %v, want %v", c.name, got, c.want)

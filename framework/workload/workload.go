@@ -275,20 +275,20 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 
 // execAgain decides whether an exec of the probe command args, which
 // printed stdout and ended with err on its attempt-th run, runs again.
-// Two endings leave the command's outcome open: the runtime never started
-// it (ExecNotStarted), and a cut stream. client-go reports an exec whose
-// error stream closed without the status the kubelet always sends at the
-// end (a connection dropped under load, a kubelet or runtime restart) as
-// a success with whatever output arrived; every probe subcommand answers
-// with a JSON line, so no output at all is such a cut. A command that
-// never started goes again; a cut one only if it changes nothing, since
-// it may have run.
+// The runtime or the kubelet may refuse it before it starts
+// (ExecNotStarted, kubeletRefused), or its stream may be cut: client-go
+// reports an exec whose error stream closed without the status the
+// kubelet always sends at the end (a connection dropped under load, a
+// kubelet or runtime restart) as a success with whatever output arrived,
+// and every probe subcommand answers with a JSON line, so no output at
+// all is such a cut. A command that never started goes again; a cut one
+// only if it changes nothing, since it may have run.
 func execAgain(attempt int, args []string, stdout []byte, err error) bool {
 	if attempt >= ExecAttempts {
 		return false
 	}
 	if err != nil {
-		return ExecNotStarted(err)
+		return ExecNotStarted(err) || kubeletRefused(err)
 	}
 	return streamCut(stdout) && probeapi.ReadOnly(args)
 }
@@ -334,6 +334,24 @@ const ExecAttempts = 3
 // fine.
 func ExecNotStarted(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "failed to load task")
+}
+
+// kubeletRefused reports whether the kubelet refused an exec before the
+// runtime saw it, as one that is restarting does: the API server cannot
+// reach it ("error dialing backend"), or it does not know the pod yet
+// ("unable to upgrade connection: pod does not exist"). Only a pod exec
+// retries these: the node restart waits poll the probe sessions and must
+// not wait out a retry while the kubelet is down.
+func kubeletRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, s := range []string{"error dialing backend", "unable to upgrade connection: pod does not exist"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
 }
 
 // DeletePods deletes every pod of a namespace and waits until they are
