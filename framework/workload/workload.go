@@ -260,6 +260,9 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		cost.Time(cost.PhaseExecRetried, start)
 		select {
 		case <-ctx.Done():
+			if err == nil { // a cut stream
+				err = ctx.Err()
+			}
 			return fmt.Errorf("exec %v in %s/%s: %w (stderr: %s)", args, ns, pod, err, strings.TrimSpace(stderr.String()))
 		case <-time.After(time.Duration(attempt) * time.Second):
 		}
