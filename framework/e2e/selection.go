@@ -32,6 +32,7 @@ func RunSpecs(t *testing.T, description string) bool {
 	selectedMu.Lock()
 	selected = sel
 	selectedMu.Unlock()
+	errorsOnce()
 	return ginkgo.RunSpecs(t, description)
 }
 

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -220,10 +222,73 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 			fmt.Fprintf(&b, "; %s terminated: %s (exit %d)", s.Name, s.State.Terminated.Reason, s.State.Terminated.ExitCode)
 		}
 	}
-	for _, e := range Events(ctx, cs, ns, name) {
-		fmt.Fprintf(&b, "; event %s %s: %s", e.Type, e.Reason, e.Message)
+	for _, line := range SummarizeEvents(Events(ctx, cs, ns, name)) {
+		b.WriteString("; event ")
+		b.WriteString(line)
 	}
 	return b.String()
+}
+
+// containerID is a runtime's 64-hex container or sandbox ID: the kubelet
+// repeats an event once per attempt, each naming the attempt's new ID.
+var containerID = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+
+// SummarizeEvents is events in the order they were last seen, one line
+// per distinct type, reason and message ("Warning Failed: … (×9)"): a pod
+// stuck on one error gets that error once in a failure message, not a
+// screenful of retries. Container IDs are elided to compare messages, and
+// the kubelet's "(combined from similar events): " prefix dropped.
+func SummarizeEvents(events []corev1.Event) []string {
+	sorted := append([]corev1.Event(nil), events...)
+	sort.SliceStable(sorted, func(i, j int) bool { return lastSeen(sorted[i]).Before(lastSeen(sorted[j])) })
+	type line struct {
+		text  string
+		count int32
+	}
+	var lines []*line
+	index := map[string]*line{}
+	for _, e := range sorted {
+		msg := strings.TrimPrefix(e.Message, "(combined from similar events): ")
+		msg = containerID.ReplaceAllString(msg, "…")
+		text := fmt.Sprintf("%s %s: %s", e.Type, e.Reason, msg)
+		n := e.Count
+		if e.Series != nil && e.Series.Count > n {
+			n = e.Series.Count
+		}
+		if n < 1 {
+			n = 1
+		}
+		if l, ok := index[text]; ok {
+			l.count += n
+			continue
+		}
+		l := &line{text: text, count: n}
+		index[text] = l
+		lines = append(lines, l)
+	}
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		if l.count > 1 {
+			out = append(out, fmt.Sprintf("%s (×%d)", l.text, l.count))
+			continue
+		}
+		out = append(out, l.text)
+	}
+	return out
+}
+
+// lastSeen is when an event last happened, from whichever of the core
+// and events.k8s.io fields its reporter filled in.
+func lastSeen(e corev1.Event) time.Time {
+	switch {
+	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
 }
 
 // Events are the events about an object of a namespace (none when they
