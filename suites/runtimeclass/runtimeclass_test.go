@@ -50,12 +50,16 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Label("runtimeclass"), func
 	describeMechanics()
 })
 
-// The specs that read each node's shared pod of the class: BeforeAll
-// starts those pods ahead only when one of them is selected.
+// The specs that read each node's shared pod of the class, and the OOM
+// spec: BeforeAll starts their pods ahead only when one of them is
+// selected.
 const (
 	specPodCgroup    = "writes the containers' limits plus the overhead into the pod cgroup on each node"
 	specMemoryAtRest = "keeps the sandbox's memory at rest within the declared memory overhead on each node"
 	specIsolation    = "isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor) on each node"
+	specOOM          = "kills a sandboxed container that allocates past its memory limit and reports it on each node"
+	specUnderCgroup  = "reports a pod cgroup without the declared overhead (negative control)"
+	specUnderMemory  = "reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)"
 )
 
 func describeClass(name string) {
@@ -74,6 +78,11 @@ func describeClass(name string) {
 			pods  *sharedPods
 			// classPodsAhead: a spec that reads the class pods is selected.
 			classPodsAhead bool
+			// oomAhead: the OOM spec is selected; oomMu guards oomPods,
+			// the OOM pods created (ahead or by the spec), by node.
+			oomAhead bool
+			oomMu    sync.Mutex
+			oomPods  map[string]string
 		)
 
 		// The class's shared pod on node has two containers, so that
@@ -84,8 +93,34 @@ func describeClass(name string) {
 		classPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
 			return pods.get(ctx, g, n, newClassPod(n))
 		}
+		newUnderPod := func(n string) *corev1.Pod {
+			return classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...)
+		}
 		underPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
-			return pods.get(ctx, g, n, classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...))
+			return pods.get(ctx, g, n, newUnderPod(n))
+		}
+		// startOOM creates node's OOM pod: a container limited to 32Mi
+		// that allocates 128Mi, restarted after each kill.
+		startOOM := func(ctx context.Context, n string) error {
+			p := classPod(e, pods.ns, "oom-"+n, rc.Name, n, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
+			p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
+			oomMu.Lock()
+			oomPods[n] = p.Name
+			oomMu.Unlock()
+			if err := e.Klient.Resources().Create(ctx, p); err != nil {
+				return fmt.Errorf("create pod %s/%s: %w", p.Namespace, p.Name, err)
+			}
+			return nil
+		}
+		// deleteOOM deletes the OOM pods, at once: the negative controls'
+		// sandboxes, and the next class's capacity spec, need their CPU.
+		deleteOOM := func(ctx context.Context) {
+			oomMu.Lock()
+			defer oomMu.Unlock()
+			for n, name := range oomPods {
+				Expect(forceDelete(ctx, e.Clientset, pods.ns, name)).To(Succeed())
+				delete(oomPods, n)
+			}
 		}
 
 		BeforeAll(func(ctx SpecContext) {
@@ -144,8 +179,21 @@ func describeClass(name string) {
 			//
 			// A run whose filters select none of the specs that read them
 			// (a focus on admission, say) boots no sandbox for them.
+			//
+			// Each node's OOM pod boots beside its class pod, so that the
+			// OOM spec, which follows the specs reading the class pods,
+			// mostly reads a kill already reported (it took a minute on
+			// its own after the negative controls, booting a third round
+			// of sandboxes). Created after the class pods, it is
+			// scheduled after them; where the node's free CPU does not
+			// hold both it waits, Pending, until the OOM spec releases
+			// the class pod. At most two of a class's pods share a node:
+			// its class and OOM pods, then its OOM and under-declared
+			// pods (see the OOM spec).
 			classPodsAhead = e2e.AnySelected(specPodCgroup, specMemoryAtRest, specIsolation)
-			if classPodsAhead {
+			oomAhead = e2e.Selected(specOOM)
+			oomPods = map[string]string{}
+			if classPodsAhead || oomAhead {
 				nodes, byName := classNodes(ctx, e, rc)
 				unreachable := e.Unreachable()
 				for _, n := range nodes {
@@ -155,14 +203,20 @@ func describeClass(name string) {
 					if offered, known := rcx.Offers(byName[n], rc.Handler); known && !offered {
 						continue
 					}
-					Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
+					if classPodsAhead {
+						Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
+					}
+					if oomAhead {
+						Expect(startOOM(ctx, n)).To(Succeed())
+					}
 				}
 			}
-			// Runs before the namespace's own cleanup (registered first):
+			// Run before the namespace's own cleanup (registered first):
 			// the next class's capacity spec waits until no pod on its
 			// node is going away, and a sandbox's graceful stop takes
 			// seconds.
 			DeferCleanup(pods.deleteAll)
+			DeferCleanup(deleteOOM)
 		})
 
 		It("declares the expected handler, overhead.podFixed and nodeSelector", func() {
@@ -240,9 +294,13 @@ func describeClass(name string) {
 			Expect(err).NotTo(HaveOccurred())
 			evidence.Record("pending", map[string]any{"event": ev.Message, "phase": got.Status.Phase, "nodeName": got.Spec.NodeName})
 			Expect(got.Spec.NodeName).To(BeEmpty(), "the sandboxed pod was bound to %s although request+overhead exceed its free CPU", got.Spec.NodeName)
-			// The node's class pod, held back for this spec (BeforeAll).
+			// The node's class and OOM pods, held back for this spec
+			// (BeforeAll).
 			if classPodsAhead {
 				Expect(pods.start(ctx, node, newClassPod(node))).To(Succeed())
+			}
+			if oomAhead {
+				Expect(startOOM(ctx, node)).To(Succeed())
 			}
 		})
 
@@ -301,12 +359,52 @@ func describeClass(name string) {
 			}))
 		})
 
+		// runc: the kernel OOM-kills the container's process in its cgroup
+		// and the kubelet reports OOMKilled. gVisor: the sentry, which
+		// serves the container, answers its allocation inside its own
+		// memory accounting; the container is reported as the runtime saw
+		// it end (README: "OOM in a sandbox"). Both are the node's runtime
+		// (which binary serves the handler, what it applies of the pod's
+		// resources): judged on every node of the class, in the OOM pod
+		// BeforeAll started (or, where it did not, one started now). The
+		// node's class pod goes first: its specs are done, and where the
+		// node's free CPU does not hold both sandboxes the OOM pod is
+		// scheduled once it is gone. The negative controls' pod then
+		// boots while this spec waits for the kill (scheduled, where the
+		// CPU is short, once this spec deletes the OOM pod).
+		It(specOOM, func(ctx SpecContext) {
+			DeferCleanup(deleteOOM)
+			underAhead := under != nil && e2e.AnySelected(specUnderCgroup, specUnderMemory)
+			verdict.Expect("OOM kill reported", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, _ *podcgroup.Reader, _ bool) any {
+				pods.release(ctx, g, n)
+				if underAhead {
+					// Not this node's OOM finding: the negative controls
+					// create the pod themselves when it is not there.
+					if err := pods.start(ctx, n, newUnderPod(n)); err != nil {
+						GinkgoWriter.Printf("node %s: the negative controls' pod was not started ahead: %v\n", n, err)
+					}
+				}
+				oomMu.Lock()
+				name, ahead := oomPods[n]
+				oomMu.Unlock()
+				if !ahead {
+					g.Expect(startOOM(ctx, n)).To(Succeed())
+					name = "oom-" + n
+				}
+				// The termination as the kubelet reports it, not the restart
+				// after it: gVisor took 18 s more to restart the container here.
+				status := e.ExpectTerminated(ctx, g, pods.ns, name, "OOMKilled")
+				return map[string]any{"pod": name, "startedAhead": ahead, "limit": "32Mi", "allocates": "128Mi", "restartCount": status.RestartCount,
+					"state": status.State, "lastTermination": status.LastTerminationState.Terminated}
+			}))
+		})
+
 		// The pod cgroup check must fail when the pod cgroup does not hold the
 		// declared overhead: a pod of the same handler whose class
 		// declares 64Ki of memory overhead, read against the expectation
 		// of the configured overhead, on each node (each cgroup version's
 		// files).
-		It("reports a pod cgroup without the declared overhead (negative control)", Label("negative"), func(ctx SpecContext) {
+		It(specUnderCgroup, Label("negative"), func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 			verdict.Expect("negative control: pod cgroup without the declared overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
 				got := underPodOn(ctx, g, n)
@@ -328,7 +426,7 @@ func describeClass(name string) {
 		// what its sandbox uses: the same handler, 64Ki of memory overhead
 		// (below even a runc pod at rest, 1.4 MiB here), measured the same
 		// way on each node.
-		It("reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)", Label("negative"), func(ctx SpecContext) {
+		It(specUnderMemory, Label("negative"), func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 			small := resource.MustParse(underDeclared)
 			verdict.Expect("negative control: sandbox memory above a too small overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
@@ -345,40 +443,6 @@ func describeClass(name string) {
 			}))
 		})
 
-		// runc: the kernel OOM-kills the container's process in its cgroup
-		// and the kubelet reports OOMKilled. gVisor: the sentry, which
-		// serves the container, answers its allocation inside its own
-		// memory accounting; the container is reported as the runtime saw
-		// it end (README: "OOM in a sandbox"). Both are the node's runtime
-		// (which binary serves the handler, what it applies of the pod's
-		// resources): judged on every node of the class. A node's shared
-		// pods go first: two sandboxes' overhead do not fit a kind
-		// control plane's free CPU.
-		It("kills a sandboxed container that allocates past its memory limit and reports it on each node", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-oom", "")
-			var mu sync.Mutex
-			var created []string
-			// On the next class's capacity node: gone at once (see deleteAll).
-			DeferCleanup(func(ctx SpecContext) {
-				for _, name := range created {
-					Expect(forceDelete(ctx, e.Clientset, ns, name)).To(Succeed())
-				}
-			})
-			verdict.Expect("OOM kill reported", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, _ *podcgroup.Reader, _ bool) any {
-				pods.release(ctx, g, n)
-				p := classPod(e, ns, "oom-"+n, rc.Name, n, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
-				p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
-				mu.Lock()
-				created = append(created, p.Name)
-				mu.Unlock()
-				g.Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
-				// The termination as the kubelet reports it, not the restart
-				// after it: gVisor took 18 s more to restart the container here.
-				status := e.ExpectTerminated(ctx, g, ns, p.Name, "OOMKilled")
-				return map[string]any{"pod": p.Name, "limit": "32Mi", "allocates": "128Mi", "restartCount": status.RestartCount,
-					"state": status.State, "lastTermination": status.LastTerminationState.Terminated}
-			}))
-		})
 	})
 }
 
@@ -954,7 +1018,8 @@ func (s *sharedPods) readyAt(name string) time.Time {
 }
 
 // start creates p on node without waiting for it; get waits for it when
-// a spec needs it. Call it before any get on the node.
+// a spec needs it. Call it before any get on the node, or after a
+// release.
 func (s *sharedPods) start(ctx context.Context, node string, p *corev1.Pod) error {
 	s.mu.Lock()
 	s.init(node)
