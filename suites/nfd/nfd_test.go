@@ -282,6 +282,12 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		if node == "" {
 			Skip("every node is eligible already: nothing to turn on")
 		}
+		// The label must start right, or turning it on and off shows
+		// nothing (a node labelled by hand keeps it whatever NFD does).
+		if got := labelled(ctx, nfd.KataLabel); !matches(base, got) {
+			Fail(fmt.Sprintf("before any feature is published, %s=true is on %v, not exactly on the eligible judged nodes %v: the label this spec turns on and off is wrong already (see the spec on the eligible nodes)",
+				nfd.KataLabel, got, nfd.Eligible(base)))
+		}
 		name, err := d.AddNodeFeature(ctx, node, []string{"SSE4", "VMX"}, []string{"kvm", "kvm_intel"})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { Expect(d.DeleteNodeFeature(ctx, name)).To(Succeed()) })
@@ -290,7 +296,8 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		want := maps.Clone(base)
 		want[node] = true
 		exactly := func(want map[string]bool) OmegaMatcher {
-			return WithTransform(func(got []string) bool { return matches(want, got) }, BeTrue())
+			// Satisfy, so that a failure prints the labelled nodes.
+			return Satisfy(func(got []string) bool { return matches(want, got) })
 		}
 		start := time.Now()
 		e.Eventually(ctx, func(ctx context.Context) []string { return labelled(ctx, nfd.KataLabel) }, within).Should(exactly(want),
