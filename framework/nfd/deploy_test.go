@@ -126,3 +126,34 @@ func TestReadyOn(t *testing.T) {
 		}
 	}
 }
+
+func TestSetterNote(t *testing.T) {
+	node := func(labels map[string]string, owned string) *corev1.Node {
+		n := &corev1.Node{}
+		n.Labels = labels
+		if owned != "" {
+			n.Annotations = map[string]string{featureLabelsAnnotation: owned}
+		}
+		return n
+	}
+	on := map[string]string{KataLabel: "true", "example.com/other": "x"}
+	for _, c := range []struct {
+		name string
+		n    *corev1.Node
+		want string
+	}{
+		{"listed without the default namespace", node(on, "cpu-cpuid.SSE4, runtime.kata"), "nfd-master set it"},
+		{"listed with a namespace of its own", node(on, "example.com/other"), "not set by nfd-master"},
+		{"no annotation", node(on, ""), "not set by nfd-master"},
+		{"a longer name with the same prefix is not it", node(on, "runtime.kata-extra"), "not set by nfd-master"},
+		{"label not on the node", node(map[string]string{}, "runtime.kata"), ""},
+	} {
+		got := SetterNote(c.n, KataLabel)
+		if (c.want == "") != (got == "") || !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: SetterNote = %q, want it to start with %q", c.name, got, c.want)
+		}
+	}
+	if got := SetterNote(node(on, "example.com/other"), "example.com/other"); !strings.HasPrefix(got, "nfd-master set it") {
+		t.Errorf("a label in its own namespace listed as such: SetterNote = %q", got)
+	}
+}

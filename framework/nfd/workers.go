@@ -109,3 +109,20 @@ func LabelFinding(node, label string, want, has bool, workers map[string]string)
 	}
 	return strings.Join(out, "; ")
 }
+
+// SetterNote says who set a node's label that should not be there: the
+// labels nfd-master writes are listed in the node's feature-labels
+// annotation (without the default namespace), so a label absent from it
+// was set by hand or by another controller, and NFD's rules are not at
+// fault. "" when the label is not on the node.
+func SetterNote(n *corev1.Node, label string) string {
+	if _, ok := n.Labels[label]; !ok {
+		return ""
+	}
+	for _, name := range strings.Split(n.Annotations[featureLabelsAnnotation], ",") {
+		if name = strings.TrimSpace(name); name != "" && withDefaultNs(name) == label {
+			return "nfd-master set it (listed in " + featureLabelsAnnotation + ")"
+		}
+	}
+	return "not set by nfd-master (absent from " + featureLabelsAnnotation + "): labelled by hand or by another controller"
+}

@@ -131,6 +131,11 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 				ev["nfdWorker"] = state
 			}
 			if f := nfd.LabelFinding(node, label, want[node], has, workers); f != "" {
+				if has && !want[node] {
+					n, err := e.Clientset.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+					g.Expect(err).NotTo(HaveOccurred())
+					f += " (" + nfd.SetterNote(n, label) + ")"
+				}
 				verdict.FailNode(f)
 			}
 			return ev
