@@ -233,11 +233,12 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 // repeats an event once per attempt, each naming the attempt's new ID.
 var containerID = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
 
-// SummarizeEvents is events in the order they were last seen, one line
-// per distinct type, reason and message ("Warning Failed: … (×9)"): a pod
-// stuck on one error gets that error once in a failure message, not a
-// screenful of retries. Container IDs are elided to compare messages, and
-// the kubelet's "(combined from similar events): " prefix dropped.
+// SummarizeEvents is events in time order (a repeated one where it first
+// appears), one line per distinct type, reason and message ("Warning
+// Failed: … (×9)"): a pod stuck on one error gets that error once in a
+// failure message, not a screenful of retries. Container IDs are elided
+// to compare messages, and the kubelet's "(combined from similar
+// events): " prefix dropped.
 func SummarizeEvents(events []corev1.Event) []string {
 	sorted := append([]corev1.Event(nil), events...)
 	sort.SliceStable(sorted, func(i, j int) bool { return lastSeen(sorted[i]).Before(lastSeen(sorted[j])) })
