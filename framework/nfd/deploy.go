@@ -501,10 +501,8 @@ func PruneNodes(ctx context.Context, cs kubernetes.Interface) error {
 	var errs []error
 	for _, n := range nodes.Items {
 		labels := map[string]any{}
-		for _, name := range strings.Split(n.Annotations[featureLabelsAnnotation], ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				labels[withDefaultNs(name)] = nil
-			}
+		for _, l := range nfdLabels(&n) {
+			labels[l] = nil
 		}
 		annotations := map[string]any{}
 		for k := range n.Annotations {

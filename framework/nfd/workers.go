@@ -3,6 +3,7 @@ package nfd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -110,6 +111,18 @@ func LabelFinding(node, label string, want, has bool, workers map[string]string)
 	return strings.Join(out, "; ")
 }
 
+// nfdLabels are the labels nfd-master lists as its own in the node's
+// feature-labels annotation, with the default namespace it leaves out.
+func nfdLabels(n *corev1.Node) []string {
+	var out []string
+	for _, name := range strings.Split(n.Annotations[featureLabelsAnnotation], ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, withDefaultNs(name))
+		}
+	}
+	return out
+}
+
 // SetterNote says who set a node's label that should not be there: the
 // labels nfd-master writes are listed in the node's feature-labels
 // annotation (without the default namespace), so a label absent from it
@@ -119,10 +132,8 @@ func SetterNote(n *corev1.Node, label string) string {
 	if _, ok := n.Labels[label]; !ok {
 		return ""
 	}
-	for _, name := range strings.Split(n.Annotations[featureLabelsAnnotation], ",") {
-		if name = strings.TrimSpace(name); name != "" && withDefaultNs(name) == label {
-			return "nfd-master set it (listed in " + featureLabelsAnnotation + ")"
-		}
+	if slices.Contains(nfdLabels(n), label) {
+		return "nfd-master set it (listed in " + featureLabelsAnnotation + ")"
 	}
 	return "not set by nfd-master (absent from " + featureLabelsAnnotation + "): labelled by hand or by another controller"
 }

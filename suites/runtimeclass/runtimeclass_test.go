@@ -78,11 +78,11 @@ func describeClass(name string) {
 			pods  *sharedPods
 			// classPodsAhead: a spec that reads the class pods is selected.
 			classPodsAhead bool
-			// oomAhead: the OOM spec is selected; oomMu guards oomPods,
-			// the OOM pods created (ahead or by the spec), by node.
+			// oomAhead: the OOM spec is selected. oomPods are the OOM
+			// pods, one per node, apart from pods: releasing a node's
+			// shared pods must not delete its OOM pod.
 			oomAhead bool
-			oomMu    sync.Mutex
-			oomPods  map[string]string
+			oomPods  *sharedPods
 		)
 
 		// The class's shared pod on node has two containers, so that
@@ -99,28 +99,12 @@ func describeClass(name string) {
 		underPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
 			return pods.get(ctx, g, n, newUnderPod(n))
 		}
-		// startOOM creates node's OOM pod: a container limited to 32Mi
-		// that allocates 128Mi, restarted after each kill.
-		startOOM := func(ctx context.Context, n string) error {
+		// newOOMPod is node's OOM pod: a container limited to 32Mi that
+		// allocates 128Mi, restarted after each kill.
+		newOOMPod := func(n string) *corev1.Pod {
 			p := classPod(e, pods.ns, "oom-"+n, rc.Name, n, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
 			p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
-			oomMu.Lock()
-			oomPods[n] = p.Name
-			oomMu.Unlock()
-			if err := e.Klient.Resources().Create(ctx, p); err != nil {
-				return fmt.Errorf("create pod %s/%s: %w", p.Namespace, p.Name, err)
-			}
-			return nil
-		}
-		// deleteOOM deletes the OOM pods, at once: the negative controls'
-		// sandboxes, and the next class's capacity spec, need their CPU.
-		deleteOOM := func(ctx context.Context) {
-			oomMu.Lock()
-			defer oomMu.Unlock()
-			for n, name := range oomPods {
-				Expect(forceDelete(ctx, e.Clientset, pods.ns, name)).To(Succeed())
-				delete(oomPods, n)
-			}
+			return p
 		}
 
 		BeforeAll(func(ctx SpecContext) {
@@ -192,7 +176,7 @@ func describeClass(name string) {
 			// pods (see the OOM spec).
 			classPodsAhead = e2e.AnySelected(specPodCgroup, specMemoryAtRest, specIsolation)
 			oomAhead = e2e.Selected(specOOM)
-			oomPods = map[string]string{}
+			oomPods = &sharedPods{e: e, ns: pods.ns}
 			if classPodsAhead || oomAhead {
 				nodes, byName := classNodes(ctx, e, rc)
 				unreachable := e.Unreachable()
@@ -207,7 +191,7 @@ func describeClass(name string) {
 						Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
 					}
 					if oomAhead {
-						Expect(startOOM(ctx, n)).To(Succeed())
+						Expect(oomPods.start(ctx, n, newOOMPod(n))).To(Succeed())
 					}
 				}
 			}
@@ -215,8 +199,10 @@ func describeClass(name string) {
 			// the next class's capacity spec waits until no pod on its
 			// node is going away, and a sandbox's graceful stop takes
 			// seconds.
+			// The OOM pods at once: the negative controls' sandboxes, and
+			// the next class's capacity spec, need their CPU.
 			DeferCleanup(pods.deleteAll)
-			DeferCleanup(deleteOOM)
+			DeferCleanup(oomPods.deleteAll)
 		})
 
 		It("declares the expected handler, overhead.podFixed and nodeSelector", func() {
@@ -300,7 +286,7 @@ func describeClass(name string) {
 				Expect(pods.start(ctx, node, newClassPod(node))).To(Succeed())
 			}
 			if oomAhead {
-				Expect(startOOM(ctx, node)).To(Succeed())
+				Expect(oomPods.start(ctx, node, newOOMPod(node))).To(Succeed())
 			}
 		})
 
@@ -373,7 +359,7 @@ func describeClass(name string) {
 		// boots while this spec waits for the kill (scheduled, where the
 		// CPU is short, once this spec deletes the OOM pod).
 		It(specOOM, func(ctx SpecContext) {
-			DeferCleanup(deleteOOM)
+			DeferCleanup(oomPods.deleteAll)
 			underAhead := under != nil && e2e.AnySelected(specUnderCgroup, specUnderMemory)
 			verdict.Expect("OOM kill reported", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, _ *podcgroup.Reader, _ bool) any {
 				pods.release(ctx, g, n)
@@ -384,17 +370,15 @@ func describeClass(name string) {
 						GinkgoWriter.Printf("node %s: the negative controls' pod was not started ahead: %v\n", n, err)
 					}
 				}
-				oomMu.Lock()
-				name, ahead := oomPods[n]
-				oomMu.Unlock()
+				p := newOOMPod(n)
+				ahead := oomPods.asked(n, p.Name)
 				if !ahead {
-					g.Expect(startOOM(ctx, n)).To(Succeed())
-					name = "oom-" + n
+					g.Expect(oomPods.start(ctx, n, p)).To(Succeed())
 				}
 				// The termination as the kubelet reports it, not the restart
 				// after it: gVisor took 18 s more to restart the container here.
-				status := e.ExpectTerminated(ctx, g, pods.ns, name, "OOMKilled")
-				return map[string]any{"pod": name, "startedAhead": ahead, "limit": "32Mi", "allocates": "128Mi", "restartCount": status.RestartCount,
+				status := e.ExpectTerminated(ctx, g, pods.ns, p.Name, "OOMKilled")
+				return map[string]any{"pod": p.Name, "startedAhead": ahead, "limit": "32Mi", "allocates": "128Mi", "restartCount": status.RestartCount,
 					"state": status.State, "lastTermination": status.LastTerminationState.Terminated}
 			}))
 		})
@@ -1008,6 +992,13 @@ type sharedPods struct {
 	ready map[string]time.Time
 	// started is the pod start created on a node and no get waited for.
 	started map[string]string
+}
+
+// asked reports whether the pod named name was asked for on node.
+func (s *sharedPods) asked(node, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.names[node][name]
 }
 
 // readyAt is when the pod named name became Ready, as get saw it.
