@@ -50,16 +50,12 @@ var _ = Describe("sandboxed runtime (RuntimeClass)", Label("runtimeclass"), func
 	describeMechanics()
 })
 
-// The specs that read each node's shared pod of the class, and the OOM
-// spec: BeforeAll starts their pods ahead only when one of them is
-// selected.
+// The specs that read each node's shared pod of the class: BeforeAll
+// starts those pods ahead only when one of them is selected.
 const (
 	specPodCgroup    = "writes the containers' limits plus the overhead into the pod cgroup on each node"
 	specMemoryAtRest = "keeps the sandbox's memory at rest within the declared memory overhead on each node"
 	specIsolation    = "isolates the pod from the node's kernel where the handler is a sandbox (a VM or gVisor) on each node"
-	specOOM          = "kills a sandboxed container that allocates past its memory limit and reports it on each node"
-	specUnderCgroup  = "reports a pod cgroup without the declared overhead (negative control)"
-	specUnderMemory  = "reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)"
 )
 
 func describeClass(name string) {
@@ -78,11 +74,6 @@ func describeClass(name string) {
 			pods  *sharedPods
 			// classPodsAhead: a spec that reads the class pods is selected.
 			classPodsAhead bool
-			// oomAhead: the OOM spec is selected. oomPods are the OOM
-			// pods, one per node, apart from pods: releasing a node's
-			// shared pods must not delete its OOM pod.
-			oomAhead bool
-			oomPods  *sharedPods
 		)
 
 		// The class's shared pod on node has two containers, so that
@@ -93,18 +84,8 @@ func describeClass(name string) {
 		classPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
 			return pods.get(ctx, g, n, newClassPod(n))
 		}
-		newUnderPod := func(n string) *corev1.Pod {
-			return classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...)
-		}
 		underPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
-			return pods.get(ctx, g, n, newUnderPod(n))
-		}
-		// newOOMPod is node's OOM pod: a container limited to 32Mi that
-		// allocates 128Mi, restarted after each kill.
-		newOOMPod := func(n string) *corev1.Pod {
-			p := classPod(e, pods.ns, "oom-"+n, rc.Name, n, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
-			p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
-			return p
+			return pods.get(ctx, g, n, classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...))
 		}
 
 		BeforeAll(func(ctx SpecContext) {
@@ -163,21 +144,8 @@ func describeClass(name string) {
 			//
 			// A run whose filters select none of the specs that read them
 			// (a focus on admission, say) boots no sandbox for them.
-			//
-			// Each node's OOM pod boots beside its class pod, so that the
-			// OOM spec, which follows the specs reading the class pods,
-			// mostly reads a kill already reported (it took a minute on
-			// its own after the negative controls, booting a third round
-			// of sandboxes). Created after the class pods, it is
-			// scheduled after them; where the node's free CPU does not
-			// hold both it waits, Pending, until the OOM spec releases
-			// the class pod. At most two of a class's pods share a node:
-			// its class and OOM pods, then its OOM and under-declared
-			// pods (see the OOM spec).
 			classPodsAhead = e2e.AnySelected(specPodCgroup, specMemoryAtRest, specIsolation)
-			oomAhead = e2e.Selected(specOOM)
-			oomPods = &sharedPods{e: e, ns: pods.ns}
-			if classPodsAhead || oomAhead {
+			if classPodsAhead {
 				nodes, byName := classNodes(ctx, e, rc)
 				unreachable := e.Unreachable()
 				for _, n := range nodes {
@@ -187,22 +155,14 @@ func describeClass(name string) {
 					if offered, known := rcx.Offers(byName[n], rc.Handler); known && !offered {
 						continue
 					}
-					if classPodsAhead {
-						Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
-					}
-					if oomAhead {
-						Expect(oomPods.start(ctx, n, newOOMPod(n))).To(Succeed())
-					}
+					Expect(pods.start(ctx, n, newClassPod(n))).To(Succeed())
 				}
 			}
-			// Run before the namespace's own cleanup (registered first):
+			// Runs before the namespace's own cleanup (registered first):
 			// the next class's capacity spec waits until no pod on its
 			// node is going away, and a sandbox's graceful stop takes
 			// seconds.
-			// The OOM pods at once: the negative controls' sandboxes, and
-			// the next class's capacity spec, need their CPU.
 			DeferCleanup(pods.deleteAll)
-			DeferCleanup(oomPods.deleteAll)
 		})
 
 		It("declares the expected handler, overhead.podFixed and nodeSelector", func() {
@@ -280,13 +240,9 @@ func describeClass(name string) {
 			Expect(err).NotTo(HaveOccurred())
 			evidence.Record("pending", map[string]any{"event": ev.Message, "phase": got.Status.Phase, "nodeName": got.Spec.NodeName})
 			Expect(got.Spec.NodeName).To(BeEmpty(), "the sandboxed pod was bound to %s although request+overhead exceed its free CPU", got.Spec.NodeName)
-			// The node's class and OOM pods, held back for this spec
-			// (BeforeAll).
+			// The node's class pod, held back for this spec (BeforeAll).
 			if classPodsAhead {
 				Expect(pods.start(ctx, node, newClassPod(node))).To(Succeed())
-			}
-			if oomAhead {
-				Expect(oomPods.start(ctx, node, newOOMPod(node))).To(Succeed())
 			}
 		})
 
@@ -345,50 +301,12 @@ func describeClass(name string) {
 			}))
 		})
 
-		// runc: the kernel OOM-kills the container's process in its cgroup
-		// and the kubelet reports OOMKilled. gVisor: the sentry, which
-		// serves the container, answers its allocation inside its own
-		// memory accounting; the container is reported as the runtime saw
-		// it end (README: "OOM in a sandbox"). Both are the node's runtime
-		// (which binary serves the handler, what it applies of the pod's
-		// resources): judged on every node of the class, in the OOM pod
-		// BeforeAll started (or, where it did not, one started now). The
-		// node's class pod goes first: its specs are done, and where the
-		// node's free CPU does not hold both sandboxes the OOM pod is
-		// scheduled once it is gone. The negative controls' pod then
-		// boots while this spec waits for the kill (scheduled, where the
-		// CPU is short, once this spec deletes the OOM pod).
-		It(specOOM, func(ctx SpecContext) {
-			DeferCleanup(oomPods.deleteAll)
-			underAhead := under != nil && e2e.AnySelected(specUnderCgroup, specUnderMemory)
-			verdict.Expect("OOM kill reported", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, _ *podcgroup.Reader, _ bool) any {
-				pods.release(ctx, g, n)
-				if underAhead {
-					// Not this node's OOM finding: the negative controls
-					// create the pod themselves when it is not there.
-					if err := pods.start(ctx, n, newUnderPod(n)); err != nil {
-						GinkgoWriter.Printf("node %s: the negative controls' pod was not started ahead: %v\n", n, err)
-					}
-				}
-				p := newOOMPod(n)
-				ahead := oomPods.asked(n, p.Name)
-				if !ahead {
-					g.Expect(oomPods.start(ctx, n, p)).To(Succeed())
-				}
-				// The termination as the kubelet reports it, not the restart
-				// after it: gVisor took 18 s more to restart the container here.
-				status := e.ExpectTerminated(ctx, g, pods.ns, p.Name, "OOMKilled")
-				return map[string]any{"pod": p.Name, "startedAhead": ahead, "limit": "32Mi", "allocates": "128Mi", "restartCount": status.RestartCount,
-					"state": status.State, "lastTermination": status.LastTerminationState.Terminated}
-			}))
-		})
-
 		// The pod cgroup check must fail when the pod cgroup does not hold the
 		// declared overhead: a pod of the same handler whose class
 		// declares 64Ki of memory overhead, read against the expectation
 		// of the configured overhead, on each node (each cgroup version's
 		// files).
-		It(specUnderCgroup, Label("negative"), func(ctx SpecContext) {
+		It("reports a pod cgroup without the declared overhead (negative control)", Label("negative"), func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 			verdict.Expect("negative control: pod cgroup without the declared overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, quota bool) any {
 				got := underPodOn(ctx, g, n)
@@ -410,7 +328,7 @@ func describeClass(name string) {
 		// what its sandbox uses: the same handler, 64Ki of memory overhead
 		// (below even a runc pod at rest, 1.4 MiB here), measured the same
 		// way on each node.
-		It(specUnderMemory, Label("negative"), func(ctx SpecContext) {
+		It("reports a RuntimeClass whose memory overhead is smaller than its sandbox's use (negative control)", Label("negative"), func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 			small := resource.MustParse(underDeclared)
 			verdict.Expect("negative control: sandbox memory above a too small overhead", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, rd *podcgroup.Reader, _ bool) any {
@@ -427,6 +345,40 @@ func describeClass(name string) {
 			}))
 		})
 
+		// runc: the kernel OOM-kills the container's process in its cgroup
+		// and the kubelet reports OOMKilled. gVisor: the sentry, which
+		// serves the container, answers its allocation inside its own
+		// memory accounting; the container is reported as the runtime saw
+		// it end (README: "OOM in a sandbox"). Both are the node's runtime
+		// (which binary serves the handler, what it applies of the pod's
+		// resources): judged on every node of the class. A node's shared
+		// pods go first: two sandboxes' overhead do not fit a kind
+		// control plane's free CPU.
+		It("kills a sandboxed container that allocates past its memory limit and reports it on each node", func(ctx SpecContext) {
+			ns := e.Namespace(ctx, "rc-oom", "")
+			var mu sync.Mutex
+			var created []string
+			// On the next class's capacity node: gone at once (see deleteAll).
+			DeferCleanup(func(ctx SpecContext) {
+				for _, name := range created {
+					Expect(forceDelete(ctx, e.Clientset, ns, name)).To(Succeed())
+				}
+			})
+			verdict.Expect("OOM kill reported", eachNode(ctx, e, rc, func(ctx context.Context, g Gomega, n string, _ *podcgroup.Reader, _ bool) any {
+				pods.release(ctx, g, n)
+				p := classPod(e, ns, "oom-"+n, rc.Name, n, corev1.ResourceRequirements{Requests: res("10m", "32Mi"), Limits: res("100m", "32Mi")})
+				p.Spec.Containers[0].Args = []string{"alloc", "--mib", "128"}
+				mu.Lock()
+				created = append(created, p.Name)
+				mu.Unlock()
+				g.Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
+				// The termination as the kubelet reports it, not the restart
+				// after it: gVisor took 18 s more to restart the container here.
+				status := e.ExpectTerminated(ctx, g, ns, p.Name, "OOMKilled")
+				return map[string]any{"pod": p.Name, "limit": "32Mi", "allocates": "128Mi", "restartCount": status.RestartCount,
+					"state": status.State, "lastTermination": status.LastTerminationState.Terminated}
+			}))
+		})
 	})
 }
 
@@ -994,13 +946,6 @@ type sharedPods struct {
 	started map[string]string
 }
 
-// asked reports whether the pod named name was asked for on node.
-func (s *sharedPods) asked(node, name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.names[node][name]
-}
-
 // readyAt is when the pod named name became Ready, as get saw it.
 func (s *sharedPods) readyAt(name string) time.Time {
 	s.mu.Lock()
@@ -1009,8 +954,7 @@ func (s *sharedPods) readyAt(name string) time.Time {
 }
 
 // start creates p on node without waiting for it; get waits for it when
-// a spec needs it. Call it before any get on the node, or after a
-// release.
+// a spec needs it. Call it before any get on the node.
 func (s *sharedPods) start(ctx context.Context, node string, p *corev1.Pod) error {
 	s.mu.Lock()
 	s.init(node)
