@@ -3,6 +3,7 @@ package workload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -212,5 +213,48 @@ func TestWaitReadyFillsInThePod(t *testing.T) {
 	}
 	if p.Spec.NodeName != "worker" {
 		t.Fatalf("spec.nodeName %q, want worker", p.Spec.NodeName)
+	}
+}
+
+// A pod the kubelet cannot start (a create refused at every attempt) is
+// given up on after its share of the timeout, with the reason; one that
+// failed only once is waited for.
+func TestWaitReadyGivesUpOnAHopelessPod(t *testing.T) {
+	defer func(p time.Duration) { hopelessPoll = p }(hopelessPoll)
+	hopelessPoll = 20 * time.Millisecond
+	const refused = `path "/mnt/x" is mounted on "/" but it is not a shared mount`
+	stuck := readyPod("a", corev1.ConditionFalse, corev1.PodPending)
+	stuck.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "probe", State: corev1.ContainerState{
+		Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: refused}}}}
+	failed := func(name string) *corev1.Event {
+		return &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "a"},
+			Type:           corev1.EventTypeWarning, Reason: "Failed", Message: "Error: " + refused}
+	}
+	for _, tc := range []struct {
+		name    string
+		events  int
+		want    string
+		notWant string
+	}{
+		{"refused twice", 2, "will not be Ready: container probe: CreateContainerError", "not Ready within"},
+		{"refused once", 1, "not Ready within", "will not be Ready"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := fake.NewClientset(stuck.DeepCopy())
+			for i := 0; i < tc.events; i++ {
+				if _, err := cs.CoreV1().Events("ns").Create(context.Background(), failed(fmt.Sprintf("e%d", i)), metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			start := time.Now()
+			_, err := waitReady(context.Background(), cs, pod("a", ""), 1600*time.Millisecond)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.notWant) {
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+			if took := time.Since(start); tc.want != "not Ready within" && took > time.Second {
+				t.Fatalf("gave up after %s, want about 1600ms/%d", took, hopelessShare)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -96,4 +97,101 @@ func (s *Stuck) observe(node string, broken bool, now time.Time) bool {
 		after = DefaultStuckAfter
 	}
 	return now.Sub(first) >= after
+}
+
+// hopelessWaiting are the waiting reasons of a container the kubelet
+// keeps retrying to the same end until someone changes the node, the
+// image or the pod: a create the runtime refuses (a mount the node does
+// not share, a missing device), an image the node does not have and
+// cannot pull. A crash loop is not among them: the container started.
+var hopelessWaiting = map[string]bool{"CreateContainerError": true, "ErrImagePull": true,
+	"ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true}
+
+// restartingMarks are in the errors of a runtime call made while the
+// runtime restarts (a suite restarting containerd): the kubelet's next
+// attempt reaches the new runtime.
+var restartingMarks = []string{"code = Unavailable", "connection refused", "transport is closing"}
+
+func transient(message string) bool {
+	if slow(message) {
+		return true
+	}
+	for _, m := range restartingMarks {
+		if strings.Contains(message, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// Hopeless says why a pod the kubelet has tried to start will not become
+// Ready by itself, or "" while it may. Unlike Broken, which judges a
+// DaemonSet's pod as a whole, it judges the pod's present state: a
+// container waiting for a hopeless reason (even while its other
+// containers run), or a sandbox not made yet (condition
+// PodReadyToStartContainers False) after sandbox failures. Either needs
+// the kubelet to have failed twice (warning events, timeouts and a
+// restarting runtime not counted): a single failure may be one its retry
+// does not repeat, and a sandbox that failed once and is now booting
+// slowly (gVisor under emulation) still carries that event.
+func Hopeless(pod *corev1.Pod, events []corev1.Event) string {
+	failures := func(reasons ...string) (n int32, last string) {
+		var seen time.Time
+		for _, e := range events {
+			if e.Type != corev1.EventTypeWarning || transient(e.Message) {
+				continue
+			}
+			for _, r := range reasons {
+				if e.Reason != r {
+					continue
+				}
+				n += eventCount(e)
+				if t := lastSeen(e); !t.Before(seen) {
+					seen, last = t, e.Message
+				}
+			}
+		}
+		return n, last
+	}
+	for _, s := range allStatuses(pod) {
+		w := s.State.Waiting
+		if w == nil || !hopelessWaiting[w.Reason] || transient(w.Message) {
+			continue
+		}
+		// The kubelet's events for these: "Failed" (a create or pull
+		// error, "Error: ..."), "InspectFailed" (an image name it cannot
+		// parse), "ErrImageNeverPull".
+		if n, _ := failures("Failed", "InspectFailed", "ErrImageNeverPull"); n >= 2 {
+			return fmt.Sprintf("container %s: %s: %s", s.Name, w.Reason, w.Message)
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type != corev1.PodReadyToStartContainers || c.Status != corev1.ConditionFalse {
+			continue
+		}
+		if n, last := failures("FailedCreatePodSandBox"); n >= 2 {
+			return "no sandbox: " + last
+		}
+	}
+	return ""
+}
+
+// MayBeHopeless is Hopeless without the events, for a poll that lists
+// events only when they could change the answer.
+func MayBeHopeless(pod *corev1.Pod) bool {
+	for _, s := range allStatuses(pod) {
+		if w := s.State.Waiting; w != nil && hopelessWaiting[w.Reason] && !transient(w.Message) {
+			return true
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReadyToStartContainers && c.Status == corev1.ConditionFalse {
+			return true
+		}
+	}
+	return false
+}
+
+func allStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
+	return append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
 }

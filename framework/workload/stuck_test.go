@@ -67,3 +67,56 @@ func TestStuckNeedsAfterInARow(t *testing.T) {
 		t.Fatal("a zero After is not DefaultStuckAfter")
 	}
 }
+
+func TestHopeless(t *testing.T) {
+	waitingOn := func(reason, msg string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "probe", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+			{Name: "peer", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}},
+		}}}
+	}
+	sandbox := func(status corev1.ConditionStatus) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending,
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReadyToStartContainers, Status: status}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "probe", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}}
+	}
+	warn := func(reason, msg string, count int32) corev1.Event {
+		return corev1.Event{Type: corev1.EventTypeWarning, Reason: reason, Message: msg, Count: count}
+	}
+	const notShared = `failed to generate container spec: path "/mnt/x" is mounted on "/" but it is not a shared mount`
+	const noRuntime = `Failed to create pod sandbox: rpc error: code = Unknown desc = no runtime for "runsc" is configured`
+	for _, c := range []struct {
+		name   string
+		pod    *corev1.Pod
+		events []corev1.Event
+		want   string
+	}{
+		{"create refused twice, beside a running container", waitingOn("CreateContainerError", notShared),
+			[]corev1.Event{warn("Failed", "Error: "+notShared, 1), warn("Failed", "Error: "+notShared, 1)}, "container peer: CreateContainerError: " + notShared},
+		{"create refused once: the retry may succeed", waitingOn("CreateContainerError", notShared),
+			[]corev1.Event{warn("Failed", "Error: "+notShared, 1)}, ""},
+		{"create timed out", waitingOn("CreateContainerError", "context deadline exceeded"),
+			[]corev1.Event{warn("Failed", "Error: context deadline exceeded", 5)}, ""},
+		{"timeouts do not count towards a real failure", waitingOn("CreateContainerError", notShared),
+			[]corev1.Event{warn("Failed", "Error: context deadline exceeded", 5), warn("Failed", "Error: "+notShared, 1)}, ""},
+		{"runtime restarting", waitingOn("CreateContainerError", "rpc error: code = Unavailable desc = connection error"),
+			[]corev1.Event{warn("Failed", "Error: rpc error: code = Unavailable desc = connection error", 3)}, ""},
+		{"image never pulled", waitingOn("ErrImageNeverPull", "image x is not present with pull policy of Never"),
+			[]corev1.Event{warn("ErrImageNeverPull", "image x is not present with pull policy of Never", 2)}, "container peer: ErrImageNeverPull: image x is not present with pull policy of Never"},
+		{"a crash loop started", waitingOn("CrashLoopBackOff", "back-off 10s"), []corev1.Event{warn("BackOff", "Back-off restarting", 4)}, ""},
+		{"no sandbox, again and again", sandbox(corev1.ConditionFalse), []corev1.Event{warn("FailedCreatePodSandBox", noRuntime, 3)}, "no sandbox: " + noRuntime},
+		{"no sandbox once", sandbox(corev1.ConditionFalse), []corev1.Event{warn("FailedCreatePodSandBox", noRuntime, 1)}, ""},
+		// A sandbox that failed before and is made now: old events stay.
+		{"sandbox made after failures", sandbox(corev1.ConditionTrue), []corev1.Event{warn("FailedCreatePodSandBox", noRuntime, 3)}, ""},
+		{"sandbox timing out", sandbox(corev1.ConditionFalse), []corev1.Event{warn("FailedCreatePodSandBox", "rpc error: code = DeadlineExceeded desc = context deadline exceeded", 3)}, ""},
+		{"a normal event", sandbox(corev1.ConditionFalse), []corev1.Event{{Type: corev1.EventTypeNormal, Reason: "FailedCreatePodSandBox", Count: 3}}, ""},
+	} {
+		got := Hopeless(c.pod, c.events)
+		if got != c.want {
+			t.Errorf("%s: Hopeless = %q, want %q", c.name, got, c.want)
+		}
+		if c.want != "" && !MayBeHopeless(c.pod) {
+			t.Errorf("%s: MayBeHopeless is false for a hopeless pod: its events would not be listed", c.name)
+		}
+	}
+}

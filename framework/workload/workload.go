@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -189,7 +190,10 @@ func WaitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, ti
 }
 
 func waitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
-	got, err := WaitPod(ctx, cs, pod.Namespace, pod.Name, timeout, func(p *corev1.Pod) (bool, error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go watchHopeless(wctx, cancel, cs, pod.Namespace, pod.Name, timeout/hopelessShare)
+	got, err := WaitPod(wctx, cs, pod.Namespace, pod.Name, timeout, func(p *corev1.Pod) (bool, error) {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			return false, fmt.Errorf("it ended (phase %s) without being Ready", p.Status.Phase)
 		}
@@ -200,10 +204,60 @@ func waitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, ti
 	if got != nil {
 		got.DeepCopyInto(pod)
 	}
+	var h hopelessError
+	if err != nil && errors.As(context.Cause(wctx), &h) {
+		return got, fmt.Errorf("pod %s/%s will not be Ready: %s (so for %s after at least two failed attempts): %s", pod.Namespace, pod.Name, h.why, h.after, Describe(ctx, cs, pod.Namespace, pod.Name))
+	}
 	if err != nil {
 		return got, fmt.Errorf("pod %s/%s not Ready within %s: %v: %s", pod.Namespace, pod.Name, timeout, err, Describe(ctx, cs, pod.Namespace, pod.Name))
 	}
 	return got, nil
+}
+
+// hopelessShare: a pod Hopeless for this share of its ready timeout in a
+// row is given up on (15 s of the default 2 minutes, longer where the
+// configuration allows a slow node more), instead of waiting out the
+// timeout on a node that will not run it.
+const hopelessShare = 8
+
+// hopelessPoll is how often a waited-for pod is judged by Hopeless: its
+// events are listed only while its state could make it so.
+var hopelessPoll = 2 * time.Second
+
+type hopelessError struct {
+	why   string
+	after time.Duration
+}
+
+func (h hopelessError) Error() string { return h.why }
+
+// watchHopeless cancels ctx with a hopelessError once the pod has been
+// Hopeless for after, poll after poll.
+func watchHopeless(ctx context.Context, cancel context.CancelCauseFunc, cs kubernetes.Interface, ns, name string, after time.Duration) {
+	t := time.NewTicker(hopelessPoll)
+	defer t.Stop()
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		why := ""
+		if p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && MayBeHopeless(p) {
+			why = Hopeless(p, Events(ctx, cs, ns, name))
+		}
+		switch {
+		case why == "":
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		}
+		if why != "" && time.Since(since) >= after {
+			cancel(hopelessError{why: why, after: after})
+			return
+		}
+	}
 }
 
 // Describe summarises a pod's phase, container states and events.
@@ -252,13 +306,7 @@ func SummarizeEvents(events []corev1.Event) []string {
 		msg := strings.TrimPrefix(e.Message, "(combined from similar events): ")
 		msg = containerID.ReplaceAllString(msg, "…")
 		text := fmt.Sprintf("%s %s: %s", e.Type, e.Reason, msg)
-		n := e.Count
-		if e.Series != nil && e.Series.Count > n {
-			n = e.Series.Count
-		}
-		if n < 1 {
-			n = 1
-		}
+		n := eventCount(e)
 		if l, ok := index[text]; ok {
 			l.count += n
 			continue
@@ -276,6 +324,16 @@ func SummarizeEvents(events []corev1.Event) []string {
 		out = append(out, l.text)
 	}
 	return out
+}
+
+// eventCount is how many times an event happened (at least once), from
+// whichever of the core and events.k8s.io fields its reporter counted in.
+func eventCount(e corev1.Event) int32 {
+	n := e.Count
+	if e.Series != nil && e.Series.Count > n {
+		n = e.Series.Count
+	}
+	return max(n, 1)
 }
 
 // lastSeen is when an event last happened, from whichever of the core
