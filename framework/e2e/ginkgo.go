@@ -160,7 +160,13 @@ type removal struct {
 	// SkipTerminating leaves namespaces already being deleted alone: a
 	// runner's deferred deletions, which it waits for itself.
 	SkipTerminating bool
-	Timeout         time.Duration
+	// StuckAfter, with SkipTerminating, takes a namespace being deleted
+	// for longer back: no runner waits for it any more (a runner gives
+	// up after timeouts.namespaceDeletion and says that cleanup removes
+	// it), so it is stuck, mostly on a pod its kubelet cannot tear down.
+	// Its pods are force-deleted (workload.ForceNamespaceGone).
+	StuckAfter time.Duration
+	Timeout    time.Duration
 }
 
 // removeRun deletes (or lists) the namespaces and cluster-scoped objects
@@ -191,40 +197,44 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 	if err != nil {
 		return found, err
 	}
-	list := all.DeepCopy()
-	list.Items = nil
+	var list []string
+	stuck := map[string]bool{}
 	for _, ns := range all.Items {
 		if how.SkipTerminating && ns.DeletionTimestamp != nil {
+			age := time.Since(ns.DeletionTimestamp.Time)
+			if how.StuckAfter <= 0 || age < how.StuckAfter {
+				continue
+			}
+			stuck[ns.Name] = true
+			list = append(list, ns.Name)
+			found = append(found, fmt.Sprintf("namespace/%s (stuck: being deleted for %s)", ns.Name, age.Round(time.Second)))
 			continue
 		}
-		list.Items = append(list.Items, ns)
+		list = append(list, ns.Name)
 		found = append(found, "namespace/"+ns.Name)
 	}
 	if reportOnly {
 		return found, nil
 	}
-	if how.NoWait {
-		errs := make([]error, len(list.Items))
-		var wg sync.WaitGroup
-		for i, ns := range list.Items {
-			wg.Go(func() {
-				if _, err := workload.StartNamespaceDeletion(ctx, cs, ns.Name); err != nil {
-					errs[i] = fmt.Errorf("delete namespace %s: %w", ns.Name, err)
-				}
-			})
-		}
-		wg.Wait()
-		return found, errors.Join(errs...)
-	}
-	// Namespaces go in parallel: each waits for its pods to terminate.
-	errs := make([]error, len(list.Items))
+	// Namespaces go in parallel: each waits for its pods to terminate
+	// (unless NoWait).
+	errs := make([]error, len(list))
 	var wg sync.WaitGroup
-	for i, ns := range list.Items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = workload.DeleteNamespace(ctx, cs, ns.Name, timeout)
-		}()
+	for i, name := range list {
+		wg.Go(func() {
+			switch {
+			case stuck[name] && how.NoWait:
+				errs[i] = workload.ForceNamespaceGone(ctx, cs, name, 0)
+			case stuck[name]:
+				errs[i] = workload.ForceNamespaceGone(ctx, cs, name, timeout)
+			case how.NoWait:
+				if _, err := workload.StartNamespaceDeletion(ctx, cs, name); err != nil {
+					errs[i] = fmt.Errorf("delete namespace %s: %w", name, err)
+				}
+			default:
+				errs[i] = workload.DeleteNamespace(ctx, cs, name, timeout)
+			}
+		})
 	}
 	wg.Wait()
 	return found, errors.Join(errs...)

@@ -174,9 +174,10 @@ func Sweep(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, 
 	var found []string
 	for _, r := range dead {
 		// Namespaces already being deleted are a runner's deferred
-		// deletions (it waits for them) or stuck: the runner's final
-		// wait names those.
-		f, err := removeRun(ctx, cs, dyn, r, removal{ReportOnly: reportOnly, SkipTerminating: true, Timeout: cfg.Timeouts.NamespaceDeletion.Duration})
+		// deletions (it waits for them), or stuck once they outlast that
+		// wait: the runner's final wait named them, and these are ended.
+		t := cfg.Timeouts.NamespaceDeletion.Duration
+		f, err := removeRun(ctx, cs, dyn, r, removal{ReportOnly: reportOnly, SkipTerminating: true, StuckAfter: t, Timeout: t})
 		for _, x := range f {
 			found = append(found, "run "+r+": "+x)
 		}

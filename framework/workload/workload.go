@@ -89,6 +89,37 @@ func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, 
 	return waitNamespaceGone(ctx, cs, name, timeout)
 }
 
+// ForceNamespaceGone ends a namespace stuck in deletion on its pods (a
+// kubelet that cannot tear one down, a node gone): it deletes them with
+// no grace period, which removes their objects without the kubelet's
+// confirmation, as `kubectl delete --force` does, and waits until the
+// namespace is gone (not with a zero timeout). A namespace held by something else (a finalizer of
+// another object) is named with the namespace controller's reason.
+func ForceNamespaceGone(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
+	zero := int64(0)
+	if err := cs.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("force-delete the pods of namespace %s: %w", name, err)
+	}
+	if timeout <= 0 {
+		return nil
+	}
+	err := waitNamespaceGone(ctx, cs, name, timeout)
+	if err == nil {
+		return nil
+	}
+	ns, gerr := cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if gerr != nil {
+		return err
+	}
+	var why []string
+	for _, c := range ns.Status.Conditions {
+		if c.Status == corev1.ConditionTrue {
+			why = append(why, string(c.Type)+": "+c.Message)
+		}
+	}
+	return fmt.Errorf("%w (namespace controller: %s)", err, strings.Join(why, "; "))
+}
+
 // StopNamespace deletes a namespace and waits until its pods are gone, not
 // the namespace itself (which takes the namespace controller at least
 // 5 s): for a workload that must have stopped writing to the cluster
