@@ -237,8 +237,8 @@ func TestWaitReadyGivesUpOnAHopelessPod(t *testing.T) {
 		want    string
 		notWant string
 	}{
-		{"refused twice", 2, "will not be Ready: container probe: CreateContainerError", "not Ready within"},
-		{"refused once", 1, "not Ready within", "will not be Ready"},
+		{"refused twice", 2, "will not start: container probe: CreateContainerError", "not Ready within"},
+		{"refused once", 1, "not Ready within", "will not start"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := fake.NewClientset(stuck.DeepCopy())
@@ -251,6 +251,9 @@ func TestWaitReadyGivesUpOnAHopelessPod(t *testing.T) {
 			_, err := waitReady(context.Background(), cs, pod("a", ""), 1600*time.Millisecond)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.notWant) {
 				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+			if hopeless := tc.events >= 2; IsHopeless(err) != hopeless {
+				t.Fatalf("IsHopeless(%v) = %v, want %v", err, !hopeless, hopeless)
 			}
 			if took := time.Since(start); tc.want != "not Ready within" && took > time.Second {
 				t.Fatalf("gave up after %s, want about 1600ms/%d", took, hopelessShare)

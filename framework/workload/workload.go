@@ -221,10 +221,7 @@ func WaitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, ti
 }
 
 func waitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go watchHopeless(wctx, cancel, cs, pod.Namespace, pod.Name, timeout/hopelessShare)
-	got, err := WaitPod(wctx, cs, pod.Namespace, pod.Name, timeout, func(p *corev1.Pod) (bool, error) {
+	got, err := WaitStarting(ctx, cs, pod.Namespace, pod.Name, timeout, func(p *corev1.Pod) (bool, error) {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			return false, fmt.Errorf("it ended (phase %s) without being Ready", p.Status.Phase)
 		}
@@ -235,9 +232,8 @@ func waitReady(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, ti
 	if got != nil {
 		got.DeepCopyInto(pod)
 	}
-	var h hopelessError
-	if err != nil && errors.As(context.Cause(wctx), &h) {
-		return got, fmt.Errorf("pod %s/%s will not be Ready: %s (so for %s after at least two failed attempts): %s", pod.Namespace, pod.Name, h.why, h.after, Describe(ctx, cs, pod.Namespace, pod.Name))
+	if IsHopeless(err) {
+		return got, fmt.Errorf("pod %s/%s %w: %s", pod.Namespace, pod.Name, err, Describe(ctx, cs, pod.Namespace, pod.Name))
 	}
 	if err != nil {
 		return got, fmt.Errorf("pod %s/%s not Ready within %s: %v: %s", pod.Namespace, pod.Name, timeout, err, Describe(ctx, cs, pod.Namespace, pod.Name))
@@ -260,7 +256,31 @@ type hopelessError struct {
 	after time.Duration
 }
 
-func (h hopelessError) Error() string { return h.why }
+func (h hopelessError) Error() string {
+	return fmt.Sprintf("will not start: %s (so for %s after at least two failed attempts)", h.why, h.after)
+}
+
+// IsHopeless reports whether err is (or wraps) WaitStarting giving up on
+// a Hopeless pod: trying the same pod on the same node again is futile.
+func IsHopeless(err error) bool {
+	var h hopelessError
+	return errors.As(err, &h)
+}
+
+// WaitStarting is WaitPod for a pod on its way to start, which also gives
+// up once the pod has been Hopeless for an eighth of timeout
+// (hopelessShare), with an error saying why (IsHopeless).
+func WaitStarting(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, done func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go watchHopeless(wctx, cancel, cs, ns, name, timeout/hopelessShare)
+	got, err := WaitPod(wctx, cs, ns, name, timeout, done)
+	var h hopelessError
+	if err != nil && errors.As(context.Cause(wctx), &h) {
+		return got, h
+	}
+	return got, err
+}
 
 // watchHopeless cancels ctx with a hopelessError once the pod has been
 // Hopeless for after, poll after poll.

@@ -944,6 +944,10 @@ type sharedPods struct {
 	ready map[string]time.Time
 	// started is the pod start created on a node and no get waited for.
 	started map[string]string
+	// hopeless is why a pod (by node and name) will not start there
+	// (workload.IsHopeless): a later spec fails at once, instead of
+	// making it again and waiting as long to see the same.
+	hopeless map[string]error
 }
 
 // readyAt is when the pod named name became Ready, as get saw it.
@@ -972,6 +976,7 @@ func (s *sharedPods) start(ctx context.Context, node string, p *corev1.Pod) erro
 func (s *sharedPods) init(node string) {
 	if s.names == nil {
 		s.pods, s.names, s.ready, s.started = map[string]*corev1.Pod{}, map[string]map[string]bool{}, map[string]time.Time{}, map[string]string{}
+		s.hopeless = map[string]error{}
 	}
 	if s.names[node] == nil {
 		s.names[node] = map[string]bool{}
@@ -989,12 +994,15 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 	// Waited for once: a start that failed is made again below.
 	delete(s.started, node)
 	s.names[node][p.Name] = true
+	hopeless := s.hopeless[node+"/"+p.Name]
 	s.mu.Unlock()
 	if got != nil && got.Name == p.Name {
 		return got
 	}
+	g.Expect(hopeless).NotTo(HaveOccurred(), "an earlier spec's start of this pod")
 	if ahead {
 		got, err := workload.WaitReady(ctx, s.e.Clientset, p, s.e.Config.Timeouts.PodReady.Duration)
+		s.noteHopeless(node, p.Name, err)
 		g.Expect(err).NotTo(HaveOccurred())
 		s.mu.Lock()
 		s.pods[node], s.ready[got.Name] = got, workload.ReadySince(got, time.Now())
@@ -1008,11 +1016,21 @@ func (s *sharedPods) get(ctx context.Context, g Gomega, node string, p *corev1.P
 		_, err := s.e.Clientset.CoreV1().Pods(s.ns).Get(ctx, p.Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}).WithTimeout(s.e.Config.Timeouts.PodReady.Duration).WithPolling(s.e.Config.Intervals.Poll.Duration).Should(BeTrue(), "pod %s/%s of an earlier start is not gone", s.ns, p.Name)
-	got = runG(ctx, g, s.e, p)
+	got, err := workload.CreateReady(ctx, s.e.Klient, s.e.Clientset, p, s.e.Config.Timeouts.PodReady.Duration)
+	s.noteHopeless(node, p.Name, err)
+	g.Expect(err).NotTo(HaveOccurred())
 	s.mu.Lock()
 	s.pods[node], s.ready[got.Name] = got, workload.ReadySince(got, time.Now())
 	s.mu.Unlock()
 	return got
+}
+
+func (s *sharedPods) noteHopeless(node, name string, err error) {
+	if workload.IsHopeless(err) {
+		s.mu.Lock()
+		s.hopeless[node+"/"+name] = err
+		s.mu.Unlock()
+	}
 }
 
 // release deletes every pod asked for on node (forceDelete), so that a
