@@ -93,8 +93,9 @@ func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, name string, 
 // kubelet that cannot tear one down, a node gone): it deletes them with
 // no grace period, which removes their objects without the kubelet's
 // confirmation, as `kubectl delete --force` does, and waits until the
-// namespace is gone (not with a zero timeout). A namespace held by something else (a finalizer of
-// another object) is named with the namespace controller's reason.
+// namespace is gone (not with a zero timeout). A namespace held by
+// something else (a finalizer of another object) is named with the
+// namespace controller's reason.
 func ForceNamespaceGone(ctx context.Context, cs kubernetes.Interface, name string, timeout time.Duration) error {
 	zero := int64(0)
 	if err := cs.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
