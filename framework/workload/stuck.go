@@ -108,9 +108,11 @@ var hopelessWaiting = map[string]bool{"CreateContainerError": true, "ErrImagePul
 	"ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true}
 
 // restartingMarks are in the errors of a runtime call made while the
-// runtime restarts (a suite restarting containerd): the kubelet's next
-// attempt reaches the new runtime.
-var restartingMarks = []string{"code = Unavailable", "connection refused", "transport is closing"}
+// runtime restarts (a suite restarting containerd), whose next attempt
+// reaches the new runtime, and of waits that ran out inside the runtime
+// or a sandbox ("timed out waiting for the sandbox"), which a slow node
+// (QEMU/TCG) may get past on the next attempt.
+var restartingMarks = []string{"code = Unavailable", "connection refused", "transport is closing", "timed out", "i/o timeout"}
 
 func transient(message string) bool {
 	if slow(message) {

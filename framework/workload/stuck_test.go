@@ -103,6 +103,7 @@ func TestHopeless(t *testing.T) {
 			[]corev1.Event{warn("Failed", "Error: rpc error: code = Unavailable desc = connection error", 3)}, ""},
 		{"image never pulled", waitingOn("ErrImageNeverPull", "image x is not present with pull policy of Never"),
 			[]corev1.Event{warn("ErrImageNeverPull", "image x is not present with pull policy of Never", 2)}, "container peer: ErrImageNeverPull: image x is not present with pull policy of Never"},
+		{"a sandbox's own wait ran out", sandbox(corev1.ConditionFalse), []corev1.Event{warn("FailedCreatePodSandBox", "failed to start sandbox: timed out waiting for the sandbox to start", 3)}, ""},
 		{"a crash loop started", waitingOn("CrashLoopBackOff", "back-off 10s"), []corev1.Event{warn("BackOff", "Back-off restarting", 4)}, ""},
 		{"no sandbox, again and again", sandbox(corev1.ConditionFalse), []corev1.Event{warn("FailedCreatePodSandBox", noRuntime, 3)}, "no sandbox: " + noRuntime},
 		{"no sandbox once", sandbox(corev1.ConditionFalse), []corev1.Event{warn("FailedCreatePodSandBox", noRuntime, 1)}, ""},
