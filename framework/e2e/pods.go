@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -61,7 +59,11 @@ func (e *Env) expectContainer(ctx context.Context, g gomega.Gomega, ns, pod, wha
 	timeout := e.Config.Timeouts.PodReady.Duration
 	// The start's wait gives up on a pod the kubelet cannot start
 	// (workload.Hopeless); the wait after it needs no such judge.
-	watch := func(wait func(context.Context, kubernetes.Interface, string, string, time.Duration, func(*corev1.Pod) (bool, error)) (*corev1.Pod, error), until func(corev1.ContainerStatus) bool) error {
+	watch := func(starting bool, until func(corev1.ContainerStatus) bool) error {
+		wait := workload.WaitPod
+		if starting {
+			wait = workload.WaitStarting
+		}
 		_, err := wait(ctx, e.Clientset, ns, pod, timeout, func(p *corev1.Pod) (bool, error) {
 			if len(p.Status.ContainerStatuses) == 0 {
 				seen = fmt.Sprintf("phase %s %s %s, no container status (%s)", p.Status.Phase, p.Status.Reason, p.Status.Message, podConditions(p))
@@ -73,10 +75,10 @@ func (e *Env) expectContainer(ctx context.Context, g gomega.Gomega, ns, pod, wha
 		})
 		return err
 	}
-	err := watch(workload.WaitStarting, func(s corev1.ContainerStatus) bool { return done(s) || started(s) })
+	err := watch(true, func(s corev1.ContainerStatus) bool { return done(s) || started(s) })
 	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s: its container did not start (in at most %s, waiting until %s); last seen: %s", ns, pod, timeout, what, seen)
 	if !done(status) {
-		err = watch(workload.WaitPod, done)
+		err = watch(false, done)
 	}
 	g.Expect(err).NotTo(gomega.HaveOccurred(), "pod %s/%s: not %s within %s of its container's start; last seen: %s", ns, pod, what, timeout, seen)
 	return status

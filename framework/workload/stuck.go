@@ -107,18 +107,18 @@ func (s *Stuck) observe(node string, broken bool, now time.Time) bool {
 var hopelessWaiting = map[string]bool{"CreateContainerError": true, "ErrImagePull": true,
 	"ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true}
 
-// restartingMarks are in the errors of a runtime call made while the
+// transientMarks are in the errors of a runtime call made while the
 // runtime restarts (a suite restarting containerd), whose next attempt
 // reaches the new runtime, and of waits that ran out inside the runtime
 // or a sandbox ("timed out waiting for the sandbox"), which a slow node
 // (QEMU/TCG) may get past on the next attempt.
-var restartingMarks = []string{"code = Unavailable", "connection refused", "transport is closing", "timed out", "i/o timeout"}
+var transientMarks = []string{"code = Unavailable", "connection refused", "transport is closing", "timed out", "i/o timeout"}
 
 func transient(message string) bool {
 	if slow(message) {
 		return true
 	}
-	for _, m := range restartingMarks {
+	for _, m := range transientMarks {
 		if strings.Contains(message, m) {
 			return true
 		}
@@ -155,22 +155,16 @@ func Hopeless(pod *corev1.Pod, events []corev1.Event) string {
 		}
 		return n, last
 	}
-	for _, s := range allStatuses(pod) {
-		w := s.State.Waiting
-		if w == nil || !hopelessWaiting[w.Reason] || transient(w.Message) {
-			continue
-		}
+	if s, ok := refusedContainer(pod); ok {
 		// The kubelet's events for these: "Failed" (a create or pull
 		// error, "Error: ..."), "InspectFailed" (an image name it cannot
 		// parse), "ErrImageNeverPull".
 		if n, _ := failures("Failed", "InspectFailed", "ErrImageNeverPull"); n >= 2 {
+			w := s.State.Waiting
 			return fmt.Sprintf("container %s: %s: %s", s.Name, w.Reason, w.Message)
 		}
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type != corev1.PodReadyToStartContainers || c.Status != corev1.ConditionFalse {
-			continue
-		}
+	if noSandbox(pod) {
 		if n, last := failures("FailedCreatePodSandBox"); n >= 2 {
 			return "no sandbox: " + last
 		}
@@ -181,19 +175,28 @@ func Hopeless(pod *corev1.Pod, events []corev1.Event) string {
 // MayBeHopeless is Hopeless without the events, for a poll that lists
 // events only when they could change the answer.
 func MayBeHopeless(pod *corev1.Pod) bool {
-	for _, s := range allStatuses(pod) {
+	_, refused := refusedContainer(pod)
+	return refused || noSandbox(pod)
+}
+
+// refusedContainer is the pod's first container (init containers first)
+// waiting for a hopeless reason with a message that is not transient.
+func refusedContainer(pod *corev1.Pod) (corev1.ContainerStatus, bool) {
+	for _, s := range append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
 		if w := s.State.Waiting; w != nil && hopelessWaiting[w.Reason] && !transient(w.Message) {
-			return true
+			return s, true
 		}
 	}
+	return corev1.ContainerStatus{}, false
+}
+
+// noSandbox reports whether the kubelet says the pod's sandbox is not
+// made (condition PodReadyToStartContainers False).
+func noSandbox(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReadyToStartContainers && c.Status == corev1.ConditionFalse {
-			return true
+		if c.Type == corev1.PodReadyToStartContainers {
+			return c.Status == corev1.ConditionFalse
 		}
 	}
 	return false
-}
-
-func allStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
-	return append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
 }

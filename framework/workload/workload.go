@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -274,8 +275,14 @@ func IsHopeless(err error) bool {
 func WaitStarting(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, done func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go watchHopeless(wctx, cancel, cs, ns, name, timeout/hopelessShare)
-	got, err := WaitPod(wctx, cs, ns, name, timeout, done)
+	// The judge reads the pod as the wait's watch last saw it (a pod that
+	// does not change is not sent again, and needs no new read).
+	var last atomic.Pointer[corev1.Pod]
+	go watchHopeless(wctx, cancel, cs, last.Load, timeout/hopelessShare)
+	got, err := WaitPod(wctx, cs, ns, name, timeout, func(p *corev1.Pod) (bool, error) {
+		last.Store(p)
+		return done(p)
+	})
 	var h hopelessError
 	if err != nil && errors.As(context.Cause(wctx), &h) {
 		return got, h
@@ -283,9 +290,10 @@ func WaitStarting(ctx context.Context, cs kubernetes.Interface, ns, name string,
 	return got, err
 }
 
-// watchHopeless cancels ctx with a hopelessError once the pod has been
-// Hopeless for after, poll after poll.
-func watchHopeless(ctx context.Context, cancel context.CancelCauseFunc, cs kubernetes.Interface, ns, name string, after time.Duration) {
+// watchHopeless cancels ctx with a hopelessError once the pod (as pod
+// returns it; nil while not seen) has been Hopeless for after, poll after
+// poll.
+func watchHopeless(ctx context.Context, cancel context.CancelCauseFunc, cs kubernetes.Interface, pod func() *corev1.Pod, after time.Duration) {
 	t := time.NewTicker(hopelessPoll)
 	defer t.Stop()
 	var since time.Time
@@ -296,8 +304,8 @@ func watchHopeless(ctx context.Context, cancel context.CancelCauseFunc, cs kuber
 		case <-t.C:
 		}
 		why := ""
-		if p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && MayBeHopeless(p) {
-			why = Hopeless(p, Events(ctx, cs, ns, name))
+		if p := pod(); p != nil && MayBeHopeless(p) {
+			why = Hopeless(p, Events(ctx, cs, p.Namespace, p.Name))
 		}
 		switch {
 		case why == "":
