@@ -188,7 +188,9 @@ bench-cluster: build
 	./hack/bench-cluster.sh
 
 # Removes the cluster, build containers and kubeconfig; keeps image caches.
+# A frozen cgroup under a node would keep Docker from killing it: thawed first.
 clean:
+	-./hack/thaw-nodes.sh
 	-$(BIN) cluster delete 2>/dev/null || $(GO) run ./cmd/nodeconform cluster delete
 	-docker ps -aq --filter label=io.nodeconform.build=true | xargs -r docker rm -f >/dev/null
 	-$(GO) run ./hack/prodlike down 2>/dev/null
