@@ -525,6 +525,13 @@ func (k *Kind) Delete() error {
 	if _, err := vmnode.Down(vmStateRoot(), k.name); err != nil {
 		k.logger.Warnf("stop the VM node of %q: %v", k.name, err)
 	}
+	if nodes, lerr := k.provider.ListNodes(k.name); lerr == nil {
+		names := make([]string, len(nodes))
+		for i, n := range nodes {
+			names[i] = n.String()
+		}
+		k.thawContainers(names)
+	}
 	err := k.provider.Delete(k.name, k.kubeconfig)
 	if rmErr := os.Remove(k.kubeconfig); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
 		err = rmErr
