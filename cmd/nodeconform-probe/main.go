@@ -54,6 +54,8 @@ func main() {
 		err = alloc(os.Args[2:])
 	case "cgroup-of":
 		err = cgroupOf(os.Args[2:])
+	case "cri-runtime-config":
+		err = criRuntimeConfig(os.Args[2:])
 	case "sleep":
 		sleep()
 	case "session":
@@ -84,6 +86,7 @@ func usage() {
   wake                        send SIGUSR1 to PID 1 (starts a burn --on-signal)
   alloc [--mib N]             allocate and hold N MiB (OOM load)
   cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)
+  cri-runtime-config [--endpoint unix:///PATH]   the runtime's CRI RuntimeConfig (cgroup driver)
   sleep                       wait for SIGTERM
   session                     run requests read from stdin, one JSON line each, as
                               these commands, and print each reply as one line

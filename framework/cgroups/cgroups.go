@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 )
 
 // Version of the cgroup hierarchy on a node.
@@ -751,4 +753,21 @@ func ThrottleTurns(nodes []Kernel) int {
 		return max(1, nodes[0].CPUs-1)
 	}
 	return 1
+}
+
+// DriverMismatch returns why a runtime's CRI RuntimeConfig answer
+// contradicts the kubelet's running cgroup driver, or "". The kubelet
+// (v1.34 on) adopts the runtime's driver when it starts, so a mismatch
+// means the runtime's driver changed under a running kubelet: the
+// runtime then creates containers' cgroups where the kubelet's pod
+// cgroups are not. A runtime without the call, or one that says nothing
+// of Linux, leaves the kubelet's configured driver in force: no mismatch
+// can be read.
+func DriverMismatch(kubelet string, rc probeapi.RuntimeConfig) string {
+	if rc.Unimplemented || !rc.Linux || rc.CgroupDriver == kubelet {
+		return ""
+	}
+	return fmt.Sprintf("the container runtime at %s uses cgroup driver %s, the kubelet %s: containers' cgroups are not created under the kubelet's pod cgroups "+
+		"(the kubelet takes the runtime's driver when it starts: restart it after changing the runtime's driver, or change the runtime back)",
+		rc.Endpoint, rc.CgroupDriver, kubelet)
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 )
 
 // /proc/<pid>/cgroup of a Burstable container on a kind node (cgroup v1,
@@ -467,6 +469,31 @@ func TestParseUptime(t *testing.T) {
 	for _, bad := range []string{"", "73861.52", "x 1.0", "-1.0 2.0", "1 2 3"} {
 		if _, err := ParseUptime(bad); err == nil {
 			t.Errorf("ParseUptime(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDriverMismatch(t *testing.T) {
+	ep := "unix:///run/containerd/containerd.sock"
+	for _, c := range []struct {
+		kubelet string
+		rc      probeapi.RuntimeConfig
+		want    bool
+	}{
+		{"systemd", probeapi.RuntimeConfig{Endpoint: ep, Linux: true, CgroupDriver: "systemd"}, false},
+		{"cgroupfs", probeapi.RuntimeConfig{Endpoint: ep, Linux: true, CgroupDriver: "cgroupfs"}, false},
+		{"systemd", probeapi.RuntimeConfig{Endpoint: ep, Linux: true, CgroupDriver: "cgroupfs"}, true},
+		{"cgroupfs", probeapi.RuntimeConfig{Endpoint: ep, Linux: true, CgroupDriver: "systemd"}, true},
+		// Nothing to compare: the kubelet keeps its configured driver.
+		{"systemd", probeapi.RuntimeConfig{Endpoint: ep, Unimplemented: true}, false},
+		{"systemd", probeapi.RuntimeConfig{Endpoint: ep}, false},
+	} {
+		got := DriverMismatch(c.kubelet, c.rc)
+		if (got != "") != c.want {
+			t.Errorf("kubelet %s, runtime %+v: %q", c.kubelet, c.rc, got)
+		}
+		if got != "" && !strings.Contains(got, ep) {
+			t.Errorf("message does not name the endpoint: %q", got)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/encapsulation"
 	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
+	"github.com/nodeconform/nodeconform/framework/probeapi"
 	"github.com/nodeconform/nodeconform/framework/profile"
 )
 
@@ -34,7 +35,9 @@ type Kubelet struct {
 	// SingleProcessOOMKill as configured; nil takes the cgroup version's
 	// default (SingleProcessOOMKillOn).
 	SingleProcessOOMKill *bool `json:"singleProcessOOMKill"`
-	MemorySwap           struct {
+	// ContainerRuntimeEndpoint is where the kubelet reaches its runtime.
+	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
+	MemorySwap               struct {
 		SwapBehavior string `json:"swapBehavior"`
 	} `json:"memorySwap"`
 }
@@ -195,6 +198,19 @@ func CgroupVersion(ctx context.Context, p *nodeaccess.Probes, node string) (stri
 		return "v2", nil
 	}
 	return "v1", nil
+}
+
+// RuntimeConfig asks node's container runtime, at the kubelet's endpoint
+// as the kubelet sees it, the CRI RuntimeConfig question the kubelet asks
+// when it starts (its cgroup driver).
+func RuntimeConfig(ctx context.Context, p *nodeaccess.Probes, node, endpoint string) (probeapi.RuntimeConfig, error) {
+	args := []string{"cri-runtime-config"}
+	if endpoint != "" { // else the kubelet's default, the probe's too
+		args = append(args, "--endpoint", endpoint)
+	}
+	var rc probeapi.RuntimeConfig
+	err := p.Exec(ctx, node, args, &rc)
+	return rc, err
 }
 
 // SwapOn reports whether /proc/swaps lists any swap area.

@@ -7,7 +7,7 @@ import "github.com/nodeconform/nodeconform/framework/procfs"
 
 // readOnly are the subcommands that change nothing, in the pod or on the
 // node: running one twice answers the same question twice.
-var readOnly = map[string]bool{"get": true, "lookup": true, "ns": true, "mounts": true, "read": true, "read-all": true, "cgroup-of": true}
+var readOnly = map[string]bool{"get": true, "lookup": true, "ns": true, "mounts": true, "read": true, "read-all": true, "cgroup-of": true, "cri-runtime-config": true}
 
 // ReadOnly reports whether the probe command args (subcommand first)
 // changes nothing, so that a run whose outcome is unknown may go again.
@@ -62,6 +62,20 @@ type Read struct {
 type CgroupOf struct {
 	PID    int    `json:"pid"`
 	Cgroup string `json:"cgroup"`
+}
+
+// RuntimeConfig is the answer of `cri-runtime-config`: what the container
+// runtime says over CRI RuntimeConfig, the call the kubelet takes its
+// cgroup driver from when it starts.
+type RuntimeConfig struct {
+	Endpoint string `json:"endpoint"`
+	// Unimplemented: the runtime lacks the call (containerd before 2.0);
+	// the kubelet then keeps its configured driver.
+	Unimplemented bool `json:"unimplemented,omitempty"`
+	// Linux: the answer carried a Linux configuration; without it the
+	// runtime said nothing of its driver.
+	Linux        bool   `json:"linux,omitempty"`
+	CgroupDriver string `json:"cgroupDriver,omitempty"`
 }
 
 // SessionHello is the first line `session` prints: the framework sends no

@@ -185,7 +185,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		e.ExpectProfile(ctx, "cgroups")
 	})
 
-	It("detects each node's cgroup version and the kubelet's cgroup driver", func(ctx SpecContext) {
+	It("detects each node's cgroup version and the kubelet's cgroup driver, and the container runtime uses the same driver", func(ctx SpecContext) {
 		judge(ctx, "cgroup version and driver", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			r, err := e.Nodes.Host(ctx, n, "stat", "-f", "-c", "%T", "/sys/fs/cgroup")
 			g.Expect(err).NotTo(HaveOccurred())
@@ -195,10 +195,19 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			g.Expect(fsType).To(BeElementOf("tmpfs", "cgroup2fs"), "/sys/fs/cgroup is %s", fsType)
 			nd, err := e.Clientset.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
+			// The runtime's driver as it answers now: the kubelet took it
+			// when it started, and the placement and limit checks below
+			// fail without naming why when they differ.
+			rc, err := nodestate.RuntimeConfig(ctx, e.Nodes, n, c.kc.ContainerRuntimeEndpoint)
+			g.Expect(err).NotTo(HaveOccurred())
 			// The versions name the stack the verdict is for (the summary's
 			// per-node line carries them).
-			return map[string]any{"cgroupVersion": c.rd.Version, "sysFsCgroupType": fsType, "cgroupDriver": c.kc.CgroupDriver,
-				"kubeletVersion": nd.Status.NodeInfo.KubeletVersion, "containerRuntimeVersion": nd.Status.NodeInfo.ContainerRuntimeVersion}
+			seen := map[string]any{"cgroupVersion": c.rd.Version, "sysFsCgroupType": fsType, "cgroupDriver": c.kc.CgroupDriver,
+				"runtimeConfig": rc, "kubeletVersion": nd.Status.NodeInfo.KubeletVersion, "containerRuntimeVersion": nd.Status.NodeInfo.ContainerRuntimeVersion}
+			if problem := cg.DriverMismatch(c.kc.CgroupDriver, rc); problem != "" {
+				verdict.FailNode(problem)
+			}
+			return seen
 		})
 	})
 
