@@ -27,8 +27,10 @@ import (
 //
 // The probe speaks this one unary gRPC call itself, over net/http's
 // unencrypted HTTP/2: the request is empty and the answer is two nested
-// fields, while grpc-go and the generated CRI API would more than double
-// the probe binary that every node loads.
+// fields, while a program making this call with grpc-go and the
+// generated CRI API (k8s.io/cri-api v0.37.2) alone builds to 10.9 MB,
+// against 6.8 MB for the whole probe that every node loads (measured on
+// 2026-12-06, -s -w).
 
 // criMethod is the CRI call's gRPC path (k8s.io/cri-api runtime.v1).
 const criMethod = "/runtime.v1.RuntimeService/RuntimeConfig"
