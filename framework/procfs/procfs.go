@@ -209,6 +209,29 @@ func MountAt(mounts []Mount, path string) (Mount, bool) {
 	return found, ok
 }
 
+// MountOf returns the mount path resides on as the kubelet finds it
+// (hostutil's findMountInfo): the last mount in the table whose mount
+// point is path or one of its parents.
+func MountOf(mounts []Mount, path string) (Mount, bool) {
+	for i := len(mounts) - 1; i >= 0; i-- {
+		mp := mounts[i].MountPoint
+		if mp == "/" || path == mp || strings.HasPrefix(path, mp+"/") {
+			return mounts[i], true
+		}
+	}
+	return Mount{}, false
+}
+
+// Shared reports whether the mount is in a peer group (shared:N).
+func (m Mount) Shared() bool {
+	for _, p := range m.Propagation {
+		if strings.HasPrefix(p, "shared:") {
+			return true
+		}
+	}
+	return false
+}
+
 // RuntimeBindMount says whether a container's mount at path is a bind
 // mount of a file the container runtime keeps per sandbox or container
 // (containerd's CRI sandboxes directory, CRI-O's overlay-containers), and

@@ -88,3 +88,38 @@ func TestParseVmRSS(t *testing.T) {
 		t.Fatalf("got %d", n)
 	}
 }
+
+func TestMountOf(t *testing.T) {
+	// A kind node's kubelet (2026-12-06): / and /var shared, a pod volume
+	// under /var/lib/kubelet.
+	table := `115 62 0:40 / / rw,relatime shared:5 master:2 - overlay overlay rw
+132 115 254:0 /var/lib/docker/volumes/x/_data /var rw,relatime shared:23 master:1 - ext4 /dev/vda rw
+133 115 0:54 / /run rw,nosuid shared:24 - tmpfs tmpfs rw
+731 132 0:165 / /var/lib/kubelet/pods/24a6/volumes/kubernetes.io~projected/kube-api-access-zrrt2 rw,relatime shared:324 - tmpfs tmpfs rw
+`
+	mounts, err := ParseMountinfo([]byte(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/var/lib/kubelet": "/var", "/var": "/var", "/variable": "/", "/etc": "/",
+		"/var/lib/kubelet/pods/24a6/volumes/kubernetes.io~projected/kube-api-access-zrrt2/token": "/var/lib/kubelet/pods/24a6/volumes/kubernetes.io~projected/kube-api-access-zrrt2"} {
+		m, ok := MountOf(mounts, path)
+		if !ok || m.MountPoint != want {
+			t.Errorf("MountOf(%s) = %s, %v; want %s", path, m.MountPoint, ok, want)
+		}
+		if !m.Shared() {
+			t.Errorf("%s: not shared: %v", m.MountPoint, m.Propagation)
+		}
+	}
+	// After `mount --make-rprivate /` the optional fields are gone; a
+	// slave is not shared either.
+	private, _ := ParseMountinfo([]byte("115 62 0:40 / / rw,relatime - overlay overlay rw\n132 115 254:0 /v /var rw master:1 - ext4 /dev/vda rw\n"))
+	for _, p := range []string{"/", "/var/lib/kubelet"} {
+		if m, ok := MountOf(private, p); !ok || m.Shared() {
+			t.Errorf("%s: %+v, %v: want found and not shared", p, m, ok)
+		}
+	}
+	if _, ok := MountOf(nil, "/var"); ok {
+		t.Error("empty table: found a mount")
+	}
+}

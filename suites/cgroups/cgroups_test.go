@@ -37,6 +37,9 @@ type nodeCgroups struct {
 	// nodes do) from real machines; cpus is that kernel's CPU count.
 	bootID string
 	cpus   int
+	// restartRisk is why the node's kubelet must not be restarted (apply
+	// mode asks; "" when it may): such a worker is no negative control.
+	restartRisk string
 }
 
 // expected completes base (a pod's requests and limits) with what the
@@ -127,6 +130,9 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		// changes: one per cgroup version among the judged nodes, so the
 		// v1 and the v2 code paths each fail on the misconfiguration.
 		controls []string
+		// controlsLeftOut maps workers whose kubelet must not be
+		// restarted to why.
+		controlsLeftOut map[string]string
 	)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -148,10 +154,15 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				g.Expect(err).NotTo(HaveOccurred())
 				boot, cpus, err := cg.ParseKernel(out)
 				g.Expect(err).NotTo(HaveOccurred())
+				risk := ""
+				if e.Mode == "apply" {
+					risk, err = e.Nodes.KubeletRestartRisk(ctx, n)
+					g.Expect(err).NotTo(HaveOccurred())
+				}
 				mu.Lock()
-				on[n] = &nodeCgroups{rd: rd, kc: kc, bootID: boot, cpus: cpus}
+				on[n] = &nodeCgroups{rd: rd, kc: kc, bootID: boot, cpus: cpus, restartRisk: risk}
 				mu.Unlock()
-				return map[string]any{"cgroupVersion": rd.Version, "kubelet": kc, "bootID": boot, "cpus": cpus}
+				return map[string]any{"cgroupVersion": rd.Version, "kubelet": kc, "bootID": boot, "cpus": cpus, "kubeletRestartRisk": risk}
 			})
 		for _, r := range res {
 			if r.State == verdict.Failed {
@@ -162,11 +173,21 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var workers []string
+		unsafe := map[string]string{}
 		for _, n := range list.Items {
-			if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp && on[n.Name] != nil {
+			_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
+			switch {
+			case cp || on[n.Name] == nil:
+			case on[n.Name].restartRisk != "":
+				unsafe[n.Name] = on[n.Name].restartRisk
+			default:
 				workers = append(workers, n.Name)
 			}
 		}
+		if len(unsafe) > 0 {
+			evidence.Record("notCFSQuotaControls", unsafe)
+		}
+		controlsLeftOut = unsafe
 		controls = controlNodes(workers, func(n string) cg.Version { return on[n].rd.Version })
 		evidence.Record("cfsQuotaControlNodes", controls)
 	})
@@ -397,6 +418,9 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				Skip("changes kubelet flags through /etc/default/kubelet: only done on nodeconform's kind nodes")
 			}
 			if len(controls) == 0 {
+				if len(controlsLeftOut) > 0 {
+					Skip(fmt.Sprintf("no worker whose kubelet may be restarted: %v", controlsLeftOut))
+				}
 				Skip("no worker among the judged nodes can be examined")
 			}
 			restartTimeout := e.Config.Timeouts.NodeRestart.Duration

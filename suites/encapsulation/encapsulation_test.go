@@ -74,6 +74,13 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		for n, why := range e.Unreachable() {
 			unread[n] = why
 		}
+		var err error
+		onOpenShift, err = openshift.HasMachineConfigAPI(e.Clientset.Discovery())
+		Expect(err).NotTo(HaveOccurred())
+		// Apply mode restarts each node's kubelet (MachineConfigs reboot
+		// instead): a node where that would hide running pods' volumes
+		// is left alone and failed with the reason.
+		guardRestart := e.Mode == "apply" && !onOpenShift
 		// Each node is examined at once; the results are kept in the
 		// order of e.NodeNames, so the choice of halfNode is stable.
 		names := e.NodeNames()
@@ -111,6 +118,16 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 					whyNot[i] = err.Error()
 					return
 				}
+				if guardRestart {
+					risk, err := e.Nodes.KubeletRestartRisk(ctx, n.Name)
+					if err != nil {
+						risk = err.Error()
+					}
+					if risk != "" {
+						whyNot[i] = risk
+						return
+					}
+				}
 				_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
 				found[i], states[i], workers[i] = node, enc.Relation(o), !cp
 			}()
@@ -133,9 +150,6 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		if halfNode == nil {
 			halfNode = nodes[0]
 		}
-		var err error
-		onOpenShift, err = openshift.HasMachineConfigAPI(e.Clientset.Discovery())
-		Expect(err).NotTo(HaveOccurred())
 		if onOpenShift {
 			kubensenter = "/usr/bin/kubensenter"
 		} else if e.Mode == "verify" {
