@@ -10,12 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nodeconform/nodeconform/framework/probeapi"
+	"github.com/nodeconform/nodeconform/framework/procfs"
 )
 
 // The kubelet (v1.34 on) takes its cgroup driver from the runtime's CRI
@@ -52,9 +52,9 @@ func criRuntimeConfig(args []string) error {
 	if err != nil {
 		return err
 	}
-	root := "/proc/1/root"
-	if pid, ok := processNamed("kubelet"); ok {
-		root = fmt.Sprintf("%s/%d/root", procRoot, pid)
+	root := procRoot + "/1/root"
+	if ks, _ := procfs.FindByComm(procRoot, "kubelet"); len(ks) > 0 {
+		root = fmt.Sprintf("%s/%d/root", procRoot, ks[0].PID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -80,26 +80,6 @@ func socketPath(endpoint string) (string, error) {
 		return "", fmt.Errorf("CRI endpoint %q: not an absolute socket path", endpoint)
 	}
 	return p, nil
-}
-
-// processNamed finds the lowest PID whose comm is name.
-func processNamed(name string) (int, bool) {
-	entries, err := os.ReadDir(procRoot)
-	if err != nil {
-		return 0, false
-	}
-	best := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(procRoot + "/" + e.Name() + "/comm")
-		if err == nil && strings.TrimSpace(string(comm)) == name && (best == 0 || pid < best) {
-			best = pid
-		}
-	}
-	return best, best != 0
 }
 
 // callRuntimeConfig makes the gRPC call on the unix socket at sock.
