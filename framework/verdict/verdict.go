@@ -7,6 +7,7 @@ package verdict
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -117,10 +118,16 @@ func run(ctx context.Context, node string, check Check) (r Result) {
 }
 
 // oneLine folds Gomega's multi-line text into one sentence: a person reads
-// "node X: ..." once, in the summary and in JUnit.
+// "node X: ..." once, in the summary and in JUnit. The address Gomega
+// prints after a pointer's type ("<*errors.errorString | 0x88c11fb6930>")
+// is left out: it means nothing to the reader and differs on every run,
+// so two runs failing alike would differ in their evidence (diff).
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(gomegaAddress.ReplaceAllString(s, "<$1>")), " ")
 }
+
+// gomegaAddress matches Gomega's "<type | 0x…>" for a pointer.
+var gomegaAddress = regexp.MustCompile(`<([^<>|\n]+) \| 0x[0-9a-f]+>`)
 
 // Lines are the failure lines of results, one per failing node, each
 // starting with "node <name>: ".

@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,5 +68,19 @@ func TestEachStopsOnCancel(t *testing.T) {
 		if r.State != Failed {
 			t.Errorf("%+v", r)
 		}
+	}
+}
+
+func TestFindingLeavesOutAddresses(t *testing.T) {
+	rs := Each(context.Background(), Input{Nodes: []string{"a"}, Parallel: 1}, func(_ context.Context, g gomega.Gomega, _ string) any {
+		g.Expect(errors.New("/system.slice/containerd.service is not a pod cgroup")).NotTo(gomega.HaveOccurred())
+		return nil
+	})
+	got := rs[0].Finding
+	if strings.Contains(got, "0x") || !strings.Contains(got, "<*errors.errorString>: /system.slice/containerd.service is not a pod cgroup") {
+		t.Errorf("finding %q", got)
+	}
+	if got := oneLine("Expected\n    <[]string | len:2, cap:2>: [\"a\", \"b\"]\nto contain"); got != `Expected <[]string | len:2, cap:2>: ["a", "b"] to contain` {
+		t.Errorf("a slice's length is kept: %q", got)
 	}
 }
