@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,7 +75,7 @@ func TestCallRuntimeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unimplemented := false
+	var unimplemented atomic.Bool
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Protocols: &protocols, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +88,7 @@ func TestCallRuntimeConfig(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/grpc")
-		if unimplemented {
+		if unimplemented.Load() {
 			w.Header().Set("Grpc-Status", "12")
 			w.Header().Set("Grpc-Message", "unknown method RuntimeConfig for service runtime.v1.RuntimeService")
 			w.WriteHeader(http.StatusOK)
@@ -105,7 +106,7 @@ func TestCallRuntimeConfig(t *testing.T) {
 	if err != nil || got.CgroupDriver != "cgroupfs" || !got.Linux {
 		t.Fatalf("answer in trailers: %+v, %v", got, err)
 	}
-	unimplemented = true
+	unimplemented.Store(true)
 	got, err = callRuntimeConfig(ctx, sock)
 	if err != nil || !got.Unimplemented {
 		t.Fatalf("trailers-only error: %+v, %v", got, err)
