@@ -47,6 +47,7 @@ type Config struct {
 		ClusterLock        Duration `json:"clusterLock"`
 		NetworkCheck       Duration `json:"networkCheck"`
 		NetworkCheckWindow Duration `json:"networkCheckWindow"`
+		KubeProxySync      Duration `json:"kubeProxySync"`
 		NamespaceDeletion  Duration `json:"namespaceDeletion"`
 		KataConfig         Duration `json:"kataConfig"`
 		SandboxEvent       Duration `json:"sandboxEvent"`

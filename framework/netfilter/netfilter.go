@@ -58,7 +58,7 @@ func ServiceRule(t *Table, clusterIP string, port string) string {
 		return ""
 	}
 	for _, r := range t.Rules {
-		if strings.HasPrefix(r, "-A KUBE-SERVICES ") && strings.Contains(r, "-d "+clusterIP+"/32") &&
+		if strings.HasPrefix(r, "-A KUBE-SERVICES ") && strings.Contains(r, "-d "+clusterIP+"/") &&
 			strings.Contains(r, "--dport "+port+" ") && strings.Contains(r, "-j KUBE-SVC-") {
 			return r
 		}

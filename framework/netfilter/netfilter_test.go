@@ -17,6 +17,7 @@ COMMIT
 -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
 -A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU
 -A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport 443 -j KUBE-SVC-NPX46M4PTMTKRN6Y
+-A KUBE-SERVICES -d fd00:10:96::1/128 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport 443 -j KUBE-SVC-6V5Y2XQ4GKEFOE2H
 COMMIT
 `
 
@@ -39,5 +40,11 @@ func TestParse(t *testing.T) {
 	}
 	if r := ServiceRule(tables["nat"], "10.96.0.10", "5"); r != "" {
 		t.Fatalf("port prefix matched: %s", r)
+	}
+	if r := ServiceRule(tables["nat"], "10.96.0.1", "53"); r != "" {
+		t.Fatalf("address prefix matched: %s", r)
+	}
+	if r := ServiceRule(tables["nat"], "fd00:10:96::1", "443"); r == "" {
+		t.Fatal("IPv6 service rule not found")
 	}
 }

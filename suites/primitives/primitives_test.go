@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/netfilter"
@@ -41,6 +45,7 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 		nodes  []string
 		unread map[string]string
 		pods   = map[string]*nodePods{}
+		fresh  *freshService
 	)
 	BeforeAll(func(ctx SpecContext) {
 		e = *env
@@ -66,6 +71,8 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 			}
 			pods[n] = p
 		}
+		// Made now, so kube-proxy programs it while the pods boot.
+		fresh = createFreshService(ctx, e, ns)
 	})
 
 	// each judges property on every node with its pods.
@@ -172,7 +179,10 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 		})
 	})
 
-	It("has kube-proxy's iptables chains and Service rules on every node", func(ctx SpecContext) {
+	// A rule for default/kubernetes only shows that kube-proxy ran once:
+	// iptables keeps it after kube-proxy is gone from the node. The
+	// Service the suite created shows that it programs Services now.
+	It("has kube-proxy's iptables chains on every node, and the rules of a Service created now", func(ctx SpecContext) {
 		mode := kubeProxyMode(ctx, e)
 		if mode != "" && mode != "iptables" {
 			Skip(fmt.Sprintf("kube-proxy runs in %q mode: the iptables chains are not expected", mode))
@@ -180,15 +190,30 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 		svc, err := e.Clientset.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		port := fmt.Sprint(svc.Spec.Ports[0].Port)
+		window := e.Config.Timeouts.KubeProxySync.Duration
 		each(ctx, "kube-proxy's rules", func(ctx context.Context, g Gomega, n string, _ *nodePods) any {
-			save, err := e.Nodes.MustHost(ctx, n, "iptables-save", "-t", "nat")
-			g.Expect(err).NotTo(HaveOccurred())
-			nat := netfilter.Parse(save)["nat"]
-			rule := netfilter.ServiceRule(nat, svc.Spec.ClusterIP, port)
+			var nat *netfilter.Table
+			var rule, freshRule string
+			for {
+				save, err := e.Nodes.MustHost(ctx, n, "iptables-save", "-t", "nat")
+				g.Expect(err).NotTo(HaveOccurred())
+				nat = netfilter.Parse(save)["nat"]
+				rule = netfilter.ServiceRule(nat, svc.Spec.ClusterIP, port)
+				freshRule = netfilter.ServiceRule(nat, fresh.ip, fresh.port)
+				if freshRule != "" || time.Since(fresh.created) > window || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(time.Second)
+			}
 			missing := netfilter.MissingChains(nat, netfilter.KubeProxyChains)
 			g.Expect(missing).To(BeEmpty(), "kube-proxy chains")
 			g.Expect(rule).NotTo(BeEmpty(), "no KUBE-SERVICES rule for default/kubernetes %s:%s", svc.Spec.ClusterIP, port)
-			return map[string]any{"missingChains": missing, "kubernetesServiceRule": rule}
+			if freshRule == "" {
+				g.Expect(freshRule).NotTo(BeEmpty(), "no KUBE-SERVICES rule for Service %s (%s:%s) %s after it was created: kube-proxy does not program new Services on this node (%s)",
+					fresh.name, fresh.ip, fresh.port, time.Since(fresh.created).Round(time.Second), kubeProxyPods(ctx, e, n))
+			}
+			return map[string]any{"missingChains": missing, "kubernetesServiceRule": rule,
+				"newService": fresh.name, "newServiceRule": freshRule, "newServiceAgeAtRead": time.Since(fresh.created).Round(100 * time.Millisecond).String()}
 		})
 	})
 })
@@ -229,6 +254,73 @@ func hostPod(ns, name, image string) *corev1.Pod {
 	pod.Spec.Volumes = []corev1.Volume{{Name: "etc", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "etc", MountPath: "/host/etc", ReadOnly: true}}
 	return pod
+}
+
+// freshService is a Service the suite created, to see kube-proxy program it.
+type freshService struct {
+	name, ip, port string
+	created        time.Time
+}
+
+// createFreshService makes a Service without selector and its
+// EndpointSlice by hand (the API server's own endpoint), so that it has
+// rules in nat KUBE-SERVICES (a Service without endpoints has none) and
+// needs no pod.
+func createFreshService(ctx context.Context, e *e2e.Env, ns string) *freshService {
+	GinkgoHelper()
+	cs := e.Clientset
+	api, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
+	Expect(err).NotTo(HaveOccurred(), "endpoints of default/kubernetes")
+	var ep *discoveryv1.Endpoint
+	var epPort *discoveryv1.EndpointPort
+	var family discoveryv1.AddressType
+	for i := range api.Items {
+		s := &api.Items[i]
+		if len(s.Endpoints) > 0 && len(s.Ports) > 0 {
+			ep, epPort, family = &s.Endpoints[0], &s.Ports[0], s.AddressType
+			break
+		}
+	}
+	Expect(ep).NotTo(BeNil(), "no EndpointSlice with an endpoint for default/kubernetes")
+	svc, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "fresh"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "api", Protocol: corev1.ProtocolTCP, Port: 8443, TargetPort: intstr.FromInt32(*epPort.Port)}}},
+	}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred(), "create Service %s/fresh", ns)
+	ready := true
+	_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{discoveryv1.LabelServiceName: "fresh"}},
+		AddressType: family,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: ep.Addresses, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("api"), Protocol: ptr.To(corev1.ProtocolTCP), Port: epPort.Port}},
+	}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred(), "create EndpointSlice %s/fresh", ns)
+	return &freshService{name: ns + "/fresh", ip: svc.Spec.ClusterIP, port: "8443", created: time.Now()}
+}
+
+// kubeProxyPods says which kube-proxy pods run on node, and how they are.
+func kubeProxyPods(ctx context.Context, e *e2e.Env, node string) string {
+	list, err := e.Clientset.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return "kube-proxy pods unknown: " + err.Error()
+	}
+	var out []string
+	for _, p := range list.Items {
+		if !strings.HasPrefix(p.Name, "kube-proxy") {
+			continue
+		}
+		state := string(p.Status.Phase)
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				state += ", Ready=" + string(c.Status)
+			}
+		}
+		out = append(out, p.Name+" "+state)
+	}
+	if len(out) == 0 {
+		return "no kube-proxy pod in kube-system on this node"
+	}
+	return "kube-proxy pods here: " + strings.Join(out, "; ")
 }
 
 // kubeProxyMode reads kube-proxy's configured mode from its ConfigMap
