@@ -240,13 +240,20 @@ func (e *Env) ExpectProfile(ctx context.Context, suite string) {
 				verdict.SkipNode("in no profile group")
 			}
 			declared := grp.Node.State()
-			judged := false
+			judged, groundTruth := false, false
 			for _, f := range fields {
-				if v, ok := declared[f]; ok && !(f == profile.FieldKataLabel && v == profile.KataGroundTruth) {
+				v, ok := declared[f]
+				switch {
+				case ok && f == profile.FieldKataLabel && v == profile.KataGroundTruth:
+					groundTruth = true
+				case ok:
 					judged = true
 				}
 			}
-			if !judged {
+			switch {
+			case !judged && groundTruth:
+				verdict.SkipNode(fmt.Sprintf("profile group %s declares %s: %s (judged by the spec on the eligible nodes)", grp.Name, profile.FieldKataLabel, profile.KataGroundTruth))
+			case !judged:
 				verdict.SkipNode(fmt.Sprintf("profile group %s declares none of %v", grp.Name, fields))
 			}
 			var lines []string
