@@ -18,14 +18,11 @@ func newCleanupCmd(logger log.Logger) *cobra.Command {
 		Short: "Remove what earlier runs left (namespaces, labelled cluster-scoped objects) and undo node changes left in the nodes' journals; live runs are not touched",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s := e2e.SettingsFromEnv()
-			s.Mode, s.Profile, s.Nodes = "apply", "", ""
-			s.Context, s.ProbeImage = t.context, t.probeImage
-			if t.kubeconfig != "" {
-				s.Kubeconfig = t.kubeconfig
-			} else if _, err := t.resolve(); err != nil {
+			s, err := t.settings(logger)
+			if err != nil {
 				return usageError{err}
 			}
+			s.Mode, s.Profile, s.Nodes = "apply", "", ""
 			data, err := e2e.Up(cmd.Context(), s, logger, e2e.WithNodeAccess())
 			if err != nil {
 				return err

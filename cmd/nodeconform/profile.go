@@ -25,9 +25,13 @@ func newProfileCmd(logger log.Logger) *cobra.Command {
 	return cmd
 }
 
-type target struct{ kubeconfig, context, probeImage string }
+type target struct {
+	kubeconfig, context, probeImage string
+	cmd                             *cobra.Command
+}
 
 func (t *target) flags(cmd *cobra.Command) {
+	t.cmd = cmd
 	f := cmd.Flags()
 	f.StringVar(&t.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of an existing cluster (default KUBECONFIG; none: nodeconform's kind cluster)")
 	f.StringVar(&t.context, "context", "", "kubeconfig context")
@@ -72,12 +76,33 @@ func newProfileCaptureCmd(logger log.Logger) *cobra.Command {
 	return cmd
 }
 
-func capture(ctx context.Context, t target, name string, logger log.Logger) (*profile.Profile, error) {
+// settings are the run settings reaching the target: an existing cluster
+// by kubeconfig, or nodeconform's kind cluster. A KUBECONFIG (not the
+// flag) whose context is a kind cluster Docker has is used as that kind
+// cluster, with side-loaded images, as `run` does: otherwise it would
+// demand a probe image pushed to a registry.
+func (t *target) settings(logger log.Logger) (e2e.Settings, error) {
 	s := e2e.SettingsFromEnv()
 	s.Context, s.ProbeImage = t.context, t.probeImage
-	if t.kubeconfig != "" {
-		s.Kubeconfig = t.kubeconfig
-	} else if _, err := t.resolve(); err != nil {
+	if t.kubeconfig == "" {
+		_, err := t.resolve()
+		return s, err
+	}
+	fromEnv := t.cmd == nil || !t.cmd.Flags().Changed("kubeconfig")
+	if fromEnv && t.probeImage == "" {
+		if name := cluster.KindClusterOfContext(t.kubeconfig, t.context); name != "" {
+			logger.V(0).Infof("KUBECONFIG %s (context kind-%s) is kind cluster %q: using it as a kind cluster", t.kubeconfig, name, name)
+			s.Kubeconfig, s.Context, s.ClusterName = "", "", name
+			return s, nil
+		}
+	}
+	s.Kubeconfig = t.kubeconfig
+	return s, nil
+}
+
+func capture(ctx context.Context, t target, name string, logger log.Logger) (*profile.Profile, error) {
+	s, err := t.settings(logger)
+	if err != nil {
 		return nil, usageError{err}
 	}
 	return e2e.CaptureProfile(ctx, s, name, logger)

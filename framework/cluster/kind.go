@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,7 +193,9 @@ func (k *Kind) Attach(ctx context.Context) error {
 	if err != nil {
 		return EnvError{fmt.Errorf("kind cluster %q: %w", k.name, err)}
 	}
-	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+	// The runner's Up judged the nodes already; a node down then is
+	// judged by the suites as one that cannot run pods.
+	if _, err := WaitNodesUsable(ctx, cfg, k.readyWait, k.logger); err != nil {
 		return EnvError{fmt.Errorf("kind cluster %q: %w", k.name, err)}
 	}
 	k.cfg = cfg
@@ -283,8 +287,22 @@ func (k *Kind) reuse(ctx context.Context) (*rest.Config, error) {
 	if err != nil {
 		return nil, EnvError{fmt.Errorf("kind cluster %q exists but its API server does not answer (half-started, or left by a reboot or a Docker restart: delete it with `nodeconform cluster delete`, or pass --recreate-broken): %w", k.name, err)}
 	}
-	if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+	// With recreate (nodeconform's own lab clusters) every node must be
+	// Ready, else the cluster is made again. Otherwise the cluster is
+	// judged as it is, unless its containers were just (re)started: then
+	// a NotReady node is still coming back.
+	if k.recreate || time.Since(started) < restartGrace {
+		if err := WaitNodesReady(ctx, cfg, k.readyWait, k.logger); err != nil {
+			return nil, EnvError{fmt.Errorf("kind cluster %q exists but its nodes are not Ready (delete it with `nodeconform cluster delete`, or pass --recreate-broken): %w", k.name, err)}
+		}
+		return cfg, nil
+	}
+	down, err := WaitNodesUsable(ctx, cfg, k.readyWait, k.logger)
+	if err != nil {
 		return nil, EnvError{fmt.Errorf("kind cluster %q exists but its nodes are not Ready (delete it with `nodeconform cluster delete`, or pass --recreate-broken): %w", k.name, err)}
+	}
+	for _, n := range slices.Sorted(maps.Keys(down)) {
+		k.logger.Warnf("node %s is not Ready: %s; the suites judge it as a node that cannot run pods (--recreate-broken makes the cluster again instead)", n, down[n])
 	}
 	return cfg, nil
 }
@@ -669,7 +687,8 @@ func (k *Kind) CollectLogs(_ context.Context, dir string) error {
 // WaitNodesReady waits until the cluster has nodes and all are Ready and
 // settled (see Unsettled).
 func WaitNodesReady(ctx context.Context, cfg *rest.Config, timeout time.Duration, logger log.Logger) error {
-	return waitNodes(ctx, cfg, time.Time{}, timeout, logger)
+	_, err := waitNodes(ctx, cfg, time.Time{}, timeout, 0, logger)
+	return err
 }
 
 // WaitNodesRestarted is WaitNodesReady after kubelets restarted at since:
@@ -681,13 +700,29 @@ func WaitNodesReady(ctx context.Context, cfg *rest.Config, timeout time.Duration
 // renewed, so a caller that needs a still cluster must also watch it
 // settle.
 func WaitNodesRestarted(ctx context.Context, cfg *rest.Config, since time.Time, timeout time.Duration, logger log.Logger) error {
-	return waitNodes(ctx, cfg, since, timeout, logger)
+	_, err := waitNodes(ctx, cfg, since, timeout, 0, logger)
+	return err
 }
 
-func waitNodes(ctx context.Context, cfg *rest.Config, since time.Time, timeout time.Duration, logger log.Logger) error {
+// DownAfter is how long a node's Ready condition must have been other
+// than True before WaitNodesUsable stops waiting for it: a kubelet that
+// restarts, or a node whose kubelet was just stopped, is not yet down.
+const DownAfter = time.Minute
+
+// WaitNodesUsable is WaitNodesReady for a cluster that exists already and
+// is to be judged as it is: a node that has been NotReady for DownAfter
+// or longer is down, not settling, and is not waited for (a node that
+// cannot run pods is a finding on that node, not a reason to judge none).
+// It returns each down node with its Ready condition; at least one node
+// must be Ready.
+func WaitNodesUsable(ctx context.Context, cfg *rest.Config, timeout time.Duration, logger log.Logger) (map[string]string, error) {
+	return waitNodes(ctx, cfg, time.Time{}, timeout, DownAfter, logger)
+}
+
+func waitNodes(ctx context.Context, cfg *rest.Config, since time.Time, timeout, downAfter time.Duration, logger log.Logger) (map[string]string, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -696,17 +731,35 @@ func waitNodes(ctx context.Context, cfg *rest.Config, since time.Time, timeout t
 	for {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err == nil {
-			waiting := Unsettled(nodes.Items)
+			var down map[string]string
+			live := nodes.Items
+			if downAfter > 0 {
+				down = Down(nodes.Items, time.Now(), downAfter)
+				live = nil
+				for _, n := range nodes.Items {
+					if _, ok := down[n.Name]; !ok {
+						live = append(live, n)
+					}
+				}
+			}
+			waiting := Unsettled(live)
 			if len(waiting) == 0 && !since.IsZero() {
-				waiting, err = leasesBefore(ctx, cs, nodes.Items, since)
+				waiting, err = leasesBefore(ctx, cs, live, since)
 			}
 			switch {
 			case err != nil:
 				last = err.Error()
-			case len(nodes.Items) > 0 && len(waiting) == 0:
-				logger.V(0).Infof("%d nodes Ready after %s", len(nodes.Items), time.Since(start).Round(time.Second))
-				return nil
+			case len(live) > 0 && len(waiting) == 0:
+				if len(down) > 0 {
+					logger.V(0).Infof("%d nodes Ready after %s, %d down", len(live), time.Since(start).Round(time.Second), len(down))
+				} else {
+					logger.V(0).Infof("%d nodes Ready after %s", len(live), time.Since(start).Round(time.Second))
+				}
+				return down, nil
 			default:
+				if len(live) == 0 {
+					waiting = append(waiting, "no node Ready")
+				}
 				last = fmt.Sprintf("%d nodes, waiting for: %s", len(nodes.Items), strings.Join(waiting, "; "))
 			}
 		} else {
@@ -714,10 +767,28 @@ func waitNodes(ctx context.Context, cfg *rest.Config, since time.Time, timeout t
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("nodes not Ready within %s: %s", timeout, last)
+			return nil, fmt.Errorf("nodes not Ready within %s: %s", timeout, last)
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// Down returns the nodes whose Ready condition has been other than True
+// for after or longer at now, each with its condition ("Unknown since
+// 14:02:11 (NodeStatusUnknown: Kubelet stopped posting node status.)").
+// A node without a Ready condition has not registered fully and is not
+// down.
+func Down(nodes []corev1.Node, now time.Time, after time.Duration) map[string]string {
+	out := map[string]string{}
+	for _, n := range nodes {
+		for _, c := range n.Status.Conditions {
+			if c.Type != corev1.NodeReady || c.Status == corev1.ConditionTrue || now.Sub(c.LastTransitionTime.Time) < after {
+				continue
+			}
+			out[n.Name] = fmt.Sprintf("Ready %s since %s (%s: %s)", c.Status, c.LastTransitionTime.UTC().Format(time.RFC3339), c.Reason, c.Message)
+		}
+	}
+	return out
 }
 
 // leasesBefore names the nodes whose lease was last renewed before since.

@@ -3,6 +3,7 @@ package cluster
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,5 +72,33 @@ func TestUnsettled(t *testing.T) {
 	want := []string{"w1 (taint node.kubernetes.io/not-ready:NoExecute)", "w2 (not Ready)", "w3 (taint node.kubernetes.io/unreachable:NoSchedule)"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestDown(t *testing.T) {
+	now := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	node := func(name string, status corev1.ConditionStatus, ago time.Duration) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: status, LastTransitionTime: metav1.NewTime(now.Add(-ago)),
+			Reason: "NodeStatusUnknown", Message: "Kubelet stopped posting node status."}}}}
+	}
+	got := Down([]corev1.Node{
+		node("ready", corev1.ConditionTrue, time.Hour),
+		node("down", corev1.ConditionUnknown, 2*time.Minute),
+		node("just-stopped", corev1.ConditionUnknown, 20*time.Second),
+		node("not-ready", corev1.ConditionFalse, time.Minute),
+		{ObjectMeta: metav1.ObjectMeta{Name: "registering"}},
+	}, now, time.Minute)
+	want := map[string]string{
+		"down":      "Ready Unknown since 2026-12-06T13:58:00Z (NodeStatusUnknown: Kubelet stopped posting node status.)",
+		"not-ready": "Ready False since 2026-12-06T13:59:00Z (NodeStatusUnknown: Kubelet stopped posting node status.)",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for n, w := range want {
+		if got[n] != w {
+			t.Errorf("%s: got %q, want %q", n, got[n], w)
+		}
 	}
 }

@@ -504,3 +504,79 @@ func TestOverheadMismatchHidesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDownNodeIsAFinding stops a worker's kubelet and waits until the node
+// is down (NotReady for cluster.DownAfter): a run on that cluster (not
+// recreated) must go on without waiting for it, fail each spec on that
+// worker alone naming its NotReady condition, pass the other nodes, and
+// leave no namespace behind although its pods there are never confirmed
+// gone by a kubelet.
+func TestDownNodeIsAFinding(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	// The lab's own default would delete and recreate a cluster with a
+	// node down; a user's cluster is judged as it is.
+	t.Setenv("NODECONFORM_RECREATE_BROKEN", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	down := workers(ctx, t, cs)[1]
+	t.Cleanup(func() {
+		if err := dockerExec(context.Background(), down, "systemctl start kubelet"); err != nil {
+			t.Error(err)
+		}
+		if err := waitNodeReady(context.Background(), cs, down); err != nil {
+			t.Errorf("restore %s: %v", down, err)
+		}
+	})
+	if err := dockerExec(ctx, down, "systemctl stop kubelet"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	for {
+		n, err := cs.CoreV1().Nodes().Get(ctx, down, metav1.GetOptions{})
+		if err == nil && len(cluster.Down([]corev1.Node{*n}, time.Now(), cluster.DownAfter)) == 1 {
+			break
+		}
+		if time.Since(stopped) > 5*time.Minute {
+			t.Fatalf("%s not down 5 minutes after its kubelet stopped: %v", down, err)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("%s down %s after its kubelet stopped", down, time.Since(stopped).Round(time.Second))
+	start := time.Now()
+	res := runSuites(ctx, t, t.TempDir(), "down", Options{Profile: labProfile(), Suites: []string{"primitives"}})
+	took := time.Since(start)
+	t.Logf("primitives with %s down: %s", down, took.Round(100*time.Millisecond))
+	if limit := config.Default().Timeouts.PodReady.Duration; took >= limit {
+		t.Errorf("the run took %s with %s down: it waited for that node (timeouts.podReady %s)", took.Round(time.Second), down, limit)
+	}
+	f := failed(res)
+	if len(f) == 0 {
+		t.Fatalf("no spec failed with %s down", down)
+	}
+	healthyPassed := 0
+	for _, s := range f {
+		if !strings.Contains(s.Failure, "node "+down+":") || !strings.Contains(s.Failure, "not Ready: Ready Unknown") {
+			t.Errorf("%s: failure does not name %s and its NotReady condition: %s", s.Name, down, s.Failure)
+		}
+	}
+	for _, s := range res.Specs {
+		results, _ := s.Evidence["nodes"].([]any)
+		for _, r := range results {
+			m, _ := r.(map[string]any)
+			switch {
+			case m["node"] == down:
+			case m["state"] == "passed":
+				healthyPassed++
+			default:
+				t.Errorf("%s: node %v, which is up, is %v: %v", s.Name, m["node"], m["state"], m["finding"])
+			}
+		}
+	}
+	if healthyPassed == 0 {
+		t.Error("no check passed on the nodes that are up")
+	}
+	noLeftovers(ctx, t, cs)
+}

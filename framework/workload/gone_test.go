@@ -261,3 +261,30 @@ func TestWaitReadyGivesUpOnAHopelessPod(t *testing.T) {
 		})
 	}
 }
+
+// A pod bound to a node that is not Ready is deleted with no grace period
+// (its kubelet would never confirm it); the others are left to their
+// kubelets.
+func TestForceOnNodesNotReady(t *testing.T) {
+	node := func(name string, ready corev1.ConditionStatus) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}}}
+	}
+	pod := func(name, node string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: corev1.PodSpec{NodeName: node}}
+	}
+	cs := fake.NewClientset(node("up", corev1.ConditionTrue), node("down", corev1.ConditionUnknown),
+		pod("on-up", "up"), pod("on-down", "down"), pod("unbound", ""))
+	forceOnNodesNotReady(context.Background(), cs, "ns")
+	left, err := cs.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range left.Items {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "on-up,unbound" {
+		t.Fatalf("pods left: %v, want on-up and unbound", names)
+	}
+}

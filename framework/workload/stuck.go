@@ -75,9 +75,11 @@ type Stuck struct {
 const DefaultStuckAfter = 15 * time.Second
 
 // Check reads the events of pod, which is not Ready, and reports whether
-// it has been Broken for After. Call it on every poll.
+// it has been Broken, or its node not Ready, for After. Call it on every
+// poll.
 func (s *Stuck) Check(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) bool {
-	return s.observe(pod.Spec.NodeName, Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)), time.Now())
+	broken := Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)) || NodeNotReady(ctx, cs, pod.Spec.NodeName) != ""
+	return s.observe(pod.Spec.NodeName, broken, time.Now())
 }
 
 func (s *Stuck) observe(node string, broken bool, now time.Time) bool {

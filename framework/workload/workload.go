@@ -73,11 +73,48 @@ func StartNamespaceDeletion(ctx context.Context, cs kubernetes.Interface, name s
 	_ = cs.AppsV1().ReplicaSets(name).DeleteCollection(ctx, opts, all)
 	_ = cs.BatchV1().Jobs(name).DeleteCollection(ctx, opts, all)
 	_ = cs.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{}, all)
+	forceOnNodesNotReady(ctx, cs, name)
 	err = cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return true, nil
 	}
 	return false, err
+}
+
+// forceOnNodesNotReady deletes with no grace period the pods of namespace
+// ns bound to a node that is not Ready: a kubelet that is gone never
+// confirms their deletion, and the namespace would wait for them until
+// the node returns or is removed. Their containers, if they still run,
+// are stopped by that kubelet when it returns and finds no pod object.
+// Best effort: the namespace's deletion goes on either way.
+func forceOnNodesNotReady(ctx context.Context, cs kubernetes.Interface, ns string) {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return
+	}
+	down := map[string]bool{}
+	for _, n := range nodes.Items {
+		ready := false
+		for _, c := range n.Status.Conditions {
+			ready = ready || (c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue)
+		}
+		if !ready {
+			down[n.Name] = true
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	zero := int64(0)
+	for _, p := range pods.Items {
+		if down[p.Spec.NodeName] {
+			_ = cs.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		}
+	}
 }
 
 // DeleteNamespace deletes a namespace and waits until it is gone, so a run
@@ -328,6 +365,9 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 		return err.Error()
 	}
 	fmt.Fprintf(&b, "phase=%s node=%s", p.Status.Phase, p.Spec.NodeName)
+	if why := NodeNotReady(ctx, cs, p.Spec.NodeName); why != "" {
+		fmt.Fprintf(&b, " (%s)", why)
+	}
 	for _, s := range p.Status.ContainerStatuses {
 		switch {
 		case s.State.Waiting != nil:
@@ -341,6 +381,27 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 		b.WriteString(line)
 	}
 	return b.String()
+}
+
+// NodeNotReady says why node is not Ready ("node w2 not Ready: Ready
+// Unknown since … (NodeStatusUnknown: Kubelet stopped posting node
+// status.)"), or "" when it is Ready, unnamed or cannot be read: a pod
+// bound to a node whose kubelet is gone never starts and shows no event
+// saying so.
+func NodeNotReady(ctx context.Context, cs kubernetes.Interface, node string) string {
+	if node == "" {
+		return ""
+	}
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+			return fmt.Sprintf("node %s not Ready: Ready %s since %s (%s: %s)", node, c.Status, c.LastTransitionTime.UTC().Format(time.RFC3339), c.Reason, c.Message)
+		}
+	}
+	return ""
 }
 
 // containerID is a runtime's 64-hex container or sandbox ID: the kubelet
