@@ -68,7 +68,17 @@ type Stuck struct {
 	// its node is given up on (zero: DefaultStuckAfter).
 	After time.Duration
 	since map[string]time.Time
+	// nodes caches each node's NotReady sentence for nodeTTL: a wait
+	// polls every pod that is not Ready, often, and many share a node.
+	nodes map[string]nodeLook
 }
+
+type nodeLook struct {
+	notReady string
+	at       time.Time
+}
+
+const nodeTTL = 5 * time.Second
 
 // DefaultStuckAfter is Stuck's After when unset: long enough that a
 // sandbox error seen once while a kubelet restarts is not a verdict.
@@ -78,8 +88,20 @@ const DefaultStuckAfter = 15 * time.Second
 // it has been Broken, or its node not Ready, for After. Call it on every
 // poll.
 func (s *Stuck) Check(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) bool {
-	broken := Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)) || NodeNotReady(ctx, cs, pod.Spec.NodeName) != ""
+	broken := Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)) || s.nodeNotReady(ctx, cs, pod.Spec.NodeName) != ""
 	return s.observe(pod.Spec.NodeName, broken, time.Now())
+}
+
+func (s *Stuck) nodeNotReady(ctx context.Context, cs kubernetes.Interface, node string) string {
+	if l, ok := s.nodes[node]; ok && time.Since(l.at) < nodeTTL {
+		return l.notReady
+	}
+	why := NodeNotReady(ctx, cs, node)
+	if s.nodes == nil {
+		s.nodes = map[string]nodeLook{}
+	}
+	s.nodes[node] = nodeLook{notReady: why, at: time.Now()}
+	return why
 }
 
 func (s *Stuck) observe(node string, broken bool, now time.Time) bool {
