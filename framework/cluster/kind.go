@@ -774,8 +774,9 @@ func waitNodes(ctx context.Context, cfg *rest.Config, since time.Time, timeout, 
 }
 
 // Down returns the nodes whose Ready condition has been other than True
-// for after or longer at now, each with its condition ("Unknown since
-// 14:02:11 (NodeStatusUnknown: Kubelet stopped posting node status.)").
+// for after or longer at now, each with its condition ("Ready Unknown
+// since 2026-12-06T18:04:06Z (NodeStatusUnknown: Kubelet stopped posting
+// node status.)").
 // A node without a Ready condition has not registered fully and is not
 // down.
 func Down(nodes []corev1.Node, now time.Time, after time.Duration) map[string]string {
