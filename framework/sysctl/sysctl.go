@@ -119,12 +119,25 @@ type Cell struct {
 func Mismatches(cells []Cell) []string {
 	var out []string
 	for _, c := range cells {
-		if c.Observed != c.Expected {
-			out = append(out, fmt.Sprintf("node %s: sysctl %s, namespace %s: expected %s, observed %s (%s)", c.Node, c.Sysctl, c.PodSecurity, c.Expected, c.Observed, c.Detail))
+		if m := c.Mismatch(); m != "" {
+			out = append(out, "node "+c.Node+": "+m)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Mismatch says how the cell's outcome differs from the expected one, or
+// "" when it does not.
+func (c Cell) Mismatch() string {
+	if c.Observed == c.Expected {
+		return ""
+	}
+	m := fmt.Sprintf("sysctl %s, namespace %s: expected %s, observed %s (%s)", c.Sysctl, c.PodSecurity, c.Expected, c.Observed, c.Detail)
+	if c.Expected == RejectedAtAdmission {
+		m += fmt.Sprintf("; Pod Security admission let it through at level %s: its PodSecurity plugin is disabled, or exempts this namespace or user", c.PodSecurity)
+	}
+	return m
 }
 
 // Table renders the matrix for the report.

@@ -60,6 +60,13 @@ func TestMismatches(t *testing.T) {
 	if !strings.Contains(Table(cells), "MISMATCH") {
 		t.Fatal("table must mark mismatches")
 	}
+	admitted := Cell{Sysctl: "kernel.msgmax", Node: "worker1", PodSecurity: "baseline", Expected: RejectedAtAdmission, Observed: Runs}
+	if m := admitted.Mismatch(); !strings.Contains(m, "PodSecurity plugin is disabled") {
+		t.Fatalf("a pod Pod Security should have refused must point at the admission: %s", m)
+	}
+	if m := cells[2].Mismatch(); m != "" {
+		t.Fatalf("a matching cell has no mismatch: %s", m)
+	}
 }
 
 func TestHelpers(t *testing.T) {

@@ -199,6 +199,7 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		table := sc.Table(cells)
 		GinkgoWriter.Println(table)
 		evidence.Record("matrix", cells)
+		evidence.Record("nodes", matrixByNode(cells))
 		if bad := sc.Mismatches(cells); len(bad) > 0 {
 			Fail(fmt.Sprintf("outcome matrix: %d of %d cells differ\n%s\n\n%s", len(bad), len(cells), strings.Join(bad, "\n"), table))
 		}
@@ -582,4 +583,30 @@ func allowOnOpenShift(ctx context.Context, e *e2e.Env) {
 	_, err = openshift.ApplyYAML(ctx, dc, openshift.KubeletConfigGVR, fixtures.MustRead("sysctl/kubeletconfig-custom-kubelet.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	Expect(openshift.WaitPoolsUpdated(ctx, dc, timeout, poll)).To(Succeed())
+}
+
+// matrixByNode is the outcome matrix as one result per node (failed when
+// any of its cells differs), so that the run's per-node tally and
+// `diff` count this spec on each node as they count the others.
+func matrixByNode(cells []sc.Cell) []verdict.Result {
+	var out []verdict.Result
+	index := map[string]int{}
+	for _, c := range cells {
+		i, ok := index[c.Node]
+		if !ok {
+			i = len(out)
+			index[c.Node] = i
+			out = append(out, verdict.Result{Node: c.Node, State: verdict.Passed})
+		}
+		if m := c.Mismatch(); m != "" {
+			r := &out[i]
+			r.State = verdict.Failed
+			if r.Finding != "" {
+				r.Finding += "; "
+			}
+			r.Finding += m
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
 }
