@@ -55,6 +55,15 @@ type RevertState struct {
 
 // CheckReverted fails when anything of encapsulation is left on the node.
 func CheckReverted(s RevertState) error {
+	if left := Remnants(s); len(left) > 0 {
+		return fmt.Errorf("node %s: encapsulation not fully reverted, left: %s", s.Node, strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// Remnants names what of encapsulation is on the node (unit file, enabled
+// or active unit, pinned namespace, drop-ins); none on a node without it.
+func Remnants(s RevertState) []string {
 	var left []string
 	if s.UnitFileFound {
 		left = append(left, "kubens.service unit file")
@@ -71,10 +80,7 @@ func CheckReverted(s RevertState) error {
 	for _, d := range s.DropIns {
 		left = append(left, "drop-in "+d)
 	}
-	if len(left) > 0 {
-		return fmt.Errorf("node %s: encapsulation not fully reverted, left: %s", s.Node, strings.Join(left, ", "))
-	}
-	return nil
+	return left
 }
 
 var argvRe = regexp.MustCompile(`argv\[\]=([^;]*?)\s*;`)

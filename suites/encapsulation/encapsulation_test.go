@@ -3,6 +3,7 @@ package encapsulation
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"strings"
 	"sync"
@@ -118,6 +119,21 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 					whyNot[i] = err.Error()
 					return
 				}
+				if guardRestart && enc.Relation(o) == "off" {
+					// Remnants of an encapsulation (a namespace still
+					// pinned, a unit, a drop-in) while kubelet and the
+					// runtime are not in it: the revert would remove
+					// what this run did not make.
+					rs, err := node.State(ctx)
+					if err != nil {
+						whyNot[i] = err.Error()
+						return
+					}
+					if left := enc.Remnants(rs); len(left) > 0 {
+						whyNot[i] = fmt.Sprintf("kubens encapsulation remnants found before the run (%s) although kubelet and the runtime are not encapsulated: apply mode would remove what it did not make, so it leaves this node alone (remove them, or run --mode verify)", strings.Join(left, ", "))
+						return
+					}
+				}
 				if guardRestart {
 					risk, err := e.Nodes.KubeletRestartRisk(ctx, n.Name)
 					if err != nil {
@@ -195,7 +211,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 
 	// checkAll judges every node of subset against want, and every node
 	// the suite could not examine as failed.
-	checkAll := func(ctx context.Context, want bool, subset []*enc.Node) {
+	checkAll := func(ctx context.Context, want bool, subset []*enc.Node, unread map[string]string) {
 		GinkgoHelper()
 		names, byName := judged(subset, unread)
 		verdict.Expect(fmt.Sprintf("mount namespaces (encapsulation %v)", want), verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
@@ -245,7 +261,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 
 	Context("without encapsulation", func() {
 		It("runs systemd, kubelet and the runtime in one mount namespace", func(ctx SpecContext) {
-			checkAll(ctx, false, skipUnless("off"))
+			checkAll(ctx, false, skipUnless("off"), unread)
 		})
 
 		It("gives the same output for `kubensenter findmnt` and `findmnt`", func(ctx SpecContext) {
@@ -253,28 +269,33 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			if kubensenter == "" {
 				Skip("verify mode: the nodes have no kubensenter and a read-only run does not install one")
 			}
-			for _, n := range subset {
-				// Pods starting or going away on the node (another suite's
-				// namespaces being deleted, the operator's own pods) change
-				// the table between the two reads: a difference that goes
-				// away on a second read is churn, one in another namespace
-				// stays. At most findmntReads reads of each.
-				var plain string
-				var wrapped nodeaccess.HostResult
-				for attempt := 1; attempt <= findmntReads; attempt++ {
-					var err error
-					plain, err = e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn")
-					Expect(err).NotTo(HaveOccurred())
-					wrapped, err = e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn")
-					Expect(err).NotTo(HaveOccurred())
-					Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
-					Expect(wrapped.Stderr).NotTo(ContainSubstring("namespace found at"), "kubensenter must not find a namespace on %s", n.Name)
-					if wrapped.Stdout == plain {
-						break
+			names, _ := judged(subset, unread)
+			verdict.Expect("kubensenter findmnt equals findmnt", verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: unread, Parallel: e.Config.Nodes.MaxParallel},
+				func(ctx context.Context, g Gomega, n string) any {
+					// Pods starting or going away on the node (another
+					// suite's namespaces being deleted, the operator's own
+					// pods) change the table between the two reads: a
+					// difference that goes away on a second read is churn,
+					// one in another namespace stays. At most findmntReads
+					// reads of each.
+					var plain string
+					var wrapped nodeaccess.HostResult
+					for attempt := 1; attempt <= findmntReads; attempt++ {
+						var err error
+						plain, err = e.Nodes.MustHost(ctx, n, "findmnt", "-rn")
+						g.Expect(err).NotTo(HaveOccurred())
+						wrapped, err = e.Nodes.Host(ctx, n, kubensenter, "findmnt", "-rn")
+						g.Expect(err).NotTo(HaveOccurred())
+						g.Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
+						g.Expect(wrapped.Stderr).NotTo(ContainSubstring("namespace found at"), "kubensenter must not find a namespace")
+						if wrapped.Stdout == plain {
+							return map[string]int{"mounts": strings.Count(plain, "\n"), "reads": attempt}
+						}
 					}
-				}
-				Expect(wrapped.Stdout).To(Equal(plain), "kubensenter findmnt on %s (differed on each of %d reads)", n.Name, findmntReads)
-			}
+					verdict.FailNode(fmt.Sprintf("kubensenter findmnt differs from findmnt on each of %d reads: only through kubensenter %q, only in findmnt %q",
+						findmntReads, onlyIn(wrapped.Stdout, plain), onlyIn(plain, wrapped.Stdout)))
+					return nil
+				}))
 		})
 
 		It("propagates container mounts as the seeds' matrix shows, a mount made on the node to Bidirectional and HostToContainer containers, none by default", func(ctx SpecContext) {
@@ -293,6 +314,10 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		// as soon as the nodes are encapsulated.
 		var canaries map[string]*corev1.Pod
 		var canaryNS string
+		// colUnread are the nodes the column fails unexamined: the suite's
+		// unread ones and those where applying encapsulation failed (a
+		// node's failure is its own: the others are still judged).
+		var colUnread map[string]string
 		startCanaries := func(ctx context.Context) {
 			if canaries != nil || kubensenter == "" {
 				return
@@ -310,6 +335,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		}
 		BeforeAll(func(ctx SpecContext) {
 			encapsulated = skipUnless("on")
+			colUnread = unread
 			if e.Mode == "verify" {
 				return // judge the nodes as found
 			}
@@ -329,12 +355,23 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			DeferCleanup(func(ctx SpecContext) {
 				revertAll(ctx, nodes)
 			}, NodeTimeout(restartTimeout))
-			forEach(nodes, func(n *enc.Node) error { return n.Apply(ctx, enc.Options{Kubelet: true, Runtime: true}) })
+			errs := eachNode(nodes, func(n *enc.Node) error { return n.Apply(ctx, enc.Options{Kubelet: true, Runtime: true}) })
+			colUnread = maps.Clone(unread)
+			encapsulated = nil
+			for i, n := range nodes {
+				if errs[i] != nil {
+					colUnread[n.Name] = "applying encapsulation failed (the node is reverted at the column's end): " + errs[i].Error()
+					continue
+				}
+				encapsulated = append(encapsulated, n)
+			}
+			evidence.Record("applyFailed", colUnread)
+			Expect(encapsulated).NotTo(BeEmpty(), "encapsulation could be applied on no node: %v", colUnread)
 			startCanaries(ctx)
 		}, NodeTimeout(applyTimeout))
 
 		It("runs kubelet and the runtime in one namespace that is not systemd's", func(ctx SpecContext) {
-			checkAll(ctx, true, encapsulated)
+			checkAll(ctx, true, encapsulated, colUnread)
 		})
 
 		It("makes kubensenter autodetect /run/kubens/mnt and show the mounts of new pods, which findmnt does not", func(ctx SpecContext) {
@@ -344,7 +381,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				Skip("verify mode: the nodes have no kubensenter and a read-only run does not install one")
 			}
 			// Started with the encapsulation (BeforeAll; in verify mode,
-			// here); each node is then judged in turn. They go as the spec
+			// here); each node is then judged on its own. They go as the spec
 			// ends, while the nodes are still whole: a pod made in the
 			// pinned namespace is torn down slowly once the runtime has
 			// left it (4 s more here).
@@ -352,26 +389,28 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(e.Clientset.CoreV1().Pods(canaryNS).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})).To(Succeed())
 			})
-			for _, n := range encapsulated {
-				pod, err := workload.WaitReady(ctx, e.Clientset, canaries[n.Name], e.Config.Timeouts.PodReady.Duration)
-				Expect(err).NotTo(HaveOccurred())
-				podDir := "/var/lib/kubelet/pods/" + string(pod.UID)
-				plain, err := e.Nodes.MustHost(ctx, n.Name, "findmnt", "-rn", "-o", "TARGET")
-				Expect(err).NotTo(HaveOccurred())
-				wrapped, err := e.Nodes.Host(ctx, n.Name, kubensenter, "findmnt", "-rn", "-o", "TARGET")
-				Expect(err).NotTo(HaveOccurred())
-				Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
-				Expect(wrapped.Stderr).To(ContainSubstring("kubensenter: Autodetect: kubens.service namespace found at /run/kubens/mnt"))
-				only := onlyIn(wrapped.Stdout, plain)
-				evidence.Record("mountsOnlyInKubens/"+n.Name, only)
-				Expect(strings.Join(only, "\n")).To(ContainSubstring(podDir), "the volume mounts of pod %s on %s must be visible through kubensenter only", pod.Name, n.Name)
-				Expect(plain).NotTo(ContainSubstring(podDir), "findmnt in the host namespace of %s shows pod %s's mounts", n.Name, pod.Name)
-			}
+			names, _ := judged(encapsulated, colUnread)
+			verdict.Expect("kubensenter shows the pinned namespace", verdict.Each(ctx, verdict.Input{Nodes: names, Unreachable: colUnread, Parallel: e.Config.Nodes.MaxParallel},
+				func(ctx context.Context, g Gomega, n string) any {
+					pod, err := workload.WaitReady(ctx, e.Clientset, canaries[n], e.Config.Timeouts.PodReady.Duration)
+					g.Expect(err).NotTo(HaveOccurred())
+					podDir := "/var/lib/kubelet/pods/" + string(pod.UID)
+					plain, err := e.Nodes.MustHost(ctx, n, "findmnt", "-rn", "-o", "TARGET")
+					g.Expect(err).NotTo(HaveOccurred())
+					wrapped, err := e.Nodes.Host(ctx, n, kubensenter, "findmnt", "-rn", "-o", "TARGET")
+					g.Expect(err).NotTo(HaveOccurred())
+					g.Expect(wrapped.ExitCode).To(Equal(0), wrapped.Stderr)
+					g.Expect(wrapped.Stderr).To(ContainSubstring("kubensenter: Autodetect: kubens.service namespace found at /run/kubens/mnt"))
+					only := onlyIn(wrapped.Stdout, plain)
+					g.Expect(strings.Join(only, "\n")).To(ContainSubstring(podDir), "the volume mounts of pod %s must be visible through kubensenter only", pod.Name)
+					g.Expect(plain).NotTo(ContainSubstring(podDir), "findmnt in the host namespace shows pod %s's mounts", pod.Name)
+					return map[string]any{"pod": pod.Name, "mountsOnlyInKubens": only}
+				}))
 		})
 
 		It("hides Bidirectional container mounts from systemd but not from kubelet and the runtime, and still passes mounts made on the node to HostToContainer, none by default", func(ctx SpecContext) {
 			e.RequireApply("the mount propagation pod")
-			checkMatrix(ctx, e, encapsulated, unread, kubensenter, true)
+			checkMatrix(ctx, e, encapsulated, colUnread, kubensenter, true)
 		})
 
 		// The check must fail on the misconfiguration it exists for: kubelet
@@ -379,25 +418,35 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 		// Made from the applied state (the runtime taken back out, one
 		// restart) before the column's revert undoes it with the rest.
 		Context("with only kubelet encapsulated (a misconfiguration)", Ordered, Label("negative"), func() {
+			// half is halfNode, or another encapsulated node when
+			// applying failed there.
+			var half *enc.Node
 			BeforeAll(func(ctx SpecContext) {
 				e.RequireApply("a half-applied encapsulation")
 				if onOpenShift {
 					Skip("MachineConfigs apply encapsulation whole: a half-applied state cannot be made through them")
+				}
+				half = halfNode
+				if _, failed := colUnread[half.Name]; failed {
+					if len(encapsulated) == 0 {
+						Skip("no node was encapsulated to make the misconfiguration on")
+					}
+					half = encapsulated[0]
 				}
 				// Gone already when the kubensenter spec ran (it deletes
 				// them); deleted here when it was filtered out.
 				if canaryNS != "" {
 					Expect(workload.DeletePods(ctx, e.Clientset, canaryNS, e.Config.Timeouts.PodReady.Duration)).To(Succeed())
 				}
-				Expect(halfNode.Unwrap(ctx, enc.Options{Runtime: true})).To(Succeed())
+				Expect(half.Unwrap(ctx, enc.Options{Runtime: true})).To(Succeed())
 			}, NodeTimeout(restartTimeout))
 
 			It("is reported as a failure naming the node", func(ctx SpecContext) {
-				o, err := halfNode.Observe(ctx)
+				o, err := half.Observe(ctx)
 				Expect(err).NotTo(HaveOccurred())
 				evidence.Record("mountNamespaces", o)
 				err = enc.Check(true, o)
-				Expect(err).To(MatchError(And(ContainSubstring("only one of them"), ContainSubstring(halfNode.Name))))
+				Expect(err).To(MatchError(And(ContainSubstring("only one of them"), ContainSubstring(half.Name))))
 			})
 		})
 	})
@@ -405,7 +454,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 	It("reverts to the original state", func(ctx SpecContext) {
 		e.RequireApply("checking a revert (nothing was applied)")
 		// The Context's cleanup has reverted every node by now.
-		checkAll(ctx, false, nodes)
+		checkAll(ctx, false, nodes, unread)
 		if onOpenShift {
 			return // the MachineConfigs are gone and the pools rolled back
 		}
@@ -439,6 +488,13 @@ func revertAll(ctx context.Context, nodes []*enc.Node) {
 }
 
 func forEach(nodes []*enc.Node, f func(*enc.Node) error) {
+	for _, err := range eachNode(nodes, f) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+}
+
+// eachNode runs f on every node in parallel and returns each node's error.
+func eachNode(nodes []*enc.Node, f func(*enc.Node) error) []error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
 	for i, n := range nodes {
@@ -450,9 +506,7 @@ func forEach(nodes []*enc.Node, f func(*enc.Node) error) {
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		Expect(err).NotTo(HaveOccurred())
-	}
+	return errs
 }
 
 func onlyIn(a, b string) []string {
