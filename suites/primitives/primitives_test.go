@@ -46,6 +46,9 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 		unread map[string]string
 		pods   = map[string]*nodePods{}
 		fresh  *freshService
+		// freshErr is why the Service could not be made: the kube-proxy
+		// spec fails with it, the others go on.
+		freshErr error
 	)
 	BeforeAll(func(ctx SpecContext) {
 		e = *env
@@ -72,7 +75,7 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 			pods[n] = p
 		}
 		// Made now, so kube-proxy programs it while the pods boot.
-		fresh = createFreshService(ctx, e, ns)
+		fresh, freshErr = createFreshService(ctx, e, ns)
 	})
 
 	// each judges property on every node with its pods.
@@ -187,6 +190,9 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 		if mode != "" && mode != "iptables" {
 			Skip(fmt.Sprintf("kube-proxy runs in %q mode: the iptables chains are not expected", mode))
 		}
+		if freshErr != nil {
+			Fail(fmt.Sprintf("no Service for kube-proxy to program: %v", freshErr))
+		}
 		svc, err := e.Clientset.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		port := fmt.Sprint(svc.Spec.Ports[0].Port)
@@ -266,11 +272,12 @@ type freshService struct {
 // EndpointSlice by hand (the API server's own endpoint), so that it has
 // rules in nat KUBE-SERVICES (a Service without endpoints has none) and
 // needs no pod.
-func createFreshService(ctx context.Context, e *e2e.Env, ns string) *freshService {
-	GinkgoHelper()
+func createFreshService(ctx context.Context, e *e2e.Env, ns string) (*freshService, error) {
 	cs := e.Clientset
 	api, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
-	Expect(err).NotTo(HaveOccurred(), "endpoints of default/kubernetes")
+	if err != nil {
+		return nil, fmt.Errorf("endpoints of default/kubernetes: %w", err)
+	}
 	var ep *discoveryv1.Endpoint
 	var epPort *discoveryv1.EndpointPort
 	var family discoveryv1.AddressType
@@ -281,12 +288,16 @@ func createFreshService(ctx context.Context, e *e2e.Env, ns string) *freshServic
 			break
 		}
 	}
-	Expect(ep).NotTo(BeNil(), "no EndpointSlice with an endpoint for default/kubernetes")
+	if ep == nil {
+		return nil, fmt.Errorf("no EndpointSlice with an endpoint for default/kubernetes")
+	}
 	svc, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "fresh"},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "api", Protocol: corev1.ProtocolTCP, Port: 8443, TargetPort: intstr.FromInt32(*epPort.Port)}}},
 	}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred(), "create Service %s/fresh", ns)
+	if err != nil {
+		return nil, fmt.Errorf("create Service %s/fresh: %w", ns, err)
+	}
 	ready := true
 	_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{discoveryv1.LabelServiceName: "fresh"}},
@@ -294,8 +305,10 @@ func createFreshService(ctx context.Context, e *e2e.Env, ns string) *freshServic
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: ep.Addresses, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("api"), Protocol: ptr.To(corev1.ProtocolTCP), Port: epPort.Port}},
 	}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred(), "create EndpointSlice %s/fresh", ns)
-	return &freshService{name: ns + "/fresh", ip: svc.Spec.ClusterIP, port: "8443", created: time.Now()}
+	if err != nil {
+		return nil, fmt.Errorf("create EndpointSlice %s/fresh: %w", ns, err)
+	}
+	return &freshService{name: ns + "/fresh", ip: svc.Spec.ClusterIP, port: "8443", created: time.Now()}, nil
 }
 
 // kubeProxyPods says which kube-proxy pods run on node, and how they are.
