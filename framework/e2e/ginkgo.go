@@ -43,7 +43,11 @@ func RegisterSuite(opts ...SuiteOption) **Env {
 		lock, err = lockCluster(ctx, id, TreeConfig().Timeouts.ClusterLock.Duration, o.sharesCluster)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "lock the cluster for this suite")
 		data, err := Up(ctx, s, nil, opts...)
-		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "cluster setup")
+		if err != nil {
+			// The error on the first line: the run's summary shows a
+			// failure's first informative line.
+			ginkgo.Fail("cluster setup: " + err.Error())
+		}
 		return data
 	}, func(data []byte) {
 		e, err := Connect(data)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -164,11 +165,27 @@ func (p *Probes) Ready() int {
 func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
+	var refusedSince time.Time
 	for {
 		ds, err := p.cs.AppsV1().DaemonSets(p.Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{})
 		if err == nil {
 			s := ds.Status
 			last = fmt.Sprintf("%d/%d ready", s.NumberReady, s.DesiredNumberScheduled)
+			// No pod at all while the DaemonSet controller reports that
+			// creating them fails (an admission policy refusing
+			// privileged pods, a quota): that will not change by itself.
+			if s.DesiredNumberScheduled > 0 && s.CurrentNumberScheduled == 0 {
+				if why := createRefused(workload.Events(ctx, p.cs, p.Namespace, DaemonSetName)); why != "" {
+					if refusedSince.IsZero() {
+						refusedSince = time.Now()
+					}
+					if time.Since(refusedSince) >= workload.DefaultStuckAfter {
+						return fmt.Errorf("probe DaemonSet in %s cannot create its pods (it needs privileged, hostPID pods on every node): %s", p.Namespace, why)
+					}
+				}
+			} else {
+				refusedSince = time.Time{}
+			}
 			if s.DesiredNumberScheduled > 0 && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
 				stuck, pending, err := p.classify(ctx, time.Now().After(deadline))
 				if err != nil {
@@ -194,6 +211,23 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// podName is a pod named in an API error ("pods \"p-x7k2q\" is forbidden").
+var podName = regexp.MustCompile(`pods "[^"]*"`)
+
+// createRefused is the DaemonSet controller's FailedCreate warnings, one
+// line per distinct message, or "" when there are none.
+func createRefused(events []corev1.Event) string {
+	var refused []corev1.Event
+	for _, e := range events {
+		if e.Type == corev1.EventTypeWarning && e.Reason == "FailedCreate" {
+			// Each attempt names its own pod: the refusals are alike.
+			e.Message = podName.ReplaceAllString(e.Message, `pods "…"`)
+			refused = append(refused, e)
+		}
+	}
+	return strings.Join(workload.SummarizeEvents(refused), "; ")
 }
 
 // classify refreshes the Ready pods and returns, per node, why each probe

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -99,10 +100,25 @@ func runInterrupted(r types.Report) bool {
 // them apart from specs a filter left out, which then carry it too).
 func FromGinkgo(suite string, reports []types.Report) []Spec {
 	var out []Spec
+	// A setup that failed on process 1 fails every other process with
+	// "SynchronizedBeforeSuite failed on Ginkgo parallel process #1" (in
+	// color): that echo is left out when process 1's own failure, the one
+	// with the cause, is there.
+	ownSetupFailure := false
+	for _, r := range reports {
+		for _, sr := range r.SpecReports {
+			if sr.LeafNodeType == types.NodeTypeSynchronizedBeforeSuite && sr.State.Is(types.SpecStateFailureStates) && !isSetupEcho(sr) {
+				ownSetupFailure = true
+			}
+		}
+	}
 	for _, r := range reports {
 		interrupted := runInterrupted(r)
 		for _, sr := range r.SpecReports {
 			if sr.LeafNodeType != types.NodeTypeIt && !sr.State.Is(types.SpecStateFailureStates) {
+				continue
+			}
+			if ownSetupFailure && sr.LeafNodeType == types.NodeTypeSynchronizedBeforeSuite && isSetupEcho(sr) {
 				continue
 			}
 			s := Spec{Suite: suite, Name: sr.FullText(), Labels: sr.Labels(), Duration: sr.RunTime.Seconds()}
@@ -126,7 +142,7 @@ func FromGinkgo(suite string, reports []types.Report) []Spec {
 				if sr.State.Is(types.SpecStateInterrupted | types.SpecStateAborted) {
 					s.State = Interrupted
 				}
-				s.Failure = sr.Failure.Message
+				s.Failure = ansi.ReplaceAllString(sr.Failure.Message, "")
 				if sr.Failure.Location.FileName != "" {
 					s.Failure += fmt.Sprintf(" (%s:%d)", sr.Failure.Location.FileName, sr.Failure.Location.LineNumber)
 				}
@@ -145,6 +161,16 @@ func FromGinkgo(suite string, reports []types.Report) []Spec {
 		}
 	}
 	return out
+}
+
+// ansi matches the color escapes Ginkgo writes into some of its own
+// failure messages.
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// isSetupEcho reports whether sr is a process's report of another
+// process's failed SynchronizedBeforeSuite.
+func isSetupEcho(sr types.SpecReport) bool {
+	return strings.Contains(ansi.ReplaceAllString(sr.Failure.Message, ""), "SynchronizedBeforeSuite failed on Ginkgo parallel process #")
 }
 
 // LoadGinkgoJSON reads a Ginkgo --json-report file.

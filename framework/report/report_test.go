@@ -183,3 +183,24 @@ func TestAddSuitePhasesAndPrint(t *testing.T) {
 		t.Errorf("want the retried execs after the round trips in:\n%s", out)
 	}
 }
+
+// A setup that failed on process 1 is reported once, with its cause; the
+// other processes' colored echo of it is left out.
+func TestSetupFailureOnceWithItsCause(t *testing.T) {
+	setup := func(msg string) types.SpecReport {
+		return types.SpecReport{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, State: types.SpecStateFailed,
+			Failure: types.Failure{Message: msg}}
+	}
+	specs := FromGinkgo("primitives", []types.Report{
+		{SpecReports: types.SpecReports{setup("cluster setup\nprobe DaemonSet in ns cannot create its pods: denied")}},
+		{SpecReports: types.SpecReports{setup("\x1b[1m\x1b[38;5;9mSynchronizedBeforeSuite failed on Ginkgo parallel process #1\x1b[0m\n  The first SynchronizedBeforeSuite function running on Ginkgo parallel process\n  #1 failed.  This suite will now abort.")}},
+	})
+	if len(specs) != 1 || !strings.Contains(specs[0].Failure, "cannot create its pods") {
+		t.Fatalf("want one failure with the cause, got %+v", specs)
+	}
+	// Alone (process 1's report missing), the echo is kept, without color.
+	specs = FromGinkgo("primitives", []types.Report{{SpecReports: types.SpecReports{setup("\x1b[1mSynchronizedBeforeSuite failed on Ginkgo parallel process #1\x1b[0m")}}})
+	if len(specs) != 1 || strings.Contains(specs[0].Failure, "\x1b") {
+		t.Fatalf("want the echo without escapes, got %+v", specs)
+	}
+}
