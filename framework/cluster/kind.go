@@ -30,6 +30,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/imagearchive"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/vmnode"
+	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
 // Kind is a kind cluster created (or reused) through kind's Go library.
@@ -781,12 +782,10 @@ func waitNodes(ctx context.Context, cfg *rest.Config, since time.Time, timeout, 
 // down.
 func Down(nodes []corev1.Node, now time.Time, after time.Duration) map[string]string {
 	out := map[string]string{}
-	for _, n := range nodes {
-		for _, c := range n.Status.Conditions {
-			if c.Type != corev1.NodeReady || c.Status == corev1.ConditionTrue || now.Sub(c.LastTransitionTime.Time) < after {
-				continue
-			}
-			out[n.Name] = fmt.Sprintf("Ready %s since %s (%s: %s)", c.Status, c.LastTransitionTime.UTC().Format(time.RFC3339), c.Reason, c.Message)
+	for i := range nodes {
+		c, ok := workload.ReadyCondition(&nodes[i])
+		if ok && c.Status != corev1.ConditionTrue && now.Sub(c.LastTransitionTime.Time) >= after {
+			out[nodes[i].Name] = workload.ReadySentence(c)
 		}
 	}
 	return out
@@ -841,15 +840,9 @@ func Unsettled(nodes []corev1.Node) []string {
 // NotReady returns the names of nodes whose Ready condition is not True.
 func NotReady(nodes []corev1.Node) []string {
 	var out []string
-	for _, n := range nodes {
-		ready := false
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				ready = true
-			}
-		}
-		if !ready {
-			out = append(out, n.Name)
+	for i := range nodes {
+		if !workload.NodeIsReady(&nodes[i]) {
+			out = append(out, nodes[i].Name)
 		}
 	}
 	return out

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
 // restartPoll is how often Restart looks for the new processes: a restart
@@ -131,13 +132,7 @@ func (p *Probes) nodeReady(ctx context.Context, node string, since time.Time) (b
 	if err != nil {
 		return false, err
 	}
-	ready := false
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			ready = c.Status == corev1.ConditionTrue
-		}
-	}
-	if !ready {
+	if !workload.NodeIsReady(n) {
 		return false, nil
 	}
 	// The new kubelet proves itself by renewing the node's lease (every

@@ -93,13 +93,9 @@ func forceOnNodesNotReady(ctx context.Context, cs kubernetes.Interface, ns strin
 		return
 	}
 	down := map[string]bool{}
-	for _, n := range nodes.Items {
-		ready := false
-		for _, c := range n.Status.Conditions {
-			ready = ready || (c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue)
-		}
-		if !ready {
-			down[n.Name] = true
+	for i := range nodes.Items {
+		if !NodeIsReady(&nodes.Items[i]) {
+			down[nodes.Items[i].Name] = true
 		}
 	}
 	if len(down) == 0 {
@@ -385,9 +381,9 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 
 // NodeNotReady says why node is not Ready ("node w2 not Ready: Ready
 // Unknown since … (NodeStatusUnknown: Kubelet stopped posting node
-// status.)"), or "" when it is Ready, unnamed or cannot be read: a pod
-// bound to a node whose kubelet is gone never starts and shows no event
-// saying so.
+// status.)"), or "" when it is Ready, unnamed, has not reported yet or
+// cannot be read: a pod bound to a node whose kubelet is gone never
+// starts and shows no event saying so.
 func NodeNotReady(ctx context.Context, cs kubernetes.Interface, node string) string {
 	if node == "" {
 		return ""
@@ -396,12 +392,34 @@ func NodeNotReady(ctx context.Context, cs kubernetes.Interface, node string) str
 	if err != nil {
 		return ""
 	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
-			return fmt.Sprintf("node %s not Ready: Ready %s since %s (%s: %s)", node, c.Status, c.LastTransitionTime.UTC().Format(time.RFC3339), c.Reason, c.Message)
-		}
+	if c, ok := ReadyCondition(n); ok && c.Status != corev1.ConditionTrue {
+		return "node " + node + " not Ready: " + ReadySentence(c)
 	}
 	return ""
+}
+
+// ReadyCondition is the node's Ready condition; false when it has none
+// (a node whose kubelet has not reported yet).
+func ReadyCondition(n *corev1.Node) (corev1.NodeCondition, bool) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c, true
+		}
+	}
+	return corev1.NodeCondition{}, false
+}
+
+// NodeIsReady reports whether the node's Ready condition is True.
+func NodeIsReady(n *corev1.Node) bool {
+	c, ok := ReadyCondition(n)
+	return ok && c.Status == corev1.ConditionTrue
+}
+
+// ReadySentence describes a Ready condition as findings name it ("Ready
+// Unknown since 2026-12-06T18:04:06Z (NodeStatusUnknown: Kubelet stopped
+// posting node status.)").
+func ReadySentence(c corev1.NodeCondition) string {
+	return fmt.Sprintf("Ready %s since %s (%s: %s)", c.Status, c.LastTransitionTime.UTC().Format(time.RFC3339), c.Reason, c.Message)
 }
 
 // containerID is a runtime's 64-hex container or sandbox ID: the kubelet

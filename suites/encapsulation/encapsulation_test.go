@@ -380,7 +380,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 				}
 				encapsulated = append(encapsulated, n)
 			}
-			evidence.Record("applyFailed", colUnread)
+			evidence.Record("notExamined", colUnread)
 			Expect(encapsulated).NotTo(BeEmpty(), "encapsulation could be applied on no node: %v", colUnread)
 			startCanaries(ctx)
 		}, NodeTimeout(applyTimeout))
