@@ -246,7 +246,9 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 
 // Namespace creates a namespace for the running spec and deletes it when
 // the spec ends, whatever its outcome. The suite's end waits until every
-// namespace of the run is gone (RemoveLeftovers).
+// namespace of the run is gone (RemoveLeftovers). podSecurity is the
+// lowest Pod Security level the spec's pods need (baseline for plain
+// pods): the namespace is labelled with it, whatever the cluster's default.
 func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string {
 	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: e.Clientset, Prefix: prefix, PodSecurity: podSecurity,
 		Labels: map[string]string{RunLabel: e.RunID}})

@@ -20,9 +20,10 @@ var locationSuffix = regexp.MustCompile(`\s\(([^()\n]+:\d+)\)\s*$`)
 // gomegaExact and gomegaPrefixes are lines of Gomega's failure text that
 // carry no meaning of their own: "Expected" / "<int>: 1" / "to equal",
 // "Unexpected error:" / "<*errors.errorString | 0x…>:" / "occurred",
+// "Expected success, but got an error:" (Succeed's framing of an error),
 // "Timed out after 30.001s.", and the like.
 var (
-	gomegaExact    = []string{"Expected", "Unexpected error:", "occurred"}
+	gomegaExact    = []string{"Expected", "Unexpected error:", "occurred", "Expected success, but got an error:"}
 	gomegaPrefixes = []string{"<", "to ", "not to ", "Timed out after ", "Context was cancelled", "Told to stop trying", "The function passed to "}
 )
 
@@ -94,7 +95,8 @@ func FailureBrief(msg string) []string {
 
 // IsBoilerplate reports whether a (trimmed) line of a failure message is
 // Gomega's framing rather than what went wrong: "Expected",
-// "Unexpected error:", "occurred", a formatted value "<type>: value", a
+// "Unexpected error:", "Expected success, but got an error:", "occurred",
+// a formatted value "<type>: value", a
 // matcher connective ("to equal", "not to have occurred"), "Timed out
 // after …", "Context was cancelled …", "Told to stop trying …",
 // "The function passed to Eventually …", or a line without a letter

@@ -27,6 +27,9 @@ func TestFailureBrief(t *testing.T) {
 		{"unexpected error: the error text",
 			"Unexpected error:\n    <*errors.errorString | 0xc000123>: \n    connection refused\n    {s: \"connection refused\"}\noccurred",
 			[]string{"connection refused"}},
+		{"Succeed's framing: the error text",
+			"Expected success, but got an error:\n    <*fmt.wrapError | 0x3e4ae3b97640>: \n    create pod ns/p: pods \"p\" is forbidden: violates PodSecurity\n     (r.go:158)",
+			[]string{"create pod ns/p: pods \"p\" is forbidden: violates PodSecurity (r.go:158)"}},
 		{"all boilerplate: Gomega's sentence on one line",
 			"Timed out after 5s.\nExpected\n    <bool>: false\nto be true (e.go:1)",
 			[]string{"Timed out after 5s. Expected <bool>: false to be true (e.go:1)"}},
@@ -45,6 +48,7 @@ func TestIsBoilerplate(t *testing.T) {
 	for line, want := range map[string]bool{
 		"Expected": true, "  <int>: 1": true, "to equal": true, "not to have occurred": true,
 		"Timed out after 1s.": true, "}": true, "occurred": true, "Unexpected error:": true,
+		"Expected success, but got an error:": true,
 		"Expected 3 nodes, found 2": false, "node a: x": false, "pod never became Ready": false,
 	} {
 		if got := IsBoilerplate(line); got != want {

@@ -33,8 +33,11 @@ type NamespaceInput struct {
 	Clientset kubernetes.Interface
 	// Prefix of the generated name, e.g. the suite name.
 	Prefix string
-	// PodSecurity is the Pod Security Admission level to enforce
-	// (privileged, baseline, restricted); empty leaves the cluster default.
+	// PodSecurity is the Pod Security Admission level the namespace
+	// enforces, audits and warns at (privileged, baseline, restricted).
+	// Required: a cluster-wide default (the PodSecurity admission
+	// configuration's, often restricted in production) must not decide
+	// which of a suite's pods exist, nor flood its output with warnings.
 	PodSecurity string
 	// Labels are added to the namespace.
 	Labels map[string]string
@@ -49,8 +52,11 @@ func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace,
 	for k, v := range in.Labels {
 		ns.Labels[k] = v
 	}
-	if in.PodSecurity != "" {
-		ns.Labels["pod-security.kubernetes.io/enforce"] = in.PodSecurity
+	if in.PodSecurity == "" {
+		return nil, fmt.Errorf("namespace %s…: no Pod Security level given", ns.GenerateName)
+	}
+	for _, mode := range []string{"enforce", "audit", "warn"} {
+		ns.Labels["pod-security.kubernetes.io/"+mode] = in.PodSecurity
 	}
 	return in.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 }

@@ -233,7 +233,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	})
 
 	It("places Guaranteed, Burstable and BestEffort pods under the matching QoS cgroup of the kubelet's cgroup root", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "cgroups-qos", "")
+		ns := e.Namespace(ctx, "cgroups-qos", "baseline")
 		judge(ctx, "QoS cgroup placement", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			seen, problems := qosPlacement(ctx, g, e, ns, n, c, false)
 			if len(problems) > 0 {
@@ -244,7 +244,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	})
 
 	It("writes limits.cpu, limits.memory, requests.cpu and the OOM kill mode exactly into the container's cgroup files", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "cgroups-limits", "")
+		ns := e.Namespace(ctx, "cgroups-limits", "baseline")
 		judge(ctx, "container cgroup limit files", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			p := run(ctx, g, e, probePod(ns, "limits-"+n, e.ProbeImage, n, res("100m", "32Mi"), res("200m", "64Mi"), nil))
 			want := c.expected(e.Group(n), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20})
@@ -257,7 +257,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	})
 
 	It("throttles a busy loop under limits.cpu 100m to about 10% of a CPU, and not without a limit", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "cgroups-throttle", "")
+		ns := e.Namespace(ctx, "cgroups-throttle", "baseline")
 		// Nodes that share a kernel (kind nodes) share its CPUs: at most
 		// one node's turn per CPU of that kernel. Machines of their own
 		// run in parallel.
@@ -334,7 +334,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	})
 
 	It("kills a container that allocates past limits.memory (OOMKilled), restarts it, and on v2 in the kubelet's OOM kill mode", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "cgroups-oom", "")
+		ns := e.Namespace(ctx, "cgroups-oom", "baseline")
 		judge(ctx, "OOM kill at limits.memory", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			ev, problems := oomEvidence(ctx, g, e, ns, n, c)
 			if len(problems) > 0 {
@@ -345,7 +345,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	})
 
 	It("enforces the kubelet's pod pids limit where configured", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "cgroups-pids", "")
+		ns := e.Namespace(ctx, "cgroups-pids", "baseline")
 		judge(ctx, "pod pids limit", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			limit := c.kc.PodPidsLimit
 			if grp := e.Group(n); grp != nil && grp.Node.PodPidsLimit != nil {
@@ -367,7 +367,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	})
 
 	It("limits hugepages-2Mi in the hugetlb files where the node has huge pages", func(ctx SpecContext) {
-		ns := e.Namespace(ctx, "cgroups-hugepages", "")
+		ns := e.Namespace(ctx, "cgroups-hugepages", "baseline")
 		judge(ctx, "hugepages-2Mi limit", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
 			meminfo, err := e.Nodes.MustHost(ctx, n, "cat", "/proc/meminfo")
 			g.Expect(err).NotTo(HaveOccurred())
@@ -454,7 +454,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			Expect(errors.Join(errs...)).NotTo(HaveOccurred())
 			// The moved-root spec's pods start now, beside the CFS spec's
 			// window (their namespace goes before the kubelet's undo).
-			movedNS = e.Namespace(ctx, "cgroups-moved", "")
+			movedNS = e.Namespace(ctx, "cgroups-moved", "baseline")
 			for _, node := range controls {
 				for _, p := range qosPods(e, movedNS, node) {
 					Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
@@ -463,7 +463,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		}, NodeTimeout(e2e.TreeConfig().Timeouts.NodeRestart.Duration+time.Minute))
 
 		It("is reported on each cgroup version: no quota in the cgroup files and the busy loop escapes its 100m limit; on v2 memory.oom.group 0", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "cgroups-nocfs", "")
+			ns := e.Namespace(ctx, "cgroups-nocfs", "baseline")
 			var missed []string
 			for _, node := range controls {
 				c := on[node]
@@ -494,7 +494,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		})
 
 		It("kills one process, not the whole container, on v2 (memory.events oom_group_kill 0), and the OOM check reports it", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "cgroups-single-oom", "")
+			ns := e.Namespace(ctx, "cgroups-single-oom", "baseline")
 			var missed []string
 			checked := 0
 			for _, node := range controls {

@@ -53,7 +53,7 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 		BeforeAll(func(ctx SpecContext) {
 			e := *env
 			a, b := twoWorkers(ctx, e)
-			ns = e.Namespace(ctx, "cluster", "")
+			ns = e.Namespace(ctx, "cluster", "baseline")
 			var err error
 			server, err = workload.CreateReady(ctx, e.Klient, e.Clientset, workload.ProbePod(workload.ProbePodInput{
 				Namespace: ns, Name: "server", Image: e.ProbeImage, NodeName: b,

@@ -337,7 +337,7 @@ var _ = Describe("Mount namespace encapsulation", Ordered, ContinueOnFailure, Se
 			if canaries != nil || kubensenter == "" {
 				return
 			}
-			ns := e.Namespace(ctx, "kubensenter", "")
+			ns := e.Namespace(ctx, "kubensenter", "baseline")
 			canaryNS = ns
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(workload.DeletePods(ctx, e.Clientset, ns, e.Config.Timeouts.PodReady.Duration)).To(Succeed())

@@ -119,7 +119,7 @@ func describeClass(name string) {
 			// started by the first spec that needs it. A node holds one of
 			// them at a time: two sandboxes' overhead do not fit a kind
 			// control plane's free CPU.
-			pods = &sharedPods{e: e, ns: e.Namespace(ctx, "rc-"+name, "")}
+			pods = &sharedPods{e: e, ns: e.Namespace(ctx, "rc-"+name, "baseline")}
 			if e.Mode != "verify" {
 				small := resource.MustParse(underDeclared)
 				overhead := corev1.ResourceList{corev1.ResourceMemory: small}
@@ -180,7 +180,7 @@ func describeClass(name string) {
 		})
 
 		It("has admission copy the RuntimeClass overhead into the pod's spec.overhead", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-admission", "")
+			ns := e.Namespace(ctx, "rc-admission", "baseline")
 			got, err := dryRun(ctx, e, classPod(e, ns, "admitted", rc.Name, "", oneContainer()))
 			Expect(err).NotTo(HaveOccurred())
 			evidence.Record("admitted", map[string]any{"runtimeClassName": got.Spec.RuntimeClassName, "overhead": got.Spec.Overhead})
@@ -189,7 +189,7 @@ func describeClass(name string) {
 		})
 
 		It("rejects at admission a pod that sets an overhead different from the RuntimeClass's", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-reject", "")
+			ns := e.Namespace(ctx, "rc-reject", "baseline")
 			p := classPod(e, ns, "own-overhead", rc.Name, "", oneContainer())
 			p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("1Mi")}
 			_, err := dryRun(ctx, e, p)
@@ -201,7 +201,7 @@ func describeClass(name string) {
 
 		It("counts the overhead when scheduling: a pod that fits a node without it stays Pending with it", func(ctx SpecContext) {
 			e.SkipInVerify("this spec fills a node's free CPU to show the scheduler counts overhead")
-			ns := e.Namespace(ctx, "rc-schedule", "")
+			ns := e.Namespace(ctx, "rc-schedule", "baseline")
 			overhead := rcx.PodFixed(rc)
 			ovCPU := overhead.Cpu().MilliValue()
 			if ovCPU == 0 {
@@ -376,7 +376,7 @@ func describeClass(name string) {
 		// pods go first: two sandboxes' overhead do not fit a kind
 		// control plane's free CPU.
 		It("kills a sandboxed container that allocates past its memory limit and reports it on each node", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-oom", "")
+			ns := e.Namespace(ctx, "rc-oom", "baseline")
 			var mu sync.Mutex
 			var created []string
 			// On the next class's capacity node: gone at once (see deleteAll).
@@ -442,7 +442,7 @@ func describeMechanics() {
 				ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-sched-" + e.RunID}, Handler: handler,
 				Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{hostnameLabel: target}, Tolerations: tolerations},
 			})
-			ns := e.Namespace(ctx, "rc-scheduling", "")
+			ns := e.Namespace(ctx, "rc-scheduling", "baseline")
 			p := classPod(e, ns, "placed", sched.Name, "", oneContainer())
 			p.Spec.Tolerations = nil // only what the RuntimeClass brings
 			got := run(ctx, e, p)
@@ -528,7 +528,7 @@ func describeMechanics() {
 		// pod naming a class that does not exist, or no longer does; the
 		// same pod naming the class while it exists is the control.
 		It("rejects at admission a pod naming a RuntimeClass that does not exist, or was deleted", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "rc-absent", "")
+			ns := e.Namespace(ctx, "rc-absent", "baseline")
 			rejected := func(class string) string {
 				GinkgoHelper()
 				_, err := dryRun(ctx, e, classPod(e, ns, "absent", class, "", oneContainer()))
@@ -562,7 +562,7 @@ func describeMechanics() {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
 			const missingHandler = "nodeconform-missing"
 			missing := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-missing-" + e.RunID}, Handler: missingHandler})
-			ns := e.Namespace(ctx, "rc-missing", "")
+			ns := e.Namespace(ctx, "rc-missing", "baseline")
 			p := classPod(e, ns, "nohandler", missing.Name, node, oneContainer())
 			Expect(e.Klient.Resources().Create(ctx, p)).To(Succeed())
 			var ev corev1.Event
@@ -583,7 +583,7 @@ func describeMechanics() {
 		// a pod of the default handler), judged as if isolated: true.
 		It("fails a runc-backed RuntimeClass required to be isolated (negative control)", Label("negative"), func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-			ns := e.Namespace(ctx, "rc-notisolated", "")
+			ns := e.Namespace(ctx, "rc-notisolated", "baseline")
 			rd, err := podcgroup.NewReader(ctx, e.Nodes, node)
 			Expect(err).NotTo(HaveOccurred())
 			className := ""
