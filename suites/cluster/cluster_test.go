@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,7 +16,9 @@ import (
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/evidence"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
+	"github.com/nodeconform/nodeconform/framework/verdict"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
@@ -93,16 +96,48 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 			Expect(res.Hostname).To(Equal(server.Name), "the pod behind Service %s", svc.Name)
 		})
 
-		It("resolves a Service name through cluster DNS", func(ctx SpecContext) {
+		// The domain is the client's kubelet's (it writes the pod's DNS
+		// search path from it), not "cluster.local": clusters are built
+		// with their own, and a DNS server serving another domain than
+		// the kubelets' is the misconfiguration to catch.
+		It("resolves a Service name through cluster DNS, under the domain and server every node's kubelet gives its pods", func(ctx SpecContext) {
 			e := *env
+			var kc struct {
+				ClusterDomain string   `json:"clusterDomain"`
+				ClusterDNS    []string `json:"clusterDNS"`
+			}
+			Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, client.Spec.NodeName, &kc)).To(Succeed())
+			evidence.Record("kubelet", map[string]any{"node": client.Spec.NodeName, "clusterDomain": kc.ClusterDomain, "clusterDNS": kc.ClusterDNS})
+			Expect(kc.ClusterDomain).NotTo(BeEmpty(), "the kubelet on %s has no clusterDomain: its pods get no cluster search path", client.Spec.NodeName)
 			svc := createService(ctx, e, ns)
-			name := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, ns)
+			name := fmt.Sprintf("%s.%s.svc.%s", svc.Name, ns, strings.TrimSuffix(kc.ClusterDomain, "."))
 			var res probeapi.Lookup
 			e.Eventually(ctx, func(ctx context.Context) error {
 				return workload.ExecJSON(ctx, e.Klient, ns, client.Name, []string{"lookup", name, "--timeout", e.Config.Timeouts.NetworkCheck.Duration.String()}, &res)
-			}, e.Config.Timeouts.NetworkCheckWindow.Duration).Should(Succeed(), "DNS lookup of %s from pod %s", name, client.Name)
+			}, e.Config.Timeouts.NetworkCheckWindow.Duration).Should(Succeed(), "DNS lookup of %s from pod %s on %s (the kubelet's clusterDomain %q, clusterDNS %v)", name, client.Name, client.Spec.NodeName, kc.ClusterDomain, kc.ClusterDNS)
 			evidence.Record("dns", map[string]any{"name": name, "addresses": res.Addresses, "clusterIP": svc.Spec.ClusterIP})
 			Expect(res.Addresses).To(ConsistOf(svc.Spec.ClusterIP))
+			// The lookup proved one node's settings; a kubelet elsewhere
+			// with another domain or DNS server gives its pods a search
+			// path or nameserver that answers nothing.
+			e.Judge(ctx, "the kubelet's DNS settings", 0, func(ctx context.Context, g Gomega, node string) any {
+				var nc struct {
+					ClusterDomain string   `json:"clusterDomain"`
+					ClusterDNS    []string `json:"clusterDNS"`
+				}
+				g.Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, node, &nc)).To(Succeed())
+				var wrong []string
+				if nc.ClusterDomain != kc.ClusterDomain {
+					wrong = append(wrong, fmt.Sprintf("the kubelet's clusterDomain is %q, Service names resolve under %q", nc.ClusterDomain, kc.ClusterDomain))
+				}
+				if !slices.Equal(nc.ClusterDNS, kc.ClusterDNS) {
+					wrong = append(wrong, fmt.Sprintf("the kubelet's clusterDNS is %v, the server that answered is %v", nc.ClusterDNS, kc.ClusterDNS))
+				}
+				if len(wrong) > 0 {
+					verdict.FailNode(fmt.Sprintf("%s (looked up from pod %s on %s)", strings.Join(wrong, "; "), client.Name, client.Spec.NodeName))
+				}
+				return map[string]any{"clusterDomain": nc.ClusterDomain, "clusterDNS": nc.ClusterDNS}
+			})
 		})
 	})
 })
