@@ -122,8 +122,45 @@ func run(ctx context.Context, node string, check Check) (r Result) {
 // prints after a pointer's type ("<*errors.errorString | 0x88c11fb6930>")
 // is left out: it means nothing to the reader and differs on every run,
 // so two runs failing alike would differ in their evidence (diff).
+//
+// Gomega's framing of an error ("Unexpected error: <*T | 0x…>: text
+// {struct dump} occurred", "Expected success, but got an error: …") is
+// reduced to the error's text, after the description when there is one.
 func oneLine(s string) string {
+	if desc, text, ok := gomegaError(s); ok {
+		s = text
+		if desc != "" {
+			s = desc + ": " + text
+		}
+	}
 	return strings.Join(strings.Fields(gomegaAddress.ReplaceAllString(s, "<$1>")), " ")
+}
+
+// gomegaError splits Gomega's text for a failed error assertion into the
+// assertion's description and the error's own text.
+func gomegaError(s string) (desc, text string, ok bool) {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if t := strings.TrimSpace(l); t != "Unexpected error:" && t != "Expected success, but got an error:" {
+			continue
+		}
+		if i+1 >= len(lines) || !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "<") {
+			return "", "", false
+		}
+		var msg []string
+		for _, m := range lines[i+2:] {
+			t := strings.TrimSpace(m)
+			if t == "occurred" || strings.HasPrefix(t, "{") {
+				break
+			}
+			msg = append(msg, t)
+		}
+		if len(msg) == 0 {
+			return "", "", false
+		}
+		return strings.TrimSpace(strings.Join(lines[:i], " ")), strings.Join(msg, " "), true
+	}
+	return "", "", false
 }
 
 // gomegaAddress matches Gomega's "<type | 0x…>" for a pointer.

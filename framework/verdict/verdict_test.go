@@ -77,8 +77,20 @@ func TestFindingLeavesOutAddresses(t *testing.T) {
 		return nil
 	})
 	got := rs[0].Finding
-	if strings.Contains(got, "0x") || !strings.Contains(got, "<*errors.errorString>: /system.slice/containerd.service is not a pod cgroup") {
+	if got != "/system.slice/containerd.service is not a pod cgroup" {
 		t.Errorf("finding %q", got)
+	}
+	for in, want := range map[string]string{
+		// NotTo(HaveOccurred(), description), a joined error of two lines.
+		"pids of pod p\nUnexpected error:\n    <*errors.joinError | 0x3e4ae3b97640>: \n    first\n    second\n    {errs: [...]}\noccurred": "pids of pod p: first second",
+		// Succeed() without a description.
+		"Expected success, but got an error:\n    <*errors.errorString | 0x1>: \n    admission changed it\n    {s: \"admission changed it\"}": "admission changed it",
+		// Not an error's framing: folded as it is.
+		"Expected\n    <int>: 1\nto equal\n    <int>: 2": "Expected <int>: 1 to equal <int>: 2",
+	} {
+		if got := oneLine(in); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
+		}
 	}
 	if got := oneLine("Expected\n    <[]string | len:2, cap:2>: [\"a\", \"b\"]\nto contain"); got != `Expected <[]string | len:2, cap:2>: ["a", "b"] to contain` {
 		t.Errorf("a slice's length is kept: %q", got)

@@ -103,6 +103,10 @@ func qosPlacement(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *no
 	}
 	seen := map[string]string{}
 	var problems []string
+	// A BestEffort pod given limits by admission is not the pod placed.
+	for i, asked := range qosPods(e, ns, n) {
+		g.Expect(workload.AdmittedAsAsked(asked, started[i])).To(Succeed())
+	}
 	for i, qos := range classes {
 		p, got := pods[i], started[i]
 		g.Expect(string(got.Status.QOSClass)).To(Equal(string(qos)))
@@ -246,7 +250,9 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 	It("writes limits.cpu, limits.memory, requests.cpu and the OOM kill mode exactly into the container's cgroup files", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-limits", "baseline")
 		judge(ctx, "container cgroup limit files", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
-			p := run(ctx, g, e, probePod(ns, "limits-"+n, e.ProbeImage, n, res("100m", "32Mi"), res("200m", "64Mi"), nil))
+			asked := probePod(ns, "limits-"+n, e.ProbeImage, n, res("100m", "32Mi"), res("200m", "64Mi"), nil)
+			p := run(ctx, g, e, asked.DeepCopy())
+			g.Expect(workload.AdmittedAsAsked(asked, p)).To(Succeed())
 			want := c.expected(e.Group(n), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimit: 64 << 20})
 			l := readLimits(ctx, g, c.rd, p)
 			if problems := cg.Check(c.rd.Version, want, l); len(problems) > 0 {
@@ -289,8 +295,10 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			}()
 			var both []*corev1.Pod
 			for _, p := range loops(n) {
+				asked := p.DeepCopy()
 				got, err := workload.WaitReady(ctx, e.Clientset, p, e.Config.Timeouts.PodReady.Duration)
 				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(workload.AdmittedAsAsked(asked, got)).To(Succeed())
 				var woke map[string]int
 				g.Expect(workload.ExecJSON(ctx, e.Klient, ns, got.Name, []string{"wake"}, &woke)).To(Succeed(), "wake the busy loop of pod %s/%s", ns, got.Name)
 				both = append(both, got)
@@ -634,8 +642,9 @@ func controlNodes(workers []string, version func(string) cg.Version) []string {
 // kubelet's as first read.
 func oomEvidence(ctx context.Context, g Gomega, e *e2e.Env, ns, n string, c *nodeCgroups) (map[string]any, []string) {
 	p := probePod(ns, "oom-"+n, e.ProbeImage, n, res("10m", "32Mi"), res("100m", "32Mi"), []string{"alloc", "--mib", "128"})
-	_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	admitted, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(workload.AdmittedAsAsked(p, admitted)).To(Succeed())
 	status := e.ExpectRestartedAfter(ctx, g, ns, p.Name, "OOMKilled")
 	ev := map[string]any{"restartCount": status.RestartCount, "lastTermination": status.LastTerminationState.Terminated}
 	got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})

@@ -1,0 +1,41 @@
+package workload
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func podWith(r corev1.ResourceRequirements) *corev1.Pod {
+	return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "probe", Resources: r}}}}
+}
+
+func TestResourcesChanged(t *testing.T) {
+	q := resource.MustParse
+	limits := corev1.ResourceList{corev1.ResourceCPU: q("500m"), corev1.ResourceMemory: q("256Mi")}
+	for _, tc := range []struct {
+		name            string
+		asked, admitted corev1.ResourceRequirements
+		want            string
+	}{
+		{"none as none", corev1.ResourceRequirements{}, corev1.ResourceRequirements{}, ""},
+		{"same values written otherwise", corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: q("0.1")}},
+			corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: q("100m")}}, ""},
+		{"BestEffort given defaults", corev1.ResourceRequirements{},
+			corev1.ResourceRequirements{Limits: limits, Requests: corev1.ResourceList{corev1.ResourceCPU: q("50m")}},
+			"container probe: limits none admitted as cpu=500m,memory=256Mi, requests none admitted as cpu=50m"},
+		{"a limit capped", corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: q("1Gi")}},
+			corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: q("256Mi")}},
+			"container probe: limits memory=1Gi admitted as memory=256Mi"},
+	} {
+		if got := ResourcesChanged(podWith(tc.asked), podWith(tc.admitted)); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	asked, admitted := podWith(corev1.ResourceRequirements{}), podWith(corev1.ResourceRequirements{})
+	admitted.Spec.Resources = &corev1.ResourceRequirements{Limits: limits}
+	if got, want := ResourcesChanged(asked, admitted), "pod: limits none admitted as cpu=500m,memory=256Mi"; got != want {
+		t.Errorf("pod-level: got %q, want %q", got, want)
+	}
+}
