@@ -49,6 +49,24 @@ func SafeFor(minor int) []Safe {
 	return out
 }
 
+// MinorOf reads the minor version from a Kubernetes version string as
+// nodes report their kubelet's ("v1.36.3", "v1.36.3-gke.1200", "1.36+").
+func MinorOf(version string) (int, error) {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) < 2 || parts[0] != "1" {
+		return 0, fmt.Errorf("version %q: not v1.<minor>", version)
+	}
+	digits := parts[1]
+	if i := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		digits = digits[:i]
+	}
+	var minor int
+	if _, err := fmt.Sscanf(digits, "%d", &minor); err != nil {
+		return 0, fmt.Errorf("version %q: minor %q: %w", version, parts[1], err)
+	}
+	return minor, nil
+}
+
 // IsSafe reports whether name is in the safe set of minor.
 func IsSafe(name string, minor int) bool {
 	for _, s := range SafeFor(minor) {
@@ -92,13 +110,15 @@ const (
 )
 
 // Expect returns what should happen to a pod setting name on a node with
-// allowlist, in a namespace enforcing podSecurity.
-func Expect(name string, minor int, allowlist []string, podSecurity string) Outcome {
-	safe := IsSafe(name, minor)
-	if !safe && (podSecurity == "baseline" || podSecurity == "restricted") {
+// allowlist, in a namespace enforcing podSecurity. Pod Security admission
+// judges with the API server's release (apiMinor: the namespaces do not
+// pin a version), the kubelet with its own (kubeletMinor), which may be
+// older while a cluster is upgraded.
+func Expect(name string, apiMinor, kubeletMinor int, allowlist []string, podSecurity string) Outcome {
+	if !IsSafe(name, apiMinor) && (podSecurity == "baseline" || podSecurity == "restricted") {
 		return RejectedAtAdmission
 	}
-	if safe || Allowed(allowlist, name) {
+	if IsSafe(name, kubeletMinor) || Allowed(allowlist, name) {
 		return Runs
 	}
 	return Forbidden

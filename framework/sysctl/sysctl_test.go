@@ -39,8 +39,41 @@ func TestExpect(t *testing.T) {
 		{"kernel.msgmax", "", nil, Forbidden},
 	}
 	for _, c := range cases {
-		if got := Expect(c.name, 34, c.allow, c.policy); got != c.want {
+		if got := Expect(c.name, 34, 34, c.allow, c.policy); got != c.want {
 			t.Errorf("%s/%s/%v: %s, want %s", c.name, c.policy, c.allow, got, c.want)
+		}
+	}
+	// A kubelet older than the API server (an upgrade under way): admission
+	// lets a sysctl of the newer release through, the kubelet refuses it
+	// unless it allowlists it.
+	const newer = "net.ipv4.tcp_notsent_lowat" // safe since 1.37
+	for _, c := range []struct {
+		api, kubelet int
+		allow        []string
+		policy       string
+		want         Outcome
+	}{
+		{37, 37, nil, "baseline", Runs},
+		{37, 36, nil, "baseline", Forbidden},
+		{37, 36, allow, "baseline", Runs},
+		{36, 37, nil, "baseline", RejectedAtAdmission},
+		{36, 37, nil, "privileged", Runs},
+	} {
+		if got := Expect(newer, c.api, c.kubelet, c.allow, c.policy); got != c.want {
+			t.Errorf("%s API 1.%d kubelet 1.%d %v %s: %s, want %s", newer, c.api, c.kubelet, c.allow, c.policy, got, c.want)
+		}
+	}
+}
+
+func TestMinorOf(t *testing.T) {
+	for in, want := range map[string]int{"v1.36.3": 36, "v1.37.2-gke.1200": 37, "1.35+": 35, "v1.34.0-rc.1": 34} {
+		if got, err := MinorOf(in); err != nil || got != want {
+			t.Errorf("MinorOf(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "v2.0.1", "v1", "v1.x"} {
+		if _, err := MinorOf(in); err == nil {
+			t.Errorf("MinorOf(%q): no error", in)
 		}
 	}
 }

@@ -36,6 +36,10 @@ import (
 type nodeInfo struct {
 	Name      string   `json:"name"`
 	Allowlist []string `json:"allowedUnsafeSysctls"`
+	// Kubelet is the node's kubelet version; KubeletMinor the release
+	// whose safe sysctls it accepts (the API server's when unparsable).
+	Kubelet      string `json:"kubeletVersion"`
+	KubeletMinor int    `json:"kubeletMinor"`
 }
 
 var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), func() {
@@ -66,6 +70,12 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		for node, why := range e.Unreachable() {
 			unread[node] = why
 		}
+		all, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		kubelets := map[string]string{}
+		for _, n := range all.Items {
+			kubelets[n.Name] = n.Status.NodeInfo.KubeletVersion
+		}
 		for _, n := range e.NodeNames() {
 			if _, bad := unread[n]; bad {
 				continue
@@ -75,15 +85,26 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 				unread[n] = err.Error()
 				continue
 			}
-			nodes = append(nodes, nodeInfo{Name: n, Allowlist: k.AllowedUnsafeSysctls})
+			// A kubelet older than the API server (the version skew an
+			// upgrade passes through) accepts only its own release's
+			// safe sysctls.
+			km, err := sc.MinorOf(kubelets[n])
+			if err != nil {
+				km = minor
+			}
+			nodes = append(nodes, nodeInfo{Name: n, Allowlist: k.AllowedUnsafeSysctls, Kubelet: kubelets[n], KubeletMinor: km})
 		}
 		// The safe and slash specs' pods are created now, each after its
 		// node's values are read, and checked by their specs: a pod start
 		// is mostly waiting (on the kubelet, the runtime), so they overlap
-		// the matrix's.
-		var safeSysctls []corev1.Sysctl
-		for _, s := range sc.SafeFor(minor) {
-			safeSysctls = append(safeSysctls, corev1.Sysctl{Name: s.Name, Value: s.Value})
+		// the matrix's. A node's safe sysctls are those both its kubelet
+		// and Pod Security admission (the API server's release) accept.
+		safeSysctls := func(n nodeInfo) []corev1.Sysctl {
+			var out []corev1.Sysctl
+			for _, s := range sc.SafeFor(min(minor, n.KubeletMinor)) {
+				out = append(out, corev1.Sysctl{Name: s.Name, Value: s.Value})
+			}
+			return out
 		}
 		// A run whose filters select neither spec starts neither pod.
 		wantSafe, wantSlash := e2e.Selected(specSafe), e2e.Selected(specSlash)
@@ -95,18 +116,18 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 			slashNS = e.Namespace(ctx, "sysctl-slash", "privileged")
 		}
 		safe, slash = map[string]*started{}, map[string]*started{}
-		var read []corev1.Sysctl
-		if wantSlash {
-			read = append(read, corev1.Sysctl{Name: slashSysctl})
-		}
-		if wantSafe {
-			read = append(read, safeSysctls...)
-		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, n := range nodes {
-			if len(read) == 0 {
+			if !wantSafe && !wantSlash {
 				break // neither spec is selected
+			}
+			var read []corev1.Sysctl
+			if wantSlash {
+				read = append(read, corev1.Sysctl{Name: slashSysctl})
+			}
+			if wantSafe {
+				read = append(read, safeSysctls(n)...)
 			}
 			wg.Add(1)
 			go func(node string) {
@@ -119,7 +140,7 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 				sa := &started{ns: safeNS, name: "safe-" + node, node: node, err: err}
 				sl := &started{ns: slashNS, name: "slash-" + node, node: node, err: err}
 				if err == nil && wantSafe {
-					sa = startRun(ctx, e, safeNS, sa.name, node, safeSysctls, before)
+					sa = startRun(ctx, e, safeNS, sa.name, node, safeSysctls(n), before)
 				}
 				if err == nil && wantSlash {
 					sl = startSlash(ctx, e, slashNS, sl.name, node, before)
@@ -179,7 +200,7 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 					go func(i int, s corev1.Sysctl, n nodeInfo, level string) {
 						defer GinkgoRecover()
 						defer wg.Done()
-						c := sc.Cell{Sysctl: s.Name, Node: n.Name, PodSecurity: level, Expected: sc.Expect(s.Name, minor, n.Allowlist, level)}
+						c := sc.Cell{Sysctl: s.Name, Node: n.Name, PodSecurity: level, Expected: sc.Expect(s.Name, minor, n.KubeletMinor, n.Allowlist, level)}
 						c.Observed, c.Detail = observe(ctx, e, nsBy[level], fmt.Sprintf("cell-%d", i), n.Name, s)
 						mu.Lock()
 						cells = append(cells, c)
