@@ -49,7 +49,7 @@ func TestIsBoilerplate(t *testing.T) {
 		"Expected": true, "  <int>: 1": true, "to equal": true, "not to have occurred": true,
 		"Timed out after 1s.": true, "}": true, "occurred": true, "Unexpected error:": true,
 		"Expected success, but got an error:": true,
-		"Expected 3 nodes, found 2": false, "node a: x": false, "pod never became Ready": false,
+		"Expected 3 nodes, found 2":           false, "node a: x": false, "pod never became Ready": false,
 	} {
 		if got := IsBoilerplate(line); got != want {
 			t.Errorf("IsBoilerplate(%q) = %v, want %v", line, got, want)
