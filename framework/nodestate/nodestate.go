@@ -139,6 +139,12 @@ func Read(ctx context.Context, in Input, fields []string) (profile.State, error)
 		q := in.Node.Status.Capacity[corev1.ResourceName("hugepages-2Mi")]
 		s[profile.FieldHugePages2Mi] = profile.CanonicalQuantity(q)
 	}
+	if want[profile.FieldKubeletVersion] {
+		s[profile.FieldKubeletVersion] = in.Node.Status.NodeInfo.KubeletVersion
+	}
+	if want[profile.FieldRuntimeVersion] {
+		s[profile.FieldRuntimeVersion] = in.Node.Status.NodeInfo.ContainerRuntimeVersion
+	}
 	if want[profile.FieldKataLabel] {
 		s[profile.FieldKataLabel] = "absent"
 		if in.Node.Labels[nfd.KataLabel] == "true" {

@@ -106,6 +106,15 @@ type NodeIntent struct {
 	// "present", "absent", or "groundTruth" (exactly where the node's cpu
 	// flags and modules make it eligible; judged by the nfd suite).
 	KataLabel *string `json:"kataLabel,omitempty"`
+	// KubeletVersion is the node's kubelet version
+	// (status.nodeInfo.kubeletVersion), whole ("v1.37.2") or as a prefix
+	// of dot-separated parts ("v1.37" matches v1.37.2 and v1.37.0-gke.1,
+	// not v1.370): an upgrade that left a node behind fails it.
+	KubeletVersion *string `json:"kubeletVersion,omitempty"`
+	// ContainerRuntimeVersion is status.nodeInfo.containerRuntimeVersion,
+	// matched as KubeletVersion is ("containerd://2" matches
+	// containerd://2.3.4).
+	ContainerRuntimeVersion *string `json:"containerRuntimeVersion,omitempty"`
 }
 
 // RuntimeClass is a RuntimeClass the cluster must have.
@@ -140,6 +149,8 @@ const (
 	FieldSingleProcessOOMKill = "singleProcessOOMKill"
 	FieldHugePages2Mi         = "hugePages2Mi"
 	FieldKataLabel            = "kataLabel"
+	FieldKubeletVersion       = "kubeletVersion"
+	FieldRuntimeVersion       = "containerRuntimeVersion"
 )
 
 // Fields of each suite: the suite that owns a field judges it.
@@ -148,12 +159,13 @@ var Fields = map[string][]string{
 	"cgroups":       {FieldCgroupVersion, FieldCgroupDriver, FieldCgroupRoot, FieldCgroupsPerQOS, FieldSwapOn, FieldSwapBehavior, FieldFailSwapOn, FieldPodPidsLimit, FieldCPUCFSQuota, FieldSingleProcessOOMKill, FieldHugePages2Mi},
 	"encapsulation": {FieldEncapsulation},
 	"nfd":           {FieldKataLabel},
+	"cluster":       {FieldKubeletVersion, FieldRuntimeVersion},
 }
 
 // AllFields in a stable order.
 func AllFields() []string {
 	var out []string
-	for _, s := range []string{"encapsulation", "sysctl", "cgroups", "nfd"} {
+	for _, s := range []string{"cluster", "encapsulation", "sysctl", "cgroups", "nfd"} {
 		out = append(out, Fields[s]...)
 	}
 	return out
@@ -204,6 +216,8 @@ func (n NodeIntent) State() State {
 		s[FieldHugePages2Mi] = CanonicalQuantity(*n.HugePages2Mi)
 	}
 	str(FieldKataLabel, n.KataLabel)
+	str(FieldKubeletVersion, n.KubeletVersion)
+	str(FieldRuntimeVersion, n.ContainerRuntimeVersion)
 	return s
 }
 
@@ -255,6 +269,7 @@ func IntentFromState(s State) (NodeIntent, error) {
 		}
 	}
 	n.KataLabel = str(FieldKataLabel)
+	n.KubeletVersion, n.ContainerRuntimeVersion = str(FieldKubeletVersion), str(FieldRuntimeVersion)
 	return n, errors.Join(errs...)
 }
 
@@ -559,9 +574,24 @@ func Compare(node string, g *Group, observed State, fields []string) []Drift {
 		if !seen {
 			got = "(not observed)"
 		}
-		if got != w {
+		if got != w && !(versionField[f] && VersionMatches(w, got)) {
 			out = append(out, Drift{Node: node, Group: g.Name, Field: f, Want: w, Found: got})
 		}
 	}
 	return out
+}
+
+// versionField are the fields whose declared value may be a version's
+// leading parts.
+var versionField = map[string]bool{FieldKubeletVersion: true, FieldRuntimeVersion: true}
+
+// VersionMatches reports whether version is want or begins with want
+// followed by ".", "-" or "+": "v1.37" matches "v1.37.2" and
+// "v1.37.0-gke.1", not "v1.370.0".
+func VersionMatches(want, version string) bool {
+	if version == want {
+		return true
+	}
+	rest, ok := strings.CutPrefix(version, want)
+	return ok && want != "" && rest != "" && strings.ContainsRune(".-+", rune(rest[0]))
 }

@@ -209,3 +209,45 @@ func TestDefaultsFoldIntoGroups(t *testing.T) {
 		t.Errorf("bad default: %v", err)
 	}
 }
+
+func TestVersionMatches(t *testing.T) {
+	for _, c := range []struct {
+		want, version string
+		ok            bool
+	}{
+		{"v1.37.2", "v1.37.2", true},
+		{"v1.37", "v1.37.2", true},
+		{"v1.37", "v1.37.0-gke.1200", true},
+		{"v1.37", "v1.370.0", false},
+		{"v1.37", "v1.36.3", false},
+		{"v1.37.2", "v1.37", false},
+		{"containerd://2", "containerd://2.3.4", true},
+		{"containerd://2", "containerd://1.7.20", false},
+		{"", "v1.37.2", false},
+	} {
+		if got := VersionMatches(c.want, c.version); got != c.ok {
+			t.Errorf("VersionMatches(%q, %q) = %v", c.want, c.version, got)
+		}
+	}
+}
+
+// A node an upgrade left behind drifts; a declared prefix passes the
+// others, a version field left out is not judged.
+func TestCompareVersions(t *testing.T) {
+	kubelet, runtime := "v1.37", "containerd://2"
+	g := &Group{Name: "workers", Node: NodeIntent{KubeletVersion: &kubelet, ContainerRuntimeVersion: &runtime}}
+	if d := Compare("w1", g, State{FieldKubeletVersion: "v1.37.2", FieldRuntimeVersion: "containerd://2.3.4"}, Fields["cluster"]); len(d) != 0 {
+		t.Errorf("upgraded node drifts: %v", d)
+	}
+	d := Compare("w2", g, State{FieldKubeletVersion: "v1.36.3", FieldRuntimeVersion: "containerd://1.7.20"}, Fields["cluster"])
+	if len(d) != 2 || d[0].Sentence() != "kubeletVersion: wanted v1.37, found v1.36.3 (profile group workers)" {
+		t.Errorf("node left behind: %v", d)
+	}
+	back, err := IntentFromState(g.Node.State())
+	if err != nil || *back.KubeletVersion != kubelet || *back.ContainerRuntimeVersion != runtime {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+	if d := Compare("w2", &Group{Name: "none"}, State{FieldKubeletVersion: "v1.36.3"}, Fields["cluster"]); len(d) != 0 {
+		t.Errorf("undeclared versions judged: %v", d)
+	}
+}

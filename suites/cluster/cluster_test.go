@@ -47,6 +47,12 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 		Expect(cluster.NotReady(nodes.Items)).To(BeEmpty(), "nodes not Ready")
 	})
 
+	// After an upgrade, a node left on the old kubelet or runtime is
+	// what this catches (the profile may name a version's leading parts).
+	It("has on each node the kubelet and container runtime versions the profile declares", func(ctx SpecContext) {
+		(*env).ExpectProfile(ctx, "cluster")
+	})
+
 	Context("with a server pod on one worker and a client pod on another", Ordered, func() {
 		var (
 			ns             string
