@@ -40,6 +40,12 @@ type Kubelet struct {
 	MemorySwap               struct {
 		SwapBehavior string `json:"swapBehavior"`
 	} `json:"memorySwap"`
+	// EnforceNodeAllocatable, SystemReserved and KubeReserved decide the
+	// limits of the cgroup holding every pod (cgroups.ExpectedPodsCgroup).
+	EnforceNodeAllocatable []string          `json:"enforceNodeAllocatable"`
+	SystemReserved         map[string]string `json:"systemReserved"`
+	KubeReserved           map[string]string `json:"kubeReserved"`
+	ReservedSystemCPUs     string            `json:"reservedSystemCPUs"`
 }
 
 // ReadKubelet reads a node's running kubelet configuration.

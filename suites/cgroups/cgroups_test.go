@@ -262,6 +262,34 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		})
 	})
 
+	// Node allocatable enforcement: the cgroup holding every pod is
+	// limited to the node's capacity less the kubelet's reservations, so
+	// pods together cannot take what systemd and the kubelet need.
+	It("limits the cgroup of all pods (kubepods) to the node's capacity less the kubelet's reservations", func(ctx SpecContext) {
+		judge(ctx, "pods cgroup limits (node allocatable)", 0, func(ctx context.Context, g Gomega, n string, c *nodeCgroups) any {
+			if c.kc.CgroupsPerQOS != nil && !*c.kc.CgroupsPerQOS {
+				verdict.SkipNode("cgroupsPerQOS is false: the kubelet makes no pods cgroup")
+			}
+			nd, err := e.Clientset.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			capacity := nd.Status.Capacity
+			want, err := cg.ExpectedPodsCgroup(capacity.Cpu().MilliValue(), capacity.Memory().Value(), c.kc.EnforceNodeAllocatable, c.kc.SystemReserved, c.kc.KubeReserved, c.kc.ReservedSystemCPUs)
+			g.Expect(err).NotTo(HaveOccurred(), "the kubelet's reservations")
+			dir := cg.ExpectedPodParent(c.kc.CgroupDriver, profile.CanonicalCgroupRoot(c.kc.CgroupRoot), true, cg.Guaranteed)
+			memFile, cpuFile := cg.PodsCgroupFiles(c.rd.Version, dir)
+			files, err := c.rd.ReadFiles(ctx, memFile, cpuFile)
+			g.Expect(err).NotTo(HaveOccurred())
+			seen := map[string]any{"capacity": map[string]string{"cpu": capacity.Cpu().String(), "memory": capacity.Memory().String()},
+				"enforceNodeAllocatable": c.kc.EnforceNodeAllocatable, "systemReserved": c.kc.SystemReserved, "kubeReserved": c.kc.KubeReserved,
+				"reservedSystemCPUs": c.kc.ReservedSystemCPUs, "want": want, "files": files}
+			if problems := cg.JudgePodsCgroup(c.rd.Version, want, files[memFile], files[cpuFile]); len(problems) > 0 {
+				verdict.FailNode(fmt.Sprintf("pods cgroup %s: %s (capacity cpu %s memory %s, enforceNodeAllocatable %v, systemReserved %v, kubeReserved %v)",
+					dir, strings.Join(problems, "; "), capacity.Cpu(), capacity.Memory(), c.kc.EnforceNodeAllocatable, c.kc.SystemReserved, c.kc.KubeReserved))
+			}
+			return seen
+		})
+	})
+
 	It("throttles a busy loop under limits.cpu 100m to about 10% of a CPU, and not without a limit", func(ctx SpecContext) {
 		ns := e.Namespace(ctx, "cgroups-throttle", "baseline")
 		// Nodes that share a kernel (kind nodes) share its CPUs: at most
