@@ -108,10 +108,7 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 		// the kubelets' is the misconfiguration to catch.
 		It("resolves a Service name through cluster DNS, under the domain and server every node's kubelet gives its pods", func(ctx SpecContext) {
 			e := *env
-			var kc struct {
-				ClusterDomain string   `json:"clusterDomain"`
-				ClusterDNS    []string `json:"clusterDNS"`
-			}
+			var kc kubeletDNS
 			Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, client.Spec.NodeName, &kc)).To(Succeed())
 			evidence.Record("kubelet", map[string]any{"node": client.Spec.NodeName, "clusterDomain": kc.ClusterDomain, "clusterDNS": kc.ClusterDNS})
 			Expect(kc.ClusterDomain).NotTo(BeEmpty(), "the kubelet on %s has no clusterDomain: its pods get no cluster search path", client.Spec.NodeName)
@@ -127,10 +124,7 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 			// with another domain or DNS server gives its pods a search
 			// path or nameserver that answers nothing.
 			e.Judge(ctx, "the kubelet's DNS settings", 0, func(ctx context.Context, g Gomega, node string) any {
-				var nc struct {
-					ClusterDomain string   `json:"clusterDomain"`
-					ClusterDNS    []string `json:"clusterDNS"`
-				}
+				var nc kubeletDNS
 				g.Expect(nodeaccess.KubeletConfig(ctx, e.Clientset, node, &nc)).To(Succeed())
 				var wrong []string
 				if nc.ClusterDomain != kc.ClusterDomain {
@@ -147,6 +141,12 @@ var _ = Describe("Cluster soundness", Label("cluster"), func() {
 		})
 	})
 })
+
+// kubeletDNS is what a kubelet writes into its pods' resolv.conf.
+type kubeletDNS struct {
+	ClusterDomain string   `json:"clusterDomain"`
+	ClusterDNS    []string `json:"clusterDNS"`
+}
 
 // httpGet asks the client pod to fetch url, retrying within the configured
 // window: routes and kube-proxy rules converge asynchronously.
