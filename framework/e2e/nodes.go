@@ -261,7 +261,7 @@ func (e *Env) ExpectProfile(ctx context.Context, suite string) {
 				lines = append(lines, d.Sentence())
 			}
 			if len(lines) > 0 {
-				verdict.FailNode(joinSentences(lines))
+				verdict.FailNodeWith(joinSentences(lines), st)
 			}
 			return st
 		})

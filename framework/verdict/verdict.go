@@ -50,7 +50,10 @@ type Input struct {
 // node's check only) and returns the node's evidence; SkipNode skips it.
 type Check func(ctx context.Context, g gomega.Gomega, node string) any
 
-type failure struct{ msg string }
+type failure struct {
+	msg      string
+	evidence any
+}
 type skip struct{ reason string }
 
 // SkipNode ends the running node's check as skipped (the property does not
@@ -59,7 +62,11 @@ func SkipNode(reason string) { panic(skip{reason}) }
 
 // FailNode ends the running node's check as failed with msg, a sentence
 // naming the property, the wanted and the found value.
-func FailNode(msg string) { panic(failure{msg}) }
+func FailNode(msg string) { panic(failure{msg: msg}) }
+
+// FailNodeWith is FailNode keeping what was read on the node as its
+// evidence (a failed node's state is what its reader needs most).
+func FailNodeWith(msg string, evidence any) { panic(failure{msg: msg, evidence: evidence}) }
 
 // Each runs check on every node of in, in parallel within the bound, and
 // returns the results sorted by node.
@@ -100,12 +107,12 @@ func Each(ctx context.Context, in Input, check Check) []Result {
 
 func run(ctx context.Context, node string, check Check) (r Result) {
 	r = Result{Node: node, State: Passed}
-	g := gomega.NewGomega(func(message string, _ ...int) { panic(failure{message}) })
+	g := gomega.NewGomega(func(message string, _ ...int) { panic(failure{msg: message}) })
 	defer func() {
 		switch x := recover().(type) {
 		case nil:
 		case failure:
-			r.State, r.Finding = Failed, oneLine(x.msg)
+			r.State, r.Finding, r.Evidence = Failed, oneLine(x.msg), x.evidence
 		case skip:
 			r.State, r.Finding = Skipped, x.reason
 		default:

@@ -96,3 +96,20 @@ func TestFindingLeavesOutAddresses(t *testing.T) {
 		t.Errorf("a slice's length is kept: %q", got)
 	}
 }
+
+func TestFailNodeWithKeepsEvidence(t *testing.T) {
+	rs := Each(context.Background(), Input{Nodes: []string{"a", "b"}, Parallel: 2}, func(_ context.Context, _ gomega.Gomega, n string) any {
+		state := map[string]string{"kubeletVersion": "v1.36.3"}
+		if n == "a" {
+			FailNodeWith("kubeletVersion: wanted v1.37, found v1.36.3", state)
+		}
+		FailNode("no evidence")
+		return state
+	})
+	if rs[0].State != Failed || rs[0].Evidence == nil || rs[0].Evidence.(map[string]string)["kubeletVersion"] != "v1.36.3" {
+		t.Errorf("FailNodeWith: %+v", rs[0])
+	}
+	if rs[1].State != Failed || rs[1].Evidence != nil {
+		t.Errorf("FailNode: %+v", rs[1])
+	}
+}
