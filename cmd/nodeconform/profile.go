@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -138,7 +140,7 @@ func newProfileCheckCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			targets, unprofiled, err := e2e.SelectNodes(cmd.Context(), cs, p, "")
+			targets, notJudged, err := e2e.SelectNodes(cmd.Context(), cs, p, "")
 			if err != nil {
 				return usageError{err}
 			}
@@ -149,8 +151,8 @@ func newProfileCheckCmd() *cobra.Command {
 			for _, g := range p.Spec.Groups {
 				fmt.Fprintf(w, "group %s: %s\n", g.Name, strings.Join(byGroup[g.Name], ", "))
 			}
-			if len(unprofiled) > 0 {
-				fmt.Fprintf(w, "in no group (not judged): %s\n", strings.Join(unprofiled, ", "))
+			for _, n := range slices.Sorted(maps.Keys(notJudged)) {
+				fmt.Fprintf(w, "not judged: %s (%s)\n", n, notJudged[n])
 			}
 			return nil
 		},

@@ -171,9 +171,9 @@ type Env struct {
 	Profile *profile.Profile
 	// Targets are the nodes the run judges, sorted by name.
 	Targets []Target
-	// Unprofiled are nodes of the cluster in no profile group (not
-	// judged).
-	Unprofiled []string
+	// NotJudged maps the cluster's nodes the run leaves out (in no profile
+	// group, not Linux, cordoned) to why.
+	NotJudged map[string]string
 	// Swept and Replayed are what earlier runs had left and setup removed
 	// (or, in verify mode, only found).
 	Swept, Replayed []string
@@ -201,10 +201,10 @@ type shared struct {
 	ProfileFile   string            `json:"profileFile,omitempty"`
 	// Swept and Replayed are what earlier runs left: objects on the
 	// cluster, node changes in the nodes' journals.
-	Swept      []string `json:"swept,omitempty"`
-	Replayed   []string `json:"replayed,omitempty"`
-	Targets    []Target `json:"targets"`
-	Unprofiled []string `json:"unprofiled,omitempty"`
+	Swept     []string          `json:"swept,omitempty"`
+	Replayed  []string          `json:"replayed,omitempty"`
+	Targets   []Target          `json:"targets"`
+	NotJudged map[string]string `json:"notJudged,omitempty"`
 }
 
 // lockID names the cluster the settings target, for the cluster lock.
@@ -313,8 +313,15 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 		logger.Warnf("%s %s:\n  %s", verb, what, strings.Join(items, "\n  "))
 	}
 	report("leftovers of earlier runs", sh.Swept)
-	if sh.Targets, sh.Unprofiled, err = SelectNodes(ctx, cs, prof, s.Nodes); err != nil {
+	if sh.Targets, sh.NotJudged, err = SelectNodes(ctx, cs, prof, s.Nodes); err != nil {
 		return nil, err
+	}
+	if len(sh.NotJudged) > 0 {
+		var lines []string
+		for _, n := range sortedKeys(sh.NotJudged) {
+			lines = append(lines, n+": "+sh.NotJudged[n])
+		}
+		logger.V(0).Infof("nodes not judged:\n  %s", strings.Join(lines, "\n  "))
 	}
 	if err := startOwner(ctx, cs, sh.RunID, cfg.Timeouts.OwnerLease.Duration); err != nil {
 		return nil, err
@@ -478,7 +485,7 @@ func Connect(data []byte) (*Env, error) {
 	}
 	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
 		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl,
-		Profile: prof, Targets: sh.Targets, Unprofiled: sh.Unprofiled, Swept: sh.Swept, Replayed: sh.Replayed}
+		Profile: prof, Targets: sh.Targets, NotJudged: sh.NotJudged, Swept: sh.Swept, Replayed: sh.Replayed}
 	if sh.ProbeNS != "" {
 		if e.Nodes, err = nodeaccess.Attach(context.Background(), cs, kl, sh.ProbeNS); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"maps"
 	"slices"
 	"sort"
@@ -107,8 +108,10 @@ func validate(cfg *config.Config) error {
 // SelectNodes returns the nodes a run judges: the nodes of the profile's
 // groups when there is a profile (a group matching nothing, or two groups
 // claiming a node, is an error), else every schedulable node; a selector
-// narrows either. Unprofiled lists nodes in no group.
-func SelectNodes(ctx context.Context, cs kubernetes.Interface, prof *profile.Profile, selector string) (targets []Target, unprofiled []string, err error) {
+// narrows either. Nodes that are not Linux are never judged (the probe and
+// every check are Linux's). notJudged maps the cluster's other nodes the
+// selector matched to why they are left out.
+func SelectNodes(ctx context.Context, cs kubernetes.Interface, prof *profile.Profile, selector string) (targets []Target, notJudged map[string]string, err error) {
 	sel := labels.Everything()
 	if selector != "" {
 		if sel, err = labels.Parse(selector); err != nil {
@@ -128,21 +131,27 @@ func SelectNodes(ctx context.Context, cs kubernetes.Interface, prof *profile.Pro
 		if m, err = prof.Resolve(nl); err != nil {
 			return nil, nil, fmt.Errorf("profile %s: %w", prof.Metadata.Name, err)
 		}
-		unprofiled = m.Unprofiled
 	}
+	notJudged = map[string]string{}
 	for _, n := range list.Items {
 		if !sel.Matches(labels.Set(n.Labels)) {
 			continue
 		}
 		t := Target{Name: n.Name}
+		if os := NodeOS(n); os != "linux" {
+			notJudged[n.Name] = "operating system " + os + ": nodeconform examines Linux nodes"
+			continue
+		}
 		if prof != nil {
 			g, ok := m.Group[n.Name]
 			if !ok {
+				notJudged[n.Name] = "in no profile group"
 				continue
 			}
 			t.Group = g.Name
 		} else if n.Spec.Unschedulable {
-			continue // cordoned: not a node pods are meant to run on
+			notJudged[n.Name] = "cordoned (no profile names it)"
+			continue // not a node pods are meant to run on
 		}
 		targets = append(targets, t)
 	}
@@ -150,7 +159,20 @@ func SelectNodes(ctx context.Context, cs kubernetes.Interface, prof *profile.Pro
 	if len(targets) == 0 {
 		return nil, nil, fmt.Errorf("no node selected (profile groups and --nodes %q match none)", selector)
 	}
-	return targets, unprofiled, nil
+	return targets, notJudged, nil
+}
+
+// NodeOS is the node's operating system as its kubelet reports it, else
+// its kubernetes.io/os label, else "linux" (a node object without either
+// was not made by a kubelet of a known kind).
+func NodeOS(n corev1.Node) string {
+	if os := n.Status.NodeInfo.OperatingSystem; os != "" {
+		return os
+	}
+	if os := n.Labels[corev1.LabelOSStable]; os != "" {
+		return os
+	}
+	return "linux"
 }
 
 // NodeNames are the names of the judged nodes, sorted.

@@ -478,7 +478,10 @@ func daemonSet(ns, image string) *appsv1.DaemonSet {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					HostPID:                       true,
+					HostPID: true,
+					// The probe and every check are Linux's; other nodes
+					// are not judged (e2e.SelectNodes).
+					NodeSelector:                  map[string]string{corev1.LabelOSStable: "linux"},
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 					TerminationGracePeriodSeconds: &grace,
 					PriorityClassName:             "system-node-critical",
