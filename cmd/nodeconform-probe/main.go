@@ -56,6 +56,8 @@ func main() {
 		err = cgroupOf(os.Args[2:])
 	case "cri-runtime-config":
 		err = criRuntimeConfig(os.Args[2:])
+	case "nft-table":
+		err = nftTable(os.Args[2:])
 	case "sleep":
 		sleep()
 	case "session":
@@ -87,6 +89,9 @@ func usage() {
   alloc [--mib N]             allocate and hold N MiB (OOM load)
   cgroup-of --container ID    /proc/<pid>/cgroup of a process of that container (hostPID)
   cri-runtime-config [--endpoint unix:///PATH]   the runtime's CRI RuntimeConfig (cgroup driver)
+  nft-table [--family ip|ip6] [--table NAME] [--map NAME]...
+                              an nftables table's chains and maps, from the node's
+                              kernel (PID 1's network namespace)
   sleep                       wait for SIGTERM
   session                     run requests read from stdin, one JSON line each, as
                               these commands, and print each reply as one line

@@ -1,5 +1,6 @@
-// Package netfilter reads iptables-save output, to check what kube-proxy
-// programmed on a node.
+// Package netfilter reads what kube-proxy programmed on a node: iptables-save
+// output (its iptables mode) and its nftables table as the probe reads it
+// from the kernel (its nftables mode).
 package netfilter
 
 import (

@@ -38,7 +38,7 @@ const recipeVersion = "4"
 
 // basePackages are installed into the node root filesystem.
 var basePackages = []string{
-	"systemd", "systemd-sysv", "dbus", "iptables",
+	"systemd", "systemd-sysv", "dbus", "iptables", "nftables",
 	"containernetworking-plugins", "iproute2", "procps", "kmod", "conntrack",
 	"ethtool", "socat", "util-linux", "mount",
 }

@@ -100,15 +100,16 @@ func (k kubeImages) specs(bins binaries, base, cniImage string) []imageSpec {
 		control("kube-controller-manager"),
 		control("kube-scheduler"),
 		{
-			// kube-proxy programs iptables: carry the nft and legacy
-			// iptables of the node's Debian, with their libraries.
+			// kube-proxy programs iptables or, in its nftables mode,
+			// nftables through the nft command: carry the nft and legacy
+			// iptables and nft of the node's Debian, with their libraries.
 			ref: registry + "kube-proxy:" + k.version,
 			dockerfile: "FROM " + base + " AS collect\n" +
 				"RUN set -e; mkdir -p /out/usr/sbin /out/etc; " +
-				"for b in xtables-nft-multi xtables-legacy-multi; do cp /usr/sbin/$b /out/usr/sbin/; done; " +
+				"for b in xtables-nft-multi xtables-legacy-multi nft; do cp /usr/sbin/$b /out/usr/sbin/; done; " +
 				"for t in iptables ip6tables; do for s in '' -save -restore; do ln -s xtables-nft-multi /out/usr/sbin/$t$s; ln -s xtables-nft-multi /out/usr/sbin/$t-nft$s; ln -s xtables-legacy-multi /out/usr/sbin/$t-legacy$s; done; done; " +
 				"cp -a --parents /usr/lib/x86_64-linux-gnu/xtables /out/; " +
-				"for f in /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/lib/x86_64-linux-gnu/xtables/*.so; do " +
+				"for f in /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/sbin/nft /usr/lib/x86_64-linux-gnu/xtables/*.so; do " +
 				"ldd $f | awk '/=>/{print $3} !/=>/{print $1}' | grep ^/ ; done | sort -u | xargs -I{} cp -L --parents {} /out/; " +
 				"cp /etc/protocols /etc/services /etc/ethertypes /out/etc/ 2>/dev/null || cp /etc/protocols /etc/services /out/etc/\n" +
 				"FROM scratch\nCOPY --from=collect /out/ /\nCOPY kube-proxy /usr/local/bin/kube-proxy\nENV PATH=/usr/local/bin:/usr/sbin\nENTRYPOINT [\"/usr/local/bin/kube-proxy\"]\n",

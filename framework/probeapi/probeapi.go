@@ -7,7 +7,7 @@ import "github.com/nodeconform/nodeconform/framework/procfs"
 
 // readOnly are the subcommands that change nothing, in the pod or on the
 // node: running one twice answers the same question twice.
-var readOnly = map[string]bool{"get": true, "lookup": true, "ns": true, "mounts": true, "read": true, "read-all": true, "cgroup-of": true, "cri-runtime-config": true}
+var readOnly = map[string]bool{"get": true, "lookup": true, "ns": true, "mounts": true, "read": true, "read-all": true, "cgroup-of": true, "cri-runtime-config": true, "nft-table": true}
 
 // ReadOnly reports whether the probe command args (subcommand first)
 // changes nothing, so that a run whose outcome is unknown may go again.
@@ -104,4 +104,23 @@ type SessionReply struct {
 	ExitCode int    `json:"exitCode"`
 	// Error says why the probe could not be run at all.
 	Error string `json:"error,omitempty"`
+}
+
+// NFTTable is the answer of `nft-table`: one nftables table as the node's
+// kernel holds it (Found false: there is none of that name and family).
+type NFTTable struct {
+	Family string   `json:"family"`
+	Table  string   `json:"table"`
+	Found  bool     `json:"found"`
+	Chains []string `json:"chains,omitempty"`
+	// Maps holds the elements of each map asked for that exists.
+	Maps map[string][]NFTElement `json:"maps,omitempty"`
+}
+
+// NFTElement is one element of an nftables set or map: its key as the
+// kernel stores it (a concatenation's parts each padded to 4 bytes) and,
+// for a verdict map, the verdict ("goto CHAIN").
+type NFTElement struct {
+	Key     []byte `json:"key"`
+	Verdict string `json:"verdict,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -183,12 +184,13 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 	})
 
 	// A rule for default/kubernetes only shows that kube-proxy ran once:
-	// iptables keeps it after kube-proxy is gone from the node. The
-	// Service the suite created shows that it programs Services now.
-	It("has kube-proxy's iptables chains on every node, and the rules of a Service created now", func(ctx SpecContext) {
-		mode := kubeProxyMode(ctx, e)
-		if mode != "" && mode != "iptables" {
-			Skip(fmt.Sprintf("kube-proxy runs in %q mode: the iptables chains are not expected", mode))
+	// iptables and nftables keep it after kube-proxy is gone from the
+	// node. The Service the suite created shows that it programs Services
+	// now.
+	It("has kube-proxy's rules on every node, and the rules of a Service created now", func(ctx SpecContext) {
+		mode, why := kubeProxyMode(ctx, e)
+		if mode != "iptables" && mode != "nftables" {
+			Skip(why)
 		}
 		if freshErr != nil {
 			Fail(fmt.Sprintf("no Service for kube-proxy to program: %v", freshErr))
@@ -197,29 +199,23 @@ var _ = Describe("Linux primitives behind pods", Ordered, ContinueOnFailure, Lab
 		Expect(err).NotTo(HaveOccurred())
 		port := fmt.Sprint(svc.Spec.Ports[0].Port)
 		window := e.Config.Timeouts.KubeProxySync.Duration
-		each(ctx, "kube-proxy's rules", func(ctx context.Context, g Gomega, n string, _ *nodePods) any {
-			var nat *netfilter.Table
-			var rule, freshRule string
+		each(ctx, "kube-proxy's rules ("+mode+" mode)", func(ctx context.Context, g Gomega, n string, _ *nodePods) any {
+			var rules proxyRules
 			for {
-				save, err := e.Nodes.MustHost(ctx, n, "iptables-save", "-t", "nat")
-				g.Expect(err).NotTo(HaveOccurred())
-				nat = netfilter.Parse(save)["nat"]
-				rule = netfilter.ServiceRule(nat, svc.Spec.ClusterIP, port)
-				freshRule = netfilter.ServiceRule(nat, fresh.ip, fresh.port)
-				if freshRule != "" || time.Since(fresh.created) > window || ctx.Err() != nil {
+				rules = readProxyRules(ctx, g, e, n, mode, svc.Spec.ClusterIP, port, fresh)
+				if rules.fresh != "" || time.Since(fresh.created) > window || ctx.Err() != nil {
 					break
 				}
 				time.Sleep(time.Second)
 			}
-			missing := netfilter.MissingChains(nat, netfilter.KubeProxyChains)
-			g.Expect(missing).To(BeEmpty(), "kube-proxy chains")
-			g.Expect(rule).NotTo(BeEmpty(), "no KUBE-SERVICES rule for default/kubernetes %s:%s", svc.Spec.ClusterIP, port)
-			if freshRule == "" {
-				g.Expect(freshRule).NotTo(BeEmpty(), "no KUBE-SERVICES rule for Service %s (%s:%s) %s after it was created: kube-proxy does not program new Services on this node (%s)",
-					fresh.name, fresh.ip, fresh.port, time.Since(fresh.created).Round(time.Second), kubeProxyPods(ctx, e, n))
+			g.Expect(rules.missing).To(BeEmpty(), "kube-proxy chains (%s mode, %s)", mode, why)
+			g.Expect(rules.kubernetes).NotTo(BeEmpty(), "no %s rule for default/kubernetes %s:%s", mode, svc.Spec.ClusterIP, port)
+			if rules.fresh == "" {
+				g.Expect(rules.fresh).NotTo(BeEmpty(), "no %s rule for Service %s (%s:%s) %s after it was created: kube-proxy does not program new Services on this node (%s)",
+					mode, fresh.name, fresh.ip, fresh.port, time.Since(fresh.created).Round(time.Second), kubeProxyPods(ctx, e, n))
 			}
-			return map[string]any{"missingChains": missing, "kubernetesServiceRule": rule,
-				"newService": fresh.name, "newServiceRule": freshRule, "newServiceAgeAtRead": time.Since(fresh.created).Round(100 * time.Millisecond).String()}
+			return map[string]any{"mode": mode, "modeFrom": why, "missingChains": rules.missing, "kubernetesServiceRule": rules.kubernetes,
+				"newService": fresh.name, "newServiceRule": rules.fresh, "newServiceAgeAtRead": time.Since(fresh.created).Round(100 * time.Millisecond).String()}
 		})
 	})
 })
@@ -336,17 +332,79 @@ func kubeProxyPods(ctx context.Context, e *e2e.Env, node string) string {
 	return "kube-proxy pods here: " + strings.Join(out, "; ")
 }
 
-// kubeProxyMode reads kube-proxy's configured mode from its ConfigMap
-// (kubeadm clusters); "" when unknown or the default.
-func kubeProxyMode(ctx context.Context, e *e2e.Env) string {
+// proxyRules is what one node shows of kube-proxy: the chains it lacks,
+// and the rules (iptables) or map elements (nftables) of the API server's
+// Service and of the suite's fresh one ("" when absent).
+type proxyRules struct {
+	missing           []string
+	kubernetes, fresh string
+}
+
+// readProxyRules reads kube-proxy's rules on node in mode: iptables-save's
+// nat table, or the kube-proxy nftables table of each address family, from
+// the node's kernel.
+func readProxyRules(ctx context.Context, g Gomega, e *e2e.Env, node, mode, apiIP, apiPort string, fresh *freshService) proxyRules {
+	if mode == "iptables" {
+		save, err := e.Nodes.MustHost(ctx, node, "iptables-save", "-t", "nat")
+		g.Expect(err).NotTo(HaveOccurred())
+		nat := netfilter.Parse(save)["nat"]
+		return proxyRules{missing: netfilter.MissingChains(nat, netfilter.KubeProxyChains),
+			kubernetes: netfilter.ServiceRule(nat, apiIP, apiPort), fresh: netfilter.ServiceRule(nat, fresh.ip, fresh.port)}
+	}
+	tables := map[string]probeapi.NFTTable{}
+	table := func(ip string) probeapi.NFTTable {
+		fam, err := netfilter.NFTFamily(ip)
+		g.Expect(err).NotTo(HaveOccurred())
+		if t, ok := tables[fam]; ok {
+			return t
+		}
+		var t probeapi.NFTTable
+		g.Expect(e.Nodes.Exec(ctx, node, []string{"nft-table", "--family", fam, "--table", netfilter.KubeProxyNFTTable, "--map", netfilter.KubeProxyServiceIPs}, &t)).To(Succeed())
+		tables[fam] = t
+		return t
+	}
+	element := func(ip, port string) string {
+		el, err := netfilter.NFTServiceElement(table(ip), ip, "tcp", port)
+		g.Expect(err).NotTo(HaveOccurred())
+		return el
+	}
+	var r proxyRules
+	r.kubernetes, r.fresh = element(apiIP, apiPort), element(fresh.ip, fresh.port)
+	for fam, t := range tables {
+		if !t.Found {
+			r.missing = append(r.missing, "table "+fam+" "+netfilter.KubeProxyNFTTable+" (none on the node)")
+			continue
+		}
+		for _, c := range netfilter.MissingNFTChains(t, netfilter.KubeProxyNFTChains) {
+			r.missing = append(r.missing, fam+" "+netfilter.KubeProxyNFTTable+" "+c)
+		}
+	}
+	return r
+}
+
+// kubeProxyMode is the mode kube-proxy runs in as the cluster declares it,
+// and where that was read: kubeadm's kube-system/kube-proxy ConfigMap
+// (iptables when it names none, kube-proxy's default on Linux). A
+// cluster with neither that ConfigMap nor a kube-proxy DaemonSet leaves
+// Services to another component (a CNI's kube-proxy replacement), which
+// this suite does not judge: the mode is then "none".
+func kubeProxyMode(ctx context.Context, e *e2e.Env) (mode, why string) {
 	cm, err := e.Clientset.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
 	if err != nil {
-		return ""
+		if _, dsErr := e.Clientset.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{}); apierrors.IsNotFound(err) && apierrors.IsNotFound(dsErr) {
+			return "none", "this cluster runs no kube-proxy (no kube-system/kube-proxy ConfigMap or DaemonSet): Services are another component's, not judged here"
+		}
+		return "iptables", fmt.Sprintf("kube-proxy's default: its ConfigMap kube-system/kube-proxy could not be read (%v)", err)
 	}
 	for _, line := range strings.Split(cm.Data["config.conf"], "\n") {
 		if v, ok := strings.CutPrefix(line, "mode:"); ok {
-			return strings.Trim(strings.TrimSpace(v), `"'`)
+			if m := strings.Trim(strings.TrimSpace(v), `"'`); m != "" {
+				if m != "iptables" && m != "nftables" {
+					return m, fmt.Sprintf("kube-proxy runs in %q mode (ConfigMap kube-system/kube-proxy): only its iptables and nftables modes are judged", m)
+				}
+				return m, "ConfigMap kube-system/kube-proxy"
+			}
 		}
 	}
-	return ""
+	return "iptables", "kube-proxy's default: ConfigMap kube-system/kube-proxy names no mode"
 }
