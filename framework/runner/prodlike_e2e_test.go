@@ -59,6 +59,29 @@ func TestProductionLikeCluster(t *testing.T) {
 		}
 	}
 
+	// The target runs kube-proxy in its nftables mode: the kube-proxy spec
+	// must have judged that mode on every node, not skipped it.
+	proxySpec := false
+	for n, s := range byName {
+		if !strings.Contains(n, "has kube-proxy's rules on every node") {
+			continue
+		}
+		proxySpec = true
+		nodes, _ := s.Evidence["nodes"].([]any)
+		if s.State != report.Passed || len(nodes) == 0 {
+			t.Errorf("kube-proxy spec %s (%s), judged on %d nodes", s.State, s.Skip, len(nodes))
+		}
+		for _, v := range nodes {
+			ev, _ := v.(map[string]any)["evidence"].(map[string]any)
+			if ev["mode"] != "nftables" {
+				t.Errorf("kube-proxy spec judged mode %v on %v, want nftables", ev["mode"], v.(map[string]any)["node"])
+			}
+		}
+	}
+	if !proxySpec {
+		t.Error("no kube-proxy spec in the run")
+	}
+
 	// A wrong profile: drift named.
 	rc, err := cluster.LoadKubeconfig(st.Kubeconfig, "")
 	if err != nil {
