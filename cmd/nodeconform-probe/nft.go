@@ -20,8 +20,8 @@ import (
 // namespace (PID 1's), as the kernel holds it: the node need not have the
 // nft command (kube-proxy brings its own, in its image), and what the
 // kernel answers is what forwards packets. github.com/google/nftables
-// speaks that netlink protocol; it is the library kube-router and others
-// use for the same reads.
+// speaks that netlink protocol in Go (a static probe keeps working on
+// nodes without libnftables).
 
 // nftTable prints one nftables table's chains and the elements of the maps
 // named with --map.
