@@ -101,8 +101,8 @@ func (k kubeImages) specs(bins binaries, base, cniImage string) []imageSpec {
 		control("kube-scheduler"),
 		{
 			// kube-proxy programs iptables or, in its nftables mode,
-			// nftables through the nft command: carry the nft and legacy
-			// iptables and nft of the node's Debian, with their libraries.
+			// runs the nft command: carry the node's Debian iptables (nft
+			// and legacy backends) and nft, with their libraries.
 			ref: registry + "kube-proxy:" + k.version,
 			dockerfile: "FROM " + base + " AS collect\n" +
 				"RUN set -e; mkdir -p /out/usr/sbin /out/etc; " +
