@@ -22,7 +22,7 @@ export CGO_ENABLED := 0
 export NODECONFORM_RECREATE_BROKEN ?= 1
 export GOFLAGS := $(strip $(filter-out -trimpath -buildvcs=%,$(GOFLAGS)) -trimpath -buildvcs=false)
 
-.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e test bench-cluster bench-probe bench-scale bench-upstream clean distclean
+.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e cgroupfs-e2e test bench-cluster bench-probe bench-scale bench-upstream clean distclean
 
 all: build
 
@@ -92,6 +92,13 @@ prodlike-e2e: images
 	$(GO) run ./hack/prodlike up && \
 	NODECONFORM_E2E=1 NODECONFORM_PRODLIKE_STATE=$(PRODLIKE_STATE) $(GO) test -count=1 -timeout 45m -run TestProductionLikeCluster -v ./framework/runner/
 
+# The default cluster on the cgroupfs driver (kindconfigs/cgroupfs.yaml),
+# created beside the lab and deleted: the cgroups and runtimeclass suites
+# with the default profile declaring cgroupfs, then a worker without QoS
+# cgroups, which on cgroupfs still runs pods (TestCgroupfsCluster).
+cgroupfs-e2e: images
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 30m -run TestCgroupfsCluster -v ./framework/runner/
+
 # The cgroup v2 VM worker (QEMU, Debian's kernel with the unified
 # hierarchy) joined to the lab cluster, then the suites (VM_SUITES, empty:
 # every suite) on all nodes: the v1 kind nodes and the v2 VM, judged with
@@ -157,7 +164,7 @@ test-lab:
 CI_VM_BUDGET ?= 40:cgroups,runtimeclass,sysctl 50:cgroups,sysctl 58:sysctl
 test:
 	@start=$$(date +%s); set -e; \
-	$(MAKE) unit findings-e2e interrupt-e2e; \
+	$(MAKE) unit findings-e2e interrupt-e2e cgroupfs-e2e; \
 	spent=$$(( ($$(date +%s) - start) / 60 )); suites='$(CI_VM_SUITES)'; \
 	if [ -z "$$suites" ]; then \
 		for step in $(CI_VM_BUDGET); do \
@@ -192,6 +199,7 @@ bench-cluster: build
 clean:
 	-./hack/thaw-nodes.sh
 	-$(BIN) cluster delete 2>/dev/null || $(GO) run ./cmd/nodeconform cluster delete
+	-$(BIN) cluster delete --name nodeconform-cgroupfs 2>/dev/null || $(GO) run ./cmd/nodeconform cluster delete --name nodeconform-cgroupfs
 	-docker ps -aq --filter label=io.nodeconform.build=true | xargs -r docker rm -f >/dev/null
 	-$(GO) run ./hack/prodlike down 2>/dev/null
 	rm -rf bin

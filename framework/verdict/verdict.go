@@ -119,6 +119,8 @@ func run(ctx context.Context, node string, check Check) (r Result) {
 			// A global Expect or a bug inside the check: still this node's.
 			r.State, r.Finding = Failed, oneLine(fmt.Sprint(x))
 		}
+		// Errors of node access name their node already; Lines names it.
+		r.Finding = strings.TrimPrefix(r.Finding, "node "+node+": ")
 	}()
 	r.Evidence = check(ctx, g, node)
 	return r

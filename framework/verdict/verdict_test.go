@@ -3,6 +3,7 @@ package verdict
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -111,5 +112,15 @@ func TestFailNodeWithKeepsEvidence(t *testing.T) {
 	}
 	if rs[1].State != Failed || rs[1].Evidence != nil {
 		t.Errorf("FailNode: %+v", rs[1])
+	}
+}
+
+func TestFindingNamesTheNodeOnce(t *testing.T) {
+	rs := Each(context.Background(), Input{Nodes: []string{"w2"}}, func(_ context.Context, g gomega.Gomega, n string) any {
+		g.Expect(fmt.Errorf("node %s: cgroup-of: no process", n)).NotTo(gomega.HaveOccurred())
+		return nil
+	})
+	if got := Lines(rs); len(got) != 1 || got[0] != "node w2: cgroup-of: no process" {
+		t.Errorf("lines %q", got)
 	}
 }

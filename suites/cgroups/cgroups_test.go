@@ -134,8 +134,9 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		// changes: one per cgroup version among the judged nodes, so the
 		// v1 and the v2 code paths each fail on the misconfiguration.
 		controls []string
-		// controlsLeftOut maps workers whose kubelet must not be
-		// restarted to why.
+		// controlsLeftOut maps workers that cannot carry the control to
+		// why: their kubelet must not be restarted, or the change would
+		// show nothing there (controlMoot).
 		controlsLeftOut map[string]string
 	)
 
@@ -177,21 +178,23 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var workers []string
-		unsafe := map[string]string{}
+		leftOut := map[string]string{}
 		for _, n := range list.Items {
 			_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
 			switch {
 			case cp || on[n.Name] == nil:
 			case on[n.Name].restartRisk != "":
-				unsafe[n.Name] = on[n.Name].restartRisk
+				leftOut[n.Name] = on[n.Name].restartRisk
+			case controlMoot(on[n.Name].kc) != "":
+				leftOut[n.Name] = controlMoot(on[n.Name].kc)
 			default:
 				workers = append(workers, n.Name)
 			}
 		}
-		if len(unsafe) > 0 {
-			evidence.Record("notCFSQuotaControls", unsafe)
+		if len(leftOut) > 0 {
+			evidence.Record("notCFSQuotaControls", leftOut)
 		}
-		controlsLeftOut = unsafe
+		controlsLeftOut = leftOut
 		controls = controlNodes(workers, func(n string) cg.Version { return on[n].rd.Version })
 		evidence.Record("cfsQuotaControlNodes", controls)
 	})
@@ -204,6 +207,22 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		}
 		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: e.NodeNames(), Unreachable: unread, Parallel: parallel},
 			func(ctx context.Context, g Gomega, n string) any { return check(ctx, g, n, on[n]) }))
+	}
+
+	// controlOn runs a negative control's check on each of nodes, each
+	// node its own verdict: a control that cannot run on a node (its pods
+	// do not start, a read fails) names that node, as a missed report
+	// does. property says what the check must report.
+	controlOn := func(ctx context.Context, nodes []string, property string, parallel int, check verdict.Check) {
+		GinkgoHelper()
+		if parallel <= 0 {
+			parallel = e.Config.Nodes.MaxParallel
+		}
+		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: nodes, Parallel: parallel}, check))
+	}
+	control := func(ctx context.Context, property string, parallel int, check verdict.Check) {
+		GinkgoHelper()
+		controlOn(ctx, controls, property, parallel, check)
 	}
 
 	It("has on each node the cgroup version, driver, root, QoS, swap, pids, CFS quota, OOM kill mode and huge pages the profile declares", func(ctx SpecContext) {
@@ -455,7 +474,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			}
 			if len(controls) == 0 {
 				if len(controlsLeftOut) > 0 {
-					Skip(fmt.Sprintf("no worker whose kubelet may be restarted: %v", controlsLeftOut))
+					Skip(fmt.Sprintf("no worker can carry the misconfigured kubelet: %v", controlsLeftOut))
 				}
 				Skip("no worker among the judged nodes can be examined")
 			}
@@ -500,67 +519,73 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 
 		It("is reported on each cgroup version: no quota in the cgroup files and the busy loop escapes its 100m limit; on v2 memory.oom.group 0", func(ctx SpecContext) {
 			ns := e.Namespace(ctx, "cgroups-nocfs", "baseline")
-			var missed []string
-			for _, node := range controls {
+			// One node at a time: the busy loops of two kind nodes share the
+			// host's CPUs.
+			control(ctx, "each check must fail on a kubelet without CFS quota and, on v2, with single-process OOM kill", 1, func(ctx context.Context, g Gomega, node string) any {
 				c := on[node]
 				rd := c.rd
-				p := run(ctx, Default, e, probePod(ns, "limited-"+node, e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
-				l := readLimits(ctx, Default, rd, p)
+				p := run(ctx, g, e, probePod(ns, "limited-"+node, e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
+				l := readLimits(ctx, g, rd, p)
 				problems := cg.Check(rd.Version, c.expected(e.Group(node), cg.Expected{CPURequestMilli: 100, CPULimitMilli: 100, MemoryLimit: 64 << 20}), l)
 				cc, err := rd.CPUCounters(ctx, p)
-				Expect(err).NotTo(HaveOccurred())
-				t1, u1 := readCPU(ctx, Default, rd, cc)
+				g.Expect(err).NotTo(HaveOccurred())
+				t1, u1 := readCPU(ctx, g, rd, cc)
 				time.Sleep(e.Config.Cgroups.EscapeWindow.Duration)
-				t2, u2 := readCPU(ctx, Default, rd, cc)
+				t2, u2 := readCPU(ctx, g, rd, cc)
 				a, b, wall := u1[0], u2[0], (t2 - t1).Nanoseconds()
 				throttle := cg.JudgeLimited(throttleBounds(e), a, b, wall)
-				evidence.Record("cfsQuotaDisabled/"+node, map[string]any{"cgroupVersion": rd.Version, "limitProblems": problems,
-					"throttleProblems": throttle, "fraction": cg.CPUFraction(a, b, wall), "files": l.Files})
+				ev := map[string]any{"cgroupVersion": rd.Version, "limitProblems": problems,
+					"throttleProblems": throttle, "fraction": cg.CPUFraction(a, b, wall), "files": l.Files}
+				evidence.Record("cfsQuotaDisabled/"+node, ev)
+				var missed []string
 				if !containsText(problems, "cpu quota -1") {
-					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the limit check did not report the missing quota (problems: %q)", node, rd.Version, problems))
+					missed = append(missed, fmt.Sprintf("cgroup v%d: the limit check did not report the missing quota (problems: %q)", rd.Version, problems))
 				}
 				if rd.Version == cg.V2 && !containsText(problems, cg.OOMGroupFile+" 0") {
-					missed = append(missed, fmt.Sprintf("%s (cgroup v2): the limit check did not report single-process OOM kill (problems: %q)", node, problems))
+					missed = append(missed, fmt.Sprintf("cgroup v2: the limit check did not report single-process OOM kill (problems: %q)", problems))
 				}
 				if !containsText(throttle, "the limit is not enforced") {
-					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the throttling check did not report the escaped loop (%.3f of a CPU; problems: %q)", node, rd.Version, cg.CPUFraction(a, b, wall), throttle))
+					missed = append(missed, fmt.Sprintf("cgroup v%d: the throttling check did not report the escaped loop (%.3f of a CPU; problems: %q)", rd.Version, cg.CPUFraction(a, b, wall), throttle))
 				}
-			}
-			Expect(missed).To(BeEmpty(), "each check must fail on a kubelet without CFS quota and, on v2, with single-process OOM kill")
+				if len(missed) > 0 {
+					verdict.FailNodeWith(strings.Join(missed, "; "), ev)
+				}
+				return ev
+			})
 		})
 
 		It("kills one process, not the whole container, on v2 (memory.events oom_group_kill 0), and the OOM check reports it", func(ctx SpecContext) {
-			ns := e.Namespace(ctx, "cgroups-single-oom", "baseline")
-			var missed []string
-			checked := 0
+			var v2 []string
 			for _, node := range controls {
-				if on[node].rd.Version != cg.V2 {
-					continue // v1 always kills one process: no mode to misconfigure
+				if on[node].rd.Version == cg.V2 {
+					v2 = append(v2, node) // v1 always kills one process: no mode to misconfigure
 				}
-				checked++
-				ev, problems := oomEvidence(ctx, Default, e, ns, node, on[node])
+			}
+			if len(v2) == 0 {
+				Skip("no cgroup v2 worker among the judged nodes: the OOM kill mode exists on v2 only")
+			}
+			ns := e.Namespace(ctx, "cgroups-single-oom", "baseline")
+			controlOn(ctx, v2, "the OOM check must fail on a v2 kubelet with singleProcessOOMKill where group kill is declared", 0, func(ctx context.Context, g Gomega, node string) any {
+				ev, problems := oomEvidence(ctx, g, e, ns, node, on[node])
 				ev["problems"] = problems
 				evidence.Record("singleProcessOOMKill/"+node, ev)
 				if !containsText(problems, "counts no oom_group_kill") {
-					missed = append(missed, fmt.Sprintf("%s (cgroup v2): the OOM check did not report the single-process kill (%s: %q; problems %q)", node, ev["oomFile"], ev["oomFileContent"], problems))
+					verdict.FailNodeWith(fmt.Sprintf("cgroup v2: the OOM check did not report the single-process kill (%s: %q; problems %q)", ev["oomFile"], ev["oomFileContent"], problems), ev)
 				}
-			}
-			if checked == 0 {
-				Skip("no cgroup v2 worker among the judged nodes: the OOM kill mode exists on v2 only")
-			}
-			Expect(missed).To(BeEmpty(), "the OOM check must fail on a v2 kubelet with singleProcessOOMKill where group kill is declared")
+				return ev
+			})
 		})
 
 		It("moves pods out of the declared QoS tree, and the placement check reports it on each cgroup version", func(ctx SpecContext) {
-			var missed []string
-			for _, node := range controls {
-				seen, problems := qosPlacement(ctx, Default, e, movedNS, node, on[node], true)
-				evidence.Record("cgroupRootMoved/"+node, map[string]any{"cgroupVersion": on[node].rd.Version, "podCgroups": seen, "problems": problems})
+			control(ctx, "the QoS placement check must fail on a kubelet whose cgroup root moved", 0, func(ctx context.Context, g Gomega, node string) any {
+				seen, problems := qosPlacement(ctx, g, e, movedNS, node, on[node], true)
+				ev := map[string]any{"cgroupVersion": on[node].rd.Version, "podCgroups": seen, "problems": problems}
+				evidence.Record("cgroupRootMoved/"+node, ev)
 				if len(problems) != 3 {
-					missed = append(missed, fmt.Sprintf("%s (cgroup v%d): the placement check reported %d of 3 pods outside the tree (pod cgroups %v; problems %q)", node, on[node].rd.Version, len(problems), seen, problems))
+					verdict.FailNodeWith(fmt.Sprintf("cgroup v%d: the placement check reported %d of 3 pods outside the tree (pod cgroups %v; problems %q)", on[node].rd.Version, len(problems), seen, problems), ev)
 				}
-			}
-			Expect(missed).To(BeEmpty(), "the QoS placement check must fail on a kubelet whose cgroup root moved")
+				return ev
+			})
 		})
 	})
 
@@ -750,6 +775,21 @@ func misconfigure(c *nodeCgroups) misconfiguration {
 	dirs := fmt.Sprintf("/sys/fs/cgroup/%[1]s /sys/fs/cgroup/*/%[1]s", name)
 	m.after = fmt.Sprintf(`systemctl stop %[1]s 2>/dev/null; for d in %[2]s; do test -d "$d" && find "$d" -depth -type d -exec rmdir {} \; ; done; systemctl daemon-reload; ! ls -d %[2]s 2>/dev/null`, name, dirs)
 	return m
+}
+
+// controlMoot says why the negative control's kubelet change would show
+// nothing on a kubelet configured as kc, or "" when it would: one that
+// already writes no CFS quota, or keeps no QoS tree for a moved cgroup
+// root to move (its pods are then in no pod cgroup of the kubelet's, and
+// the control would fail for the node's configuration, not the checks').
+func controlMoot(kc nodestate.Kubelet) string {
+	switch {
+	case kc.CPUCFSQuota != nil && !*kc.CPUCFSQuota:
+		return "its kubelet already writes no CFS quota (cpuCFSQuota false)"
+	case kc.CgroupsPerQOS != nil && !*kc.CgroupsPerQOS:
+		return "its kubelet keeps no QoS cgroups (cgroupsPerQOS false)"
+	}
+	return ""
 }
 
 func containsText(list []string, sub string) bool {
