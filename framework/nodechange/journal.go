@@ -108,7 +108,97 @@ func (j Journal) Record(ctx context.Context, e Entry) error {
 	if err != nil {
 		return fmt.Errorf("node %s: record how to undo %s: %w", e.Node, e.Name, err)
 	}
+	if len(e.Restart) == 0 {
+		return nil
+	}
+	// A change that restarts the kubelet or the runtime can keep them
+	// from coming back, and then nothing reaches the node to undo it:
+	// every command goes through the kubelet's exec. The node guards
+	// itself (Guard).
+	limit := j.RestartTimeout
+	if limit <= 0 {
+		limit = DefaultGuardLimit
+	}
+	unit := fmt.Sprintf("nodeconform-guard-%s-%s-%d", e.Run, e.Name, time.Now().UnixNano())
+	args := append([]string{"systemd-run", "--quiet", "--collect", "--unit=" + unit,
+		"--description=nodeconform: undo " + e.Name + " of run " + e.Run + " if " + strings.Join(e.Restart, " ") + " stay down"},
+		guardCommand(e.Guard(limit, GuardLifetime, guardPoll))...)
+	if _, err := j.Probes.MustHostRetry(ctx, e.Node, j.Retry, args...); err != nil {
+		return fmt.Errorf("node %s: start the guard that undoes %s where %v stay down: %w", e.Node, e.Name, e.Restart, err)
+	}
 	return nil
+}
+
+// DefaultGuardLimit is how long the units a change restarts may stay down
+// before the node's guard undoes the change, when the journal has no
+// RestartTimeout.
+const DefaultGuardLimit = 3 * time.Minute
+
+// GuardLifetime bounds a guard whose entry is never removed (its run was
+// killed and no later run replayed it): no process of nodeconform stays
+// on a node for longer.
+const GuardLifetime = 2 * time.Hour
+
+// guardPoll is how often a guard looks at its units.
+const guardPoll = 5 * time.Second
+
+// guardCommand runs script as the unit's command. It travels as base64:
+// systemd replaces ${NAME} in a command's arguments with its own
+// environment when it runs them, and the script's shell variables would
+// arrive empty.
+func guardCommand(script string) []string {
+	return []string{"sh", "-c", `eval "$(echo ` + base64.StdEncoding.EncodeToString([]byte(script)) + ` | base64 -d)"`}
+}
+
+// Guard is a shell script for the node, run beside the change as a
+// transient systemd unit: while e's entry exists (at most lifetime), it
+// looks at e's units every poll; once any of them has not been up for
+// limit on end, it runs the entry's undo, restarts the units, runs the
+// after-script once they are active, and removes the entry. A suite's own
+// undo removes the entry, and the guard ends within one poll. Up is
+// active with no automatic restart since the last look: a kubelet that
+// refuses its configuration exits within a second and systemd starts it
+// again, so a look often finds it "active"; its NRestarts grows. A
+// restart asked for (systemctl restart) does not count there. Everything
+// it runs is safe to run twice (Entry), so a suite undoing after the
+// guard did changes nothing.
+func (e Entry) Guard(limit, lifetime, poll time.Duration) string {
+	return e.guard(e.file(), limit, lifetime, poll)
+}
+
+func (e Entry) guard(file string, limit, lifetime, poll time.Duration) string {
+	secs := func(d time.Duration) int { return max(1, int(d.Round(time.Second)/time.Second)) }
+	after := ""
+	if e.After != "" {
+		after = base64.StdEncoding.EncodeToString([]byte(e.After))
+	}
+	return fmt.Sprintf(`f=%[1]s; units="%[2]s"; limit=%[3]d; poll=%[4]d; after=%[5]s
+end=$(( $(date +%%s) + %[6]d )); down=0
+restarts() { for u in $units; do systemctl show -p NRestarts --value "$u"; done | tr '\n' ' '; }
+seen=$(restarts)
+up() {
+  for u in $units; do [ "$(systemctl show -p ActiveState --value "$u")" = active ] || return 1; done
+  now=$(restarts); [ "$now" = "$seen" ]; r=$?; seen=$now; return $r
+}
+while [ -e "$f" ] && [ "$(date +%%s)" -lt "$end" ]; do
+  sleep "$poll"
+  if up; then down=0; continue; fi
+  down=$((down + poll))
+  [ "$down" -ge "$limit" ] || continue
+  echo "nodeconform guard: $units down for ${down}s: undoing %[7]s of run %[8]s"
+  sh "$f"
+  systemctl restart $units
+  waited=0
+  until up; do
+    [ "$waited" -lt "$limit" ] || { echo "nodeconform guard: $units still down after the undo: entry $f kept"; exit 1; }
+    sleep "$poll"; waited=$((waited + poll))
+  done
+  if [ -n "$after" ]; then echo "$after" | base64 -d | sh; fi
+  rm -f "$f"
+  echo "nodeconform guard: undid %[7]s of run %[8]s"
+  exit 0
+done
+`, file, strings.Join(e.Restart, " "), secs(limit), secs(poll), after, secs(lifetime), e.Name, e.Run)
 }
 
 // markerDir holds, on the machine that runs the suites, an empty file per

@@ -748,20 +748,6 @@ func misconfigure(c *nodeCgroups) misconfiguration {
 		m.root = "/nodeconform"
 	}
 	m.flags = []string{"--cpu-cfs-quota=false", "--cgroup-root=" + m.root}
-	apply := []string{"set -e",
-		fmt.Sprintf("cp %s %s", defaults, savedDefaults),
-		fmt.Sprintf("grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s", defaults),
-		fmt.Sprintf(`sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 %s|' %s`, strings.Join(m.flags, " "), defaults)}
-	undo := []string{fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", defaults, savedDefaults)}
-	if c.rd.Version == cg.V2 {
-		m.config = []string{"singleProcessOOMKill: true"}
-		apply = append(apply, fmt.Sprintf("cp %s %s", config, savedConfig),
-			fmt.Sprintf("sed -i '/^singleProcessOOMKill:/d' %[1]s; echo 'singleProcessOOMKill: true' >> %[1]s", config))
-		undo = append(undo, fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", config, savedConfig))
-	}
-	// The last line's status is the undo's: the flag must be gone.
-	undo = append(undo, "! grep -q -- --cpu-cfs-quota=false "+defaults)
-	m.apply, m.undo = strings.Join(apply, "; "), strings.Join(undo, "; ")
 	// The misconfigured kubelet made its QoS tree at the moved root and
 	// never removes it: systemd's transient slice (systemd driver) or the
 	// plain directories (cgroupfs), in every hierarchy.
@@ -772,6 +758,26 @@ func misconfigure(c *nodeCgroups) misconfiguration {
 	if c.kc.CgroupDriver == "systemd" {
 		name += ".slice"
 	}
+	apply := []string{"set -e",
+		fmt.Sprintf("cp %s %s", defaults, savedDefaults),
+		fmt.Sprintf("grep -q '^KUBELET_EXTRA_ARGS=' %[1]s || echo 'KUBELET_EXTRA_ARGS=' >> %[1]s", defaults),
+		fmt.Sprintf(`sed -i 's|^KUBELET_EXTRA_ARGS=\(.*\)$|KUBELET_EXTRA_ARGS=\1 %s|' %s`, strings.Join(m.flags, " "), defaults)}
+	if m.root != "/" {
+		// A kubelet refuses a cgroup root missing from any hierarchy
+		// ("cgroup [\"nodeconform\"] has some missing paths") and never
+		// comes back: made in each one first (removed by after).
+		apply = append(apply, fmt.Sprintf(`for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do if test -e "$d/cgroup.procs" && ! test -e "$d/../cgroup.procs"; then mkdir -p "$d/%s"; fi; done`, name))
+	}
+	undo := []string{fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", defaults, savedDefaults)}
+	if c.rd.Version == cg.V2 {
+		m.config = []string{"singleProcessOOMKill: true"}
+		apply = append(apply, fmt.Sprintf("cp %s %s", config, savedConfig),
+			fmt.Sprintf("sed -i '/^singleProcessOOMKill:/d' %[1]s; echo 'singleProcessOOMKill: true' >> %[1]s", config))
+		undo = append(undo, fmt.Sprintf("if test -f %[2]s; then mv %[2]s %[1]s; fi", config, savedConfig))
+	}
+	// The last line's status is the undo's: the flag must be gone.
+	undo = append(undo, "! grep -q -- --cpu-cfs-quota=false "+defaults)
+	m.apply, m.undo = strings.Join(apply, "; "), strings.Join(undo, "; ")
 	dirs := fmt.Sprintf("/sys/fs/cgroup/%[1]s /sys/fs/cgroup/*/%[1]s", name)
 	m.after = fmt.Sprintf(`systemctl stop %[1]s 2>/dev/null; for d in %[2]s; do test -d "$d" && find "$d" -depth -type d -exec rmdir {} \; ; done; systemctl daemon-reload; ! ls -d %[2]s 2>/dev/null`, name, dirs)
 	return m
