@@ -22,12 +22,15 @@ import (
 // deletes (kindconfigs/cgroupfs.yaml), beside the lab cluster.
 const cgroupfsCluster = "nodeconform-cgroupfs"
 
-// TestCgroupfsCluster judges a whole cluster on the cgroupfs driver, one
-// the suites did not grow up on (the lab runs systemd): its pod cgroups
-// are plain directories (/kubelet/kubepods/burstable/pod<uid>), gVisor's
-// sandboxes get plain cgroup paths.
+// TestCgroupfsCluster judges a whole cluster on the cgroupfs driver at
+// cgroup root "/", one the suites did not grow up on (the lab runs
+// systemd at kind's /kubelet): its pod cgroups are plain directories
+// (/kubepods/burstable/pod<uid>), gVisor's sandboxes get plain cgroup
+// paths, and the kubelet negative controls move the root to a directory
+// they make first.
 //   - The cgroups and runtimeclass suites pass with the default profile
-//     declaring cgroupfs, every node judged, no pod cgroup a slice.
+//     declaring cgroupfs and root "/", every node judged, no pod cgroup a
+//     slice.
 //   - Worker 2's kubelet then runs without QoS cgroups
 //     (--cgroups-per-qos=false): on systemd no pod starts there
 //     (TestBrokenNodeIsAFinding); on cgroupfs pods run, outside any pod
@@ -55,9 +58,9 @@ func TestCgroupfsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Load folds the defaults into each group.
-	cgroupfs := "cgroupfs"
+	cgroupfs, root := "cgroupfs", "/"
 	for i := range p.Spec.Groups {
-		p.Spec.Groups[i].Node.CgroupDriver = &cgroupfs
+		p.Spec.Groups[i].Node.CgroupDriver, p.Spec.Groups[i].Node.CgroupRoot = &cgroupfs, &root
 	}
 	prof := filepath.Join(t.TempDir(), "cgroupfs-profile.yaml")
 	if err := os.WriteFile(prof, mustEncode(t, p), 0o644); err != nil {
@@ -102,9 +105,9 @@ func TestCgroupfsCluster(t *testing.T) {
 		}
 		b, _ := json.Marshal(s.Evidence)
 		raw := string(b)
-		placed = strings.Contains(raw, "/kubelet/kubepods/burstable/pod")
+		placed = strings.Contains(raw, `"/kubepods/burstable/pod`)
 		if !placed || strings.Contains(raw, ".slice") {
-			t.Errorf("QoS placement on cgroupfs: want pod cgroups under /kubelet/kubepods and no slice, evidence %s", raw)
+			t.Errorf("QoS placement on cgroupfs at root /: want pod cgroups under /kubepods and no slice, evidence %s", raw)
 		}
 	}
 	if !placed {
