@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,13 +182,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		leftOut := map[string]string{}
 		for _, n := range list.Items {
 			_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-			switch {
-			case cp || on[n.Name] == nil:
-			case on[n.Name].restartRisk != "":
-				leftOut[n.Name] = on[n.Name].restartRisk
-			case controlMoot(on[n.Name].kc) != "":
-				leftOut[n.Name] = controlMoot(on[n.Name].kc)
-			default:
+			if cp || on[n.Name] == nil {
+				continue
+			}
+			if why := cmp.Or(on[n.Name].restartRisk, controlMoot(on[n.Name].kc)); why != "" {
+				leftOut[n.Name] = why
+			} else {
 				workers = append(workers, n.Name)
 			}
 		}
@@ -199,30 +199,29 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		evidence.Record("cfsQuotaControlNodes", controls)
 	})
 
-	// judge runs check on every judged node that could be read.
-	judge := func(ctx context.Context, property string, parallel int, check func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any) {
+	// judgeOn runs check on each of nodes, each node its own verdict (a
+	// node that could not be read fails unexamined), and fails the spec
+	// with one line per failing node.
+	judgeOn := func(ctx context.Context, nodes []string, property string, parallel int, check func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any) {
 		GinkgoHelper()
 		if parallel <= 0 {
 			parallel = e.Config.Nodes.MaxParallel
 		}
-		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: e.NodeNames(), Unreachable: unread, Parallel: parallel},
+		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: nodes, Unreachable: unread, Parallel: parallel},
 			func(ctx context.Context, g Gomega, n string) any { return check(ctx, g, n, on[n]) }))
 	}
-
-	// controlOn runs a negative control's check on each of nodes, each
-	// node its own verdict: a control that cannot run on a node (its pods
-	// do not start, a read fails) names that node, as a missed report
-	// does. property says what the check must report.
-	controlOn := func(ctx context.Context, nodes []string, property string, parallel int, check verdict.Check) {
+	// judge runs check on every judged node.
+	judge := func(ctx context.Context, property string, parallel int, check func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any) {
 		GinkgoHelper()
-		if parallel <= 0 {
-			parallel = e.Config.Nodes.MaxParallel
-		}
-		verdict.Expect(property, verdict.Each(ctx, verdict.Input{Nodes: nodes, Parallel: parallel}, check))
+		judgeOn(ctx, e.NodeNames(), property, parallel, check)
 	}
-	control := func(ctx context.Context, property string, parallel int, check verdict.Check) {
+	// control runs a negative control's check on the control nodes: one
+	// that cannot run on a node (its pods do not start, a read fails)
+	// names that node, as a missed report does. property says what the
+	// check must report.
+	control := func(ctx context.Context, property string, parallel int, check func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any) {
 		GinkgoHelper()
-		controlOn(ctx, controls, property, parallel, check)
+		judgeOn(ctx, controls, property, parallel, check)
 	}
 
 	It("has on each node the cgroup version, driver, root, QoS, swap, pids, CFS quota, OOM kill mode and huge pages the profile declares", func(ctx SpecContext) {
@@ -521,8 +520,7 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 			ns := e.Namespace(ctx, "cgroups-nocfs", "baseline")
 			// One node at a time: the busy loops of two kind nodes share the
 			// host's CPUs.
-			control(ctx, "each check must fail on a kubelet without CFS quota and, on v2, with single-process OOM kill", 1, func(ctx context.Context, g Gomega, node string) any {
-				c := on[node]
+			control(ctx, "each check must fail on a kubelet without CFS quota and, on v2, with single-process OOM kill", 1, func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any {
 				rd := c.rd
 				p := run(ctx, g, e, probePod(ns, "limited-"+node, e.ProbeImage, node, res("100m", "16Mi"), res("100m", "64Mi"), []string{"burn"}))
 				l := readLimits(ctx, g, rd, p)
@@ -565,8 +563,8 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 				Skip("no cgroup v2 worker among the judged nodes: the OOM kill mode exists on v2 only")
 			}
 			ns := e.Namespace(ctx, "cgroups-single-oom", "baseline")
-			controlOn(ctx, v2, "the OOM check must fail on a v2 kubelet with singleProcessOOMKill where group kill is declared", 0, func(ctx context.Context, g Gomega, node string) any {
-				ev, problems := oomEvidence(ctx, g, e, ns, node, on[node])
+			judgeOn(ctx, v2, "the OOM check must fail on a v2 kubelet with singleProcessOOMKill where group kill is declared", 0, func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any {
+				ev, problems := oomEvidence(ctx, g, e, ns, node, c)
 				ev["problems"] = problems
 				evidence.Record("singleProcessOOMKill/"+node, ev)
 				if !containsText(problems, "counts no oom_group_kill") {
@@ -577,12 +575,12 @@ var _ = Describe("cgroup enforcement", Ordered, ContinueOnFailure, Serial, Label
 		})
 
 		It("moves pods out of the declared QoS tree, and the placement check reports it on each cgroup version", func(ctx SpecContext) {
-			control(ctx, "the QoS placement check must fail on a kubelet whose cgroup root moved", 0, func(ctx context.Context, g Gomega, node string) any {
-				seen, problems := qosPlacement(ctx, g, e, movedNS, node, on[node], true)
-				ev := map[string]any{"cgroupVersion": on[node].rd.Version, "podCgroups": seen, "problems": problems}
+			control(ctx, "the QoS placement check must fail on a kubelet whose cgroup root moved", 0, func(ctx context.Context, g Gomega, node string, c *nodeCgroups) any {
+				seen, problems := qosPlacement(ctx, g, e, movedNS, node, c, true)
+				ev := map[string]any{"cgroupVersion": c.rd.Version, "podCgroups": seen, "problems": problems}
 				evidence.Record("cgroupRootMoved/"+node, ev)
 				if len(problems) != 3 {
-					verdict.FailNodeWith(fmt.Sprintf("cgroup v%d: the placement check reported %d of 3 pods outside the tree (pod cgroups %v; problems %q)", on[node].rd.Version, len(problems), seen, problems), ev)
+					verdict.FailNodeWith(fmt.Sprintf("cgroup v%d: the placement check reported %d of 3 pods outside the tree (pod cgroups %v; problems %q)", c.rd.Version, len(problems), seen, problems), ev)
 				}
 				return ev
 			})
