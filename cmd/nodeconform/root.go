@@ -84,6 +84,7 @@ func newRoot(logger log.Logger) *cobra.Command {
 		newDiffCmd(),
 		newProfileCmd(logger),
 		newCleanupCmd(logger),
+		newRBACCmd(),
 	)
 	return root
 }

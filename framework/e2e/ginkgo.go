@@ -184,6 +184,13 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 		if apierrors.IsNotFound(err) {
 			continue // not served here (e.g. no NFD API)
 		}
+		// Credentials that may not list a kind (a least-privilege
+		// verify-mode account and RBAC or CRDs) do not stop the run's
+		// namespaces from going: that ended a run with every namespace
+		// left behind.
+		if apierrors.IsForbidden(err) {
+			continue
+		}
 		if err != nil {
 			return found, fmt.Errorf("list %s of run %s: %w", gvr.Resource, run, err)
 		}

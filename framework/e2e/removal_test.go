@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -74,4 +76,36 @@ func TestRemoveRunEndsStuckNamespaces(t *testing.T) {
 			t.Fatal("namespace old is still there")
 		}
 	})
+}
+
+// Credentials that may not list a labelled cluster-scoped kind (a
+// least-privilege verify-mode account and NodeFeatureRules) still
+// remove the run's namespaces: the forbidden list ended removeRun before
+// them, and such a run left every namespace behind (seen on the
+// production-like target, 2026-12-07).
+func TestRemoveRunPastAForbiddenKind(t *testing.T) {
+	const run = "r1"
+	kinds := map[schema.GroupVersionResource]string{}
+	for _, gvr := range runScopedKinds {
+		kinds[gvr] = gvr.Resource + "List"
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds)
+	dyn.PrependReactor("list", "nodefeaturerules", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "nfd.k8s-sigs.io", Resource: "nodefeaturerules"}, "", errors.New("no"))
+	})
+	cs := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mine", Labels: map[string]string{RunLabel: run}}})
+	found, err := removeRun(context.Background(), cs, dyn, run, removal{NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(found, ";") != "namespace/mine" {
+		t.Fatalf("found %v, want the run's namespace", found)
+	}
+	var deleted bool
+	for _, a := range cs.Actions() {
+		deleted = deleted || (a.GetVerb() == "delete" && a.GetResource().Resource == "namespaces")
+	}
+	if !deleted {
+		t.Error("the run's namespace was not deleted")
+	}
 }

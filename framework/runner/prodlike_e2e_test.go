@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/nodeconform/nodeconform/framework/access"
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/profile"
 	"github.com/nodeconform/nodeconform/framework/report"
@@ -39,7 +40,12 @@ func TestProductionLikeCluster(t *testing.T) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		t.Fatal(err)
 	}
-	res := proveVerifyChangesNothing(t, verifyTarget{kubeconfig: st.Kubeconfig, probeImage: st.ProbeImage, profile: st.Profile})
+	// The run holds only what `nodeconform rbac` grants, as a CI service
+	// account would: every suite must pass with exactly that role.
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	least := leastPrivilege(ctx, t, st.Kubeconfig, access.ClusterRole("nodeconform-e2e", access.For(Suites, ModeVerify)))
+	res := proveVerifyChangesNothing(t, verifyTarget{kubeconfig: st.Kubeconfig, probeImage: st.ProbeImage, profile: st.Profile, runKubeconfig: least})
 	for _, s := range failed(res) {
 		t.Errorf("%s: %s: %s", s.Suite, s.Name, s.Failure)
 	}
@@ -88,8 +94,6 @@ func TestProductionLikeCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := kubernetes.NewForConfigOrDie(rc)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
 	nodeOf := func(pool string) string {
 		l, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "nodeconform.io/pool=" + pool})
 		if err != nil || len(l.Items) != 1 {
@@ -121,7 +125,7 @@ func TestProductionLikeCluster(t *testing.T) {
 	if err := os.WriteFile(wrong, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	wr := runSuites(ctx, t, t.TempDir(), "wrong-profile", Options{Kubeconfig: st.Kubeconfig, ProbeImage: st.ProbeImage, Profile: wrong,
+	wr := runSuites(ctx, t, t.TempDir(), "wrong-profile", Options{Kubeconfig: least, ProbeImage: st.ProbeImage, Profile: wrong,
 		Suites: []string{"sysctl", "encapsulation", "runtimeclass"}})
 	wantFail := map[string]string{
 		"has on each node the kubelet allowlist the profile declares":       "node " + nodeOf("messaging") + ": allowedUnsafeSysctls: wanted kernel.msg*, found kernel.msg*,net.core.somaxconn",
@@ -158,4 +162,9 @@ func TestProductionLikeCluster(t *testing.T) {
 			t.Errorf("%s: %s (%s%s)", s.Name, s.State, s.Skip, s.Failure)
 		}
 	}
+
+	// An account short of two permissions (one every probe suite uses,
+	// one only the runtimeclass suite does) is refused before the run
+	// creates anything, both named.
+	refusedForMissing(ctx, t, st.Kubeconfig, st.ProbeImage, []string{"create pods/exec in every namespace", "list runtimeclasses.node.k8s.io (cluster-scoped)"})
 }

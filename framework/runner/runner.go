@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/kind/pkg/log"
 
+	"github.com/nodeconform/nodeconform/framework/access"
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/cost"
@@ -306,7 +307,7 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 			if o.modeDefaulted {
 				o.Mode = ModeApply
 			}
-			logger.V(0).Infof("KUBECONFIG %s (context kind-%s) is kind cluster %q: using it as a kind cluster (mode %s)", o.Kubeconfig, name, name, o.Mode)
+			logger.V(0).Infof("KUBECONFIG %s (context kind-%s) is kind cluster %q: using it as a kind cluster, with kind's own admin credentials (mode %s; --kubeconfig keeps yours)", o.Kubeconfig, name, name, o.Mode)
 			o.Kubeconfig, o.Context, clusterName = "", "", name
 		}
 	}
@@ -389,6 +390,12 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 		}
 	}
 
+	// Credentials bound to too small a role: one error naming every
+	// missing permission before anything is created, not a suite failing
+	// on "forbidden" after others have run.
+	if err := o.checkAccess(ctx, clusterName, cfg, logger); err != nil {
+		return res, err
+	}
 	// A profile that does not fit the cluster (a group matching no node,
 	// a node in two groups) or a selector matching nothing is bad input:
 	// say so before any suite creates anything.
@@ -647,6 +654,41 @@ func (o *Options) checkSelection(ctx context.Context, clusterName string, cfg *c
 	}
 	_, _, err = e2e.SelectNodes(ctx, cs, prof, o.Nodes)
 	return err
+}
+
+// checkAccess refuses a run whose credentials lack a permission its
+// suites and mode need (access.For). A review the API server does not
+// answer is only warned about: the run then finds out as it goes.
+func (o *Options) checkAccess(ctx context.Context, clusterName string, cfg *config.Config, logger log.Logger) error {
+	cs, err := o.clientset(clusterName, cfg)
+	if err != nil {
+		return err
+	}
+	groups, err := cs.Discovery().ServerGroups()
+	if err != nil {
+		logger.Warnf("permissions not checked before the run: the API groups served: %v", err)
+		return nil
+	}
+	var served []string
+	for _, g := range groups.Groups {
+		served = append(served, g.Name)
+	}
+	needs := access.Served(access.For(o.Suites, o.Mode), served)
+	missing, err := access.Missing(ctx, cs, needs)
+	if err != nil {
+		logger.Warnf("permissions not checked before the run: %v", err)
+		return nil
+	}
+	if len(missing) == 0 {
+		logger.V(1).Infof("the credentials hold the %d permissions this run needs", len(needs))
+		return nil
+	}
+	cmd := "nodeconform rbac --mode " + o.Mode
+	if !slices.Equal(o.Suites, Suites) {
+		cmd += " --suite " + strings.Join(o.Suites, ",")
+	}
+	hint := fmt.Sprintf("`%s` prints a ClusterRole granting every permission this run needs", cmd)
+	return UsageError{access.MissingError{Missing: missing, Hint: hint}}
 }
 
 // kubeconfig is the run's cluster: --kubeconfig and its context, or the

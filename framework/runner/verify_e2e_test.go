@@ -52,7 +52,12 @@ func TestVerifyModeChangesNothing(t *testing.T) {
 // verifyTarget is a kind cluster to prove verify mode on: reached as kind
 // (probeImage "", side-loaded) or as an existing cluster (probeImage set,
 // pulled from a registry).
-type verifyTarget struct{ kubeconfig, probeImage, profile string }
+type verifyTarget struct {
+	kubeconfig, probeImage, profile string
+	// runKubeconfig, when set, is the credentials the run uses (the
+	// snapshots keep kubeconfig's): a least-privilege account.
+	runKubeconfig string
+}
 
 // proveVerifyChangesNothing runs every suite in verify mode on tg and
 // fails the test on any difference in the API objects or the nodes; it
@@ -151,6 +156,9 @@ func proveVerifyChangesNothing(t *testing.T, tg verifyTarget) report.Results {
 	o := Options{Mode: ModeVerify, Timeout: 30 * time.Minute, Profile: tg.profile}
 	if tg.probeImage != "" {
 		o.Kubeconfig, o.ProbeImage = tg.kubeconfig, tg.probeImage
+		if tg.runKubeconfig != "" {
+			o.Kubeconfig = tg.runKubeconfig
+		}
 	}
 	res := runSuites(ctx, t, t.TempDir(), "reports", o)
 	after := take()
