@@ -35,6 +35,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/encapsulation"
 	"github.com/nodeconform/nodeconform/framework/hostprep"
+	"github.com/nodeconform/nodeconform/framework/nfd"
 	"github.com/nodeconform/nodeconform/framework/nodeimage"
 	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/framework/registry"
@@ -124,6 +125,15 @@ func up(ctx context.Context, logger log.Logger) error {
 	}
 	probeRef := registry.NodeHost + "/" + repoTag
 	logger.V(0).Infof("probe image pushed; nodes pull %s", probeRef)
+	// The cluster runs its own NFD, as production clusters do (the NFD
+	// operator): the nfd suite attaches to it in verify mode.
+	nfdImg, err := nfd.BuildImage(ctx, nfd.BuildOptions{SourceDir: o.SourceDir, CacheDir: o.CacheDir})
+	if err != nil {
+		return err
+	}
+	if err := registry.Push(ctx, nfdImg.Archive, registry.HostPort+"/"+nfdImg.Ref); err != nil {
+		return err
+	}
 
 	rc, err := cluster.LoadKubeconfig(k.KubeconfigPath(), "")
 	if err != nil {
@@ -157,6 +167,15 @@ func up(ctx context.Context, logger log.Logger) error {
 	if err := kataRuntimeClass(ctx, cs); err != nil {
 		return err
 	}
+	logger.V(0).Infof("deploying the cluster's own NFD %s (no run label: it is the cluster's, not a run's)", nfd.NFD)
+	d, err := nfd.Deploy(ctx, nfd.DeployOptions{Config: rc, Image: registry.NodeHost + "/" + nfdImg.Ref, Timeout: 3 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("deploy NFD: %w", err)
+	}
+	if !d.WorkersReady {
+		return fmt.Errorf("NFD in %s: not every nfd-worker ready after %s", d.Namespace, d.ReadyAfter)
+	}
+	logger.V(0).Infof("NFD ready in namespace %s after %s", d.Namespace, d.ReadyAfter.Round(100*time.Millisecond))
 	st := State{Cluster: Name, Kubeconfig: k.KubeconfigPath(), ProbeImage: probeRef,
 		Profile: filepath.Join(o.SourceDir, "kindconfigs", "prodlike-profile.yaml")}
 	data, _ := json.MarshalIndent(st, "", "  ")
