@@ -277,8 +277,9 @@ func (d *Deployment) create(ctx context.Context, obj *unstructured.Unstructured)
 func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error {
 	var last string
 	masterReady := false
-	var stuck workload.Stuck
+	var stuck, masterStuck workload.Stuck
 	var checked time.Time
+	begun := time.Now()
 	err := poll(ctx, timeout, func() (bool, error) {
 		dep, err := d.cs.AppsV1().Deployments(d.Namespace).Get(ctx, "nfd-master", metav1.GetOptions{})
 		if err != nil {
@@ -294,6 +295,23 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		d.WorkersReady = s.DesiredNumberScheduled > 0 && s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled
 		if masterReady && d.WorkersReady {
 			return true, nil
+		}
+		// An nfd-master that cannot start (no image, no sandbox) will
+		// not be Ready by the timeout either: say so once it has been
+		// stuck for Stuck's time, instead of at the timeout (seen: 3 min
+		// on ErrImageNeverPull).
+		if !masterReady && time.Since(checked) >= time.Second {
+			checked = time.Now()
+			pods, err := d.cs.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=nfd-master"})
+			if err != nil {
+				return false, err
+			}
+			for _, p := range pods.Items {
+				if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && !workload.IsReady(&p) && masterStuck.Check(ctx, d.cs, &p) {
+					return false, permanent{fmt.Errorf("nfd-master pod %s cannot start on node %s", p.Name, p.Spec.NodeName)}
+				}
+			}
+			return false, nil
 		}
 		// A worker that cannot start on its node (no sandbox, no image)
 		// will not be Ready by the timeout: once every other one is, the
@@ -323,7 +341,7 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("NFD in %s not ready within %s (%s): %w; pods: %s", d.Namespace, timeout, last, err, d.describePods(ctx))
+		return fmt.Errorf("NFD in %s not ready after %s of %s (%s): %w; pods: %s", d.Namespace, time.Since(begun).Round(100*time.Millisecond), timeout, last, err, d.describePods(ctx))
 	}
 	return nil
 }
@@ -525,12 +543,19 @@ func PruneNodes(ctx context.Context, cs kubernetes.Interface) error {
 }
 
 // poll calls f every 200 ms until it returns true, an error, or timeout.
+// permanent is an error poll does not retry: waiting longer cannot help.
+type permanent struct{ error }
+
 func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := f()
 		if ok {
 			return nil
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return p.error
 		}
 		if time.Now().After(deadline) {
 			if err != nil {
