@@ -93,7 +93,7 @@ func (t *target) settings(logger log.Logger) (e2e.Settings, error) {
 	fromEnv := t.cmd == nil || !t.cmd.Flags().Changed("kubeconfig")
 	if fromEnv && t.probeImage == "" {
 		if name := cluster.KindClusterOfContext(t.kubeconfig, t.context); name != "" {
-			logger.V(0).Infof("KUBECONFIG %s (context kind-%s) is kind cluster %q: using it as a kind cluster", t.kubeconfig, name, name)
+			logger.V(0).Infof("KUBECONFIG %s (context kind-%s) is kind cluster %q: using it as a kind cluster, with kind's own admin credentials", t.kubeconfig, name, name)
 			s.Kubeconfig, s.Context, s.ClusterName = "", "", name
 			return s, nil
 		}

@@ -24,7 +24,11 @@ func newRBACCmd() *cobra.Command {
 given suites in the given mode needs: the permissions ` + "`nodeconform run`" + ` checks
 for before it creates anything. Bind it cluster-wide, e.g.
   nodeconform rbac | kubectl apply -f -
-  kubectl create clusterrolebinding nodeconform --clusterrole nodeconform --serviceaccount NS:NAME`,
+  kubectl create clusterrolebinding nodeconform --clusterrole nodeconform --serviceaccount NS:NAME
+Verify mode's role has run every suite on the production-like target. Apply
+mode's was read from the code; it leaves out what deploying nodeconform's own
+NFD needs (CRDs, RBAC objects), which happens only on kind clusters, with
+kind's admin credentials.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The run's own validation: the same suite names and modes.

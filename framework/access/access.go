@@ -28,7 +28,9 @@ type Need struct {
 	Group       string
 	Resource    string
 	Subresource string
-	Verb        string
+	// Name narrows the permission to one object ("" for any).
+	Name string
+	Verb string
 	// Namespace is where the run needs it; "" is every namespace (the
 	// run's own namespaces are created with generated names, so a
 	// namespaced permission must hold cluster-wide) or, for a
@@ -50,6 +52,9 @@ func (n Need) String() string {
 	}
 	if n.Group != "" {
 		r += "." + n.Group
+	}
+	if n.Name != "" {
+		r += " " + n.Name
 	}
 	where := "in every namespace"
 	switch {
@@ -73,7 +78,9 @@ var clusterScoped = map[string]bool{
 // mode) that use them.
 type rule struct {
 	group, resource, sub string
-	verbs                []string
+	// name narrows the permission to one object (resourceNames).
+	name      string
+	verbs     []string
 	namespace            string
 	// suites that use it; none: every suite.
 	suites []string
@@ -95,33 +102,34 @@ var probeSuites = []string{"primitives", "sysctl", "nfd", "cgroups", "runtimecla
 // cluster-admin credentials.
 var rules = []rule{
 	{resource: "nodes", verbs: []string{"get", "list"}, why: "select and judge the nodes"},
-	{resource: "nodes", sub: "proxy", verbs: []string{"get"}, suites: []string{"cluster", "cgroups", "runtimeclass"}, why: "read each kubelet's running configuration (/configz)"},
+	{resource: "nodes", sub: "proxy", verbs: []string{"get"}, suites: []string{"cluster", "sysctl", "cgroups", "runtimeclass"}, why: "read each kubelet's running configuration (/configz)"},
 	{resource: "namespaces", verbs: []string{"create", "get", "list", "watch", "delete"}, why: "one namespace per spec and the run's probe, deleted at the end"},
 	{resource: "pods", verbs: []string{"create", "get", "list", "watch", "delete", "deletecollection"}, why: "the pods whose isolation is judged"},
 	{resource: "pods", sub: "log", verbs: []string{"get"}, why: "a failed pod's output as evidence"},
 	{resource: "events", verbs: []string{"list"}, why: "why a pod did not start, as evidence"},
 	{group: "coordination.k8s.io", resource: "leases", verbs: []string{"create", "get", "update"}, why: "the run's owner lease (a killed run's leftovers are told from a live run's) and the nodes' heartbeats"},
-	{group: "apps", resource: "daemonsets", verbs: []string{"create", "get", "list", "deletecollection"}, suites: probeSuites, why: "the run's privileged probe DaemonSet, which reads each node's kernel and files"},
-	{resource: "pods", sub: "exec", verbs: []string{"create"}, suites: probeSuites, why: "run the readers in the probe pods"},
+	{group: "apps", resource: "daemonsets", verbs: []string{"create", "get"}, suites: probeSuites, why: "the run's privileged probe DaemonSet, which reads each node's kernel and files"},
+	{resource: "pods", sub: "exec", verbs: []string{"create"}, suites: append([]string{"cluster"}, probeSuites...), why: "run the readers in the probe pods and the cluster suite's client pod"},
 	{group: "apps", resource: "deployments", verbs: []string{"create"}, suites: []string{"sysctl"}, why: "sysctls in a Deployment's, a StatefulSet's and a DaemonSet's pod template"},
 	{group: "apps", resource: "statefulsets", verbs: []string{"create"}, suites: []string{"sysctl"}, why: "sysctls in a Deployment's, a StatefulSet's and a DaemonSet's pod template"},
-	{group: "apps", resource: "deployments", verbs: []string{"get"}, suites: []string{"nfd"}, why: "the cluster's own NFD's nfd-master"},
-	{resource: "services", verbs: []string{"create", "get"}, suites: []string{"cluster", "primitives"}, why: "a Service of the run's own, to see kube-proxy program it"},
+	{resource: "services", verbs: []string{"create"}, suites: []string{"cluster", "primitives"}, why: "a Service of the run's own, reached by a pod and programmed by kube-proxy"},
+	{resource: "services", verbs: []string{"get"}, namespace: "default", suites: []string{"primitives"}, why: "the API server's Service (default/kubernetes)"},
 	{group: "discovery.k8s.io", resource: "endpointslices", verbs: []string{"create", "list"}, suites: []string{"primitives"}, why: "the run's Service's endpoints, and the API server's"},
-	{resource: "configmaps", verbs: []string{"get"}, namespace: "kube-system", suites: []string{"primitives"}, why: "kube-proxy's configuration (its mode)"},
+	{resource: "configmaps", name: "kube-proxy", verbs: []string{"get"}, namespace: "kube-system", suites: []string{"primitives"}, why: "kube-proxy's configuration (its mode)"},
 	{group: "node.k8s.io", resource: "runtimeclasses", verbs: []string{"get", "list"}, suites: []string{"runtimeclass"}, why: "the RuntimeClasses the profile declares"},
-	{group: "nfd.k8s-sigs.io", resource: "nodefeatures", verbs: []string{"get", "list"}, suites: []string{"nfd"}, ifServed: true, why: "the cluster's own NFD's view of each node"},
+	{group: "nfd.k8s-sigs.io", resource: "nodefeatures", verbs: []string{"list"}, suites: []string{"nfd"}, ifServed: true, why: "whether the cluster runs NFD of its own"},
+	{group: "kataconfiguration.openshift.io", resource: "kataconfigs", verbs: []string{"list"}, suites: []string{"nfd"}, ifServed: true, why: "the KataConfigs whose checkNodeEligibility the nfd suite judges"},
 
 	{group: "node.k8s.io", resource: "runtimeclasses", verbs: []string{"create", "delete", "watch", "patch", "update", "deletecollection"}, suites: []string{"runtimeclass"}, applyOnly: true, why: "the RuntimeClasses a kind cluster lacks, the deleted-class case and the RuntimeClass API's every verb"},
 	{resource: "nodes", verbs: []string{"patch"}, suites: []string{"nfd"}, applyOnly: true, why: "the wrongly-set kata label the nfd suite must catch (removed after)"},
-	{group: "nfd.k8s-sigs.io", resource: "nodefeaturerules", verbs: []string{"create", "delete"}, suites: []string{"nfd"}, applyOnly: true, ifServed: true, why: "the kata and control NodeFeatureRules (deleted after)"},
+	{group: "nfd.k8s-sigs.io", resource: "nodefeaturerules", verbs: []string{"create", "delete", "list"}, suites: []string{"nfd"}, applyOnly: true, ifServed: true, why: "the kata and control NodeFeatureRules (deleted after; listed to sweep an interrupted run's)"},
 	{group: "nfd.k8s-sigs.io", resource: "nodefeatures", verbs: []string{"create", "delete"}, suites: []string{"nfd"}, applyOnly: true, ifServed: true, why: "features published for a node so that a rule's positive path runs (deleted after)"},
 	// OpenShift: node changes go through the Machine Config Operator.
 	{group: "machineconfiguration.openshift.io", resource: "machineconfigs", verbs: []string{"create", "patch", "delete"}, suites: []string{"encapsulation"}, applyOnly: true, ifServed: true, why: "the kubens MachineConfigs (deleted after)"},
 	{group: "machineconfiguration.openshift.io", resource: "kubeletconfigs", verbs: []string{"create", "patch", "delete"}, suites: []string{"sysctl"}, applyOnly: true, ifServed: true, why: "the seed's allowlisting KubeletConfig (deleted after)"},
-	{group: "machineconfiguration.openshift.io", resource: "machineconfigpools", verbs: []string{"get", "list"}, suites: []string{"sysctl", "runtimeclass", "encapsulation"}, applyOnly: true, ifServed: true, why: "wait for the pools to roll out a change"},
+	{group: "machineconfiguration.openshift.io", resource: "machineconfigpools", verbs: []string{"get", "list"}, suites: []string{"sysctl", "runtimeclass", "encapsulation"}, applyOnly: true, ifServed: true, why: "wait for the pools to roll out a change (runtimeclass: only when it installs a missing kata class)"},
 	{group: "machineconfiguration.openshift.io", resource: "machineconfigpools", verbs: []string{"patch"}, suites: []string{"sysctl"}, applyOnly: true, ifServed: true, why: "label the worker pool for the KubeletConfig (removed after)"},
-	{group: "kataconfiguration.openshift.io", resource: "kataconfigs", verbs: []string{"create", "patch", "get", "delete"}, suites: []string{"runtimeclass"}, applyOnly: true, ifServed: true, why: "install the sandboxed containers operator's KataConfig (deleted after)"},
+	{group: "kataconfiguration.openshift.io", resource: "kataconfigs", verbs: []string{"create", "patch", "get", "delete"}, suites: []string{"runtimeclass"}, applyOnly: true, ifServed: true, why: "install the sandboxed containers operator's KataConfig when the kata class is missing (deleted after)"},
 }
 
 // For is what a run of suites in mode ("apply" or "verify") needs, each
@@ -137,7 +145,7 @@ func For(suites []string, mode string) []Need {
 			continue
 		}
 		for _, v := range r.verbs {
-			n := Need{Group: r.group, Resource: r.resource, Subresource: r.sub, Verb: v, Namespace: r.namespace, Why: r.why, IfServed: r.ifServed}
+			n := Need{Group: r.group, Resource: r.resource, Subresource: r.sub, Name: r.name, Verb: v, Namespace: r.namespace, Why: r.why, IfServed: r.ifServed}
 			key := n
 			key.Why, key.IfServed = "", false
 			if !seen[key] {
@@ -175,7 +183,7 @@ func Missing(ctx context.Context, cs kubernetes.Interface, needs []Need) ([]Need
 			defer func() { <-sem }()
 			r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
 				Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
-					Namespace: n.Namespace, Verb: n.Verb, Group: n.Group, Resource: n.Resource, Subresource: n.Subresource,
+					Namespace: n.Namespace, Verb: n.Verb, Group: n.Group, Resource: n.Resource, Subresource: n.Subresource, Name: n.Name,
 				}},
 			}, metav1.CreateOptions{})
 			if err != nil {
@@ -206,11 +214,17 @@ type MissingError struct {
 	Missing []Need
 	// Hint is how to get the role that grants them.
 	Hint string
+	// Warning: the run goes on (a filtered run may not need them).
+	Warning bool
 }
 
 func (e MissingError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "the credentials lack %d permission(s) this run needs (nothing was created):", len(e.Missing))
+	if e.Warning {
+		fmt.Fprintf(&b, "the credentials lack %d permission(s) the selected suites use:", len(e.Missing))
+	} else {
+		fmt.Fprintf(&b, "the credentials lack %d permission(s) this run needs (nothing was created):", len(e.Missing))
+	}
 	// Verbs of one resource and reason share a line: a role with none
 	// of the run's permissions reads as a dozen lines, not thirty.
 	for i := 0; i < len(e.Missing); {
@@ -235,13 +249,13 @@ func (e MissingError) Error() string {
 	return b.String()
 }
 
-// ClusterRole is the role granting needs: one rule per API group,
-// resource set, namespace scope and verb set, so that it reads as a
-// short list. Namespace-bound needs (kube-system reads) are granted
+// ClusterRole is the role granting needs: one rule per API group, verb
+// set and object name, so that it reads as a short list. Namespace-bound
+// needs (kube-proxy's ConfigMap, the API server's Service) are granted
 // cluster-wide, since a ClusterRole bound by a ClusterRoleBinding has no
-// narrower form; the run reads nothing else there.
+// narrower form; the ConfigMap's is still limited to its name.
 func ClusterRole(name string, needs []Need) *rbacv1.ClusterRole {
-	type key struct{ group, resource string }
+	type key struct{ group, resource, name string }
 	verbs := map[key][]string{}
 	var order []key
 	for _, n := range needs {
@@ -249,7 +263,7 @@ func ClusterRole(name string, needs []Need) *rbacv1.ClusterRole {
 		if n.Subresource != "" {
 			r += "/" + n.Subresource
 		}
-		k := key{n.Group, r}
+		k := key{n.Group, r, n.Name}
 		if _, ok := verbs[k]; !ok {
 			order = append(order, k)
 		}
@@ -261,20 +275,25 @@ func ClusterRole(name string, needs []Need) *rbacv1.ClusterRole {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 	}
-	// Resources of one group with the same verbs share a rule.
+	// Resources of one group with the same verbs (and object names)
+	// share a rule.
 	for _, k := range order {
 		v := verbs[k]
+		var names []string
+		if k.name != "" {
+			names = []string{k.name}
+		}
 		merged := false
 		for i := range cr.Rules {
 			r := &cr.Rules[i]
-			if r.APIGroups[0] == k.group && slices.Equal(r.Verbs, v) {
+			if r.APIGroups[0] == k.group && slices.Equal(r.Verbs, v) && slices.Equal(r.ResourceNames, names) {
 				r.Resources = append(r.Resources, k.resource)
 				merged = true
 				break
 			}
 		}
 		if !merged {
-			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: v})
+			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, ResourceNames: names, Verbs: v})
 		}
 	}
 	return cr

@@ -3,8 +3,11 @@ package runner
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/access"
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/e2e"
+	"github.com/nodeconform/nodeconform/framework/report"
 )
 
 // leastPrivilege makes, on the cluster behind adminKubeconfig, a service
@@ -161,4 +165,66 @@ type testWriter struct{ t *testing.T }
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// eachSuiteWithItsOwnRole runs every suite alone, in verify mode, with an
+// account bound to that suite's role only (`nodeconform rbac --suite S`):
+// a run of every suite holds the union of their permissions, which hid a
+// row one suite lacked (the sysctl suite's nodes/proxy, the cluster
+// suite's pods/exec, found by review, 2026-12-07). The suites that
+// change nothing run side by side, the others one after the other.
+func eachSuiteWithItsOwnRole(ctx context.Context, t *testing.T, adminKubeconfig, probeImage, profile string) {
+	t.Helper()
+	type outcome struct {
+		suite string
+		res   report.Results
+		err   error
+	}
+	run := func(suite string) outcome {
+		kubeconfig := leastPrivilege(ctx, t, adminKubeconfig, access.ClusterRole("nodeconform-e2e-"+suite, access.For([]string{suite}, ModeVerify)))
+		dir := t.TempDir()
+		o := Options{Kubeconfig: kubeconfig, ProbeImage: probeImage, Mode: ModeVerify, Profile: profile, Suites: []string{suite},
+			ReportDir: filepath.Join(dir, "reports"), SuitesDir: filepath.Join(dir, "suites"), SourceDir: e2e.FindModuleRoot(), Timeout: 15 * time.Minute, Quiet: true}
+		if err := o.Validate(); err != nil {
+			return outcome{suite: suite, err: err}
+		}
+		if err := os.MkdirAll(o.SuitesDir, 0o755); err != nil {
+			return outcome{suite: suite, err: err}
+		}
+		res, err := Run(ctx, o, kindcmd.NewLogger(), io.Discard)
+		return outcome{suite, res, err}
+	}
+	var side, alone []string
+	for _, s := range Suites {
+		if Concurrent[s] {
+			side = append(side, s)
+		} else {
+			alone = append(alone, s)
+		}
+	}
+	outcomes := make([]outcome, len(side))
+	var wg sync.WaitGroup
+	for i, s := range side {
+		wg.Go(func() { outcomes[i] = run(s) })
+	}
+	wg.Wait()
+	for _, s := range alone {
+		outcomes = append(outcomes, run(s))
+	}
+	for _, oc := range outcomes {
+		if oc.err != nil {
+			t.Errorf("suite %s with its own role: %v", oc.suite, oc.err)
+			continue
+		}
+		passed := 0
+		for _, s := range oc.res.Specs {
+			switch s.State {
+			case report.Failed:
+				t.Errorf("suite %s with its own role: %s: %s", oc.suite, s.Name, s.Failure)
+			case report.Passed:
+				passed++
+			}
+		}
+		t.Logf("suite %s with its own role: %d specs passed of %d", oc.suite, passed, len(oc.res.Specs))
+	}
 }

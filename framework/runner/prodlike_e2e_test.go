@@ -167,4 +167,5 @@ func TestProductionLikeCluster(t *testing.T) {
 	// one only the runtimeclass suite does) is refused before the run
 	// creates anything, both named.
 	refusedForMissing(ctx, t, st.Kubeconfig, st.ProbeImage, []string{"create pods/exec in every namespace", "list runtimeclasses.node.k8s.io (cluster-scoped)"})
+	eachSuiteWithItsOwnRole(ctx, t, st.Kubeconfig, st.ProbeImage, st.Profile)
 }

@@ -293,10 +293,13 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		_, err := e.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var msg string
+		// An event list the API refuses is not an event: it passed as one
+		// until 2026-12-07 (the error's text was the awaited string).
+		var listErr error
 		e.Eventually(ctx, func(ctx context.Context) string {
 			ev, err := e.Clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
-			if err != nil {
-				return err.Error()
+			if listErr = err; err != nil {
+				return ""
 			}
 			for _, x := range ev.Items {
 				if sc.NamesMissingFile(x.Message, missing) {
@@ -304,7 +307,9 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 				}
 			}
 			return msg
-		}, e.Config.Timeouts.PodReady.Duration).ShouldNot(BeEmpty(), "no event says that %s does not exist", sc.ProcPath(missing))
+		}, e.Config.Timeouts.PodReady.Duration).ShouldNot(BeEmpty(), func() string {
+			return fmt.Sprintf("no event says that %s does not exist (last event list error: %v)", sc.ProcPath(missing), listErr)
+		})
 		got, err := e.Clientset.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		evidence.Record("missingSysctl", map[string]string{"event": msg, "phase": string(got.Status.Phase)})
