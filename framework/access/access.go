@@ -81,7 +81,7 @@ type rule struct {
 	// name narrows the permission to one object (resourceNames).
 	name      string
 	verbs     []string
-	namespace            string
+	namespace string
 	// suites that use it; none: every suite.
 	suites []string
 	// applyOnly: only apply mode uses it (verify mode writes nothing
