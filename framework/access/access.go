@@ -14,8 +14,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	authv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,13 +43,18 @@ type Need struct {
 	IfServed bool
 }
 
+// ResourcePath is the resource as RBAC rules name it: "pods/exec".
+func (n Need) ResourcePath() string {
+	if n.Subresource == "" {
+		return n.Resource
+	}
+	return n.Resource + "/" + n.Subresource
+}
+
 // String names the permission as an error reader checks it with
 // `kubectl auth can-i`.
 func (n Need) String() string {
-	r := n.Resource
-	if n.Subresource != "" {
-		r += "/" + n.Subresource
-	}
+	r := n.ResourcePath()
 	if n.Group != "" {
 		r += "." + n.Group
 	}
@@ -92,8 +97,9 @@ type rule struct {
 	why      string
 }
 
-// probeSuites reach the nodes through the run's probe DaemonSet.
-var probeSuites = []string{"primitives", "sysctl", "nfd", "cgroups", "runtimeclass", "encapsulation"}
+// ProbeSuites reach the nodes through the run's probe DaemonSet (the
+// runner's NodeAccess; a runner test keeps the two equal).
+var ProbeSuites = []string{"primitives", "sysctl", "nfd", "cgroups", "runtimeclass", "encapsulation"}
 
 // rules is every permission a run uses, read from the code and checked
 // by running every suite in verify mode with a service account bound to
@@ -108,8 +114,8 @@ var rules = []rule{
 	{resource: "pods", sub: "log", verbs: []string{"get"}, why: "a failed pod's output as evidence"},
 	{resource: "events", verbs: []string{"list"}, why: "why a pod did not start, as evidence"},
 	{group: "coordination.k8s.io", resource: "leases", verbs: []string{"create", "get", "update"}, why: "the run's owner lease (a killed run's leftovers are told from a live run's) and the nodes' heartbeats"},
-	{group: "apps", resource: "daemonsets", verbs: []string{"create", "get"}, suites: probeSuites, why: "the run's privileged probe DaemonSet, which reads each node's kernel and files"},
-	{resource: "pods", sub: "exec", verbs: []string{"create"}, suites: append([]string{"cluster"}, probeSuites...), why: "run the readers in the probe pods and the cluster suite's client pod"},
+	{group: "apps", resource: "daemonsets", verbs: []string{"create", "get"}, suites: ProbeSuites, why: "the run's privileged probe DaemonSet, which reads each node's kernel and files"},
+	{resource: "pods", sub: "exec", verbs: []string{"create"}, suites: append([]string{"cluster"}, ProbeSuites...), why: "run the readers in the probe pods and the cluster suite's client pod"},
 	{group: "apps", resource: "deployments", verbs: []string{"create"}, suites: []string{"sysctl"}, why: "sysctls in a Deployment's, a StatefulSet's and a DaemonSet's pod template"},
 	{group: "apps", resource: "statefulsets", verbs: []string{"create"}, suites: []string{"sysctl"}, why: "sysctls in a Deployment's, a StatefulSet's and a DaemonSet's pod template"},
 	{resource: "services", verbs: []string{"create"}, suites: []string{"cluster", "primitives"}, why: "a Service of the run's own, reached by a pod and programmed by kube-proxy"},
@@ -170,34 +176,26 @@ func Served(needs []Need, groups []string) []Need {
 // An error is a review the server did not answer, not a denial.
 func Missing(ctx context.Context, cs kubernetes.Interface, needs []Need) ([]Need, error) {
 	denied := make([]bool, len(needs))
-	errs := make([]error, len(needs))
-	var wg sync.WaitGroup
 	// The reviews are independent and cheap: asked side by side, a run
 	// pays for one round trip, not thirty.
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i, n := range needs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
 				Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
 					Namespace: n.Namespace, Verb: n.Verb, Group: n.Group, Resource: n.Resource, Subresource: n.Subresource, Name: n.Name,
 				}},
 			}, metav1.CreateOptions{})
 			if err != nil {
-				errs[i] = fmt.Errorf("ask whether the credentials may %s: %w", n, err)
-				return
+				return fmt.Errorf("ask whether the credentials may %s: %w", n, err)
 			}
 			denied[i] = !r.Status.Allowed
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	var out []Need
 	for i, n := range needs {
@@ -259,11 +257,7 @@ func ClusterRole(name string, needs []Need) *rbacv1.ClusterRole {
 	verbs := map[key][]string{}
 	var order []key
 	for _, n := range needs {
-		r := n.Resource
-		if n.Subresource != "" {
-			r += "/" + n.Subresource
-		}
-		k := key{n.Group, r, n.Name}
+		k := key{n.Group, n.ResourcePath(), n.Name}
 		if _, ok := verbs[k]; !ok {
 			order = append(order, k)
 		}

@@ -80,21 +80,14 @@ func TestVerifyWritesOnlyItsOwn(t *testing.T) {
 		case "get", "list", "watch":
 			continue
 		}
-		r := n.Resource
-		if n.Subresource != "" {
-			r += "/" + n.Subresource
-		}
-		if !own[r] {
+		if !own[n.ResourcePath()] {
 			t.Errorf("verify mode needs %s", n)
 		}
 	}
 }
 
 func grants(role *rbacv1.ClusterRole, n Need) bool {
-	r := n.Resource
-	if n.Subresource != "" {
-		r += "/" + n.Subresource
-	}
+	r := n.ResourcePath()
 	for _, p := range role.Rules {
 		if len(p.ResourceNames) > 0 && !slices.Contains(p.ResourceNames, n.Name) {
 			continue
@@ -125,11 +118,7 @@ func TestClusterRoleGrantsExactlyTheNeeds(t *testing.T) {
 			// Nothing more: each granted triple is a need.
 			want := map[string]bool{}
 			for _, n := range needs {
-				r := n.Resource
-				if n.Subresource != "" {
-					r += "/" + n.Subresource
-				}
-				want[n.Group+"|"+r+"|"+n.Verb+"|"+n.Name] = true
+				want[n.Group+"|"+n.ResourcePath()+"|"+n.Verb+"|"+n.Name] = true
 			}
 			for _, p := range role.Rules {
 				for _, g := range p.APIGroups {

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/nodeconform/nodeconform/framework/access"
 	"github.com/nodeconform/nodeconform/framework/report"
 )
 
@@ -172,6 +174,21 @@ func TestSuiteSpecsReportsUnreportedFailures(t *testing.T) {
 			t.Errorf("%s: [suite] failure %q, want it to say %q", c.name, got, c.want)
 		case c.want != "" && !strings.Contains(got, "cluster.log"):
 			t.Errorf("%s: %q does not say where the output is", c.name, got)
+		}
+	}
+}
+
+// The permission table's probe suites are the runner's: a suite that
+// starts using the probe needs its DaemonSet and exec rights checked.
+func TestProbeSuitesMatchNodeAccess(t *testing.T) {
+	for _, s := range Suites {
+		if NodeAccess[s] != slices.Contains(access.ProbeSuites, s) {
+			t.Errorf("suite %s: runner.NodeAccess %v, access.ProbeSuites %v", s, NodeAccess[s], access.ProbeSuites)
+		}
+	}
+	for _, s := range access.ProbeSuites {
+		if !slices.Contains(Suites, s) {
+			t.Errorf("access.ProbeSuites names %s, not a suite", s)
 		}
 	}
 }
