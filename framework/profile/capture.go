@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,7 +18,11 @@ type Observed struct {
 
 // labelPreference orders the labels capture may select a group by: role
 // labels first, then pool-like labels, hostname last.
-var labelPreference = []string{"node-role.kubernetes.io/", "node.kubernetes.io/", "nodeconform.io/", "machineconfiguration.openshift.io/", "kubernetes.io/hostname"}
+var labelPreference = []string{"node-role.kubernetes.io/", "node.kubernetes.io/", "nodeconform.io/", "machineconfiguration.openshift.io/", hostnameLabel}
+
+// hostnameLabel is the kubelet's own label of its host name; its value is
+// not always the node's name.
+const hostnameLabel = "kubernetes.io/hostname"
 
 // ignoredLabels never make a selector: they are not about the node's role
 // and differ or change with no intent behind them.
@@ -49,6 +54,7 @@ func Capture(name string, nodes []Observed) (*Profile, error) {
 	}
 	p := &Profile{APIVersion: APIVersion, Kind: Kind, Metadata: Metadata{Name: name}}
 	used := map[string]bool{}
+	want := map[string]string{} // node → the group made for it
 	for _, c := range clusters {
 		sort.Slice(c.members, func(i, j int) bool { return c.members[i].Name < c.members[j].Name })
 		sel := selectorFor(c.members, nodes)
@@ -61,10 +67,42 @@ func Capture(name string, nodes []Observed) (*Profile, error) {
 			gname = fmt.Sprintf("%s-%d", base, i)
 		}
 		used[gname] = true
+		for _, m := range c.members {
+			want[m.Name] = gname
+		}
 		p.Spec.Groups = append(p.Spec.Groups, Group{Name: gname, NodeSelector: sel, Node: intent})
 	}
 	sort.Slice(p.Spec.Groups, func(i, j int) bool { return p.Spec.Groups[i].Name < p.Spec.Groups[j].Name })
-	return p, p.Validate()
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	return p, selectsAsCaptured(p, nodes, want)
+}
+
+// selectsAsCaptured reads the profile back against the nodes it was
+// captured from: each node must land in the group made for it. A profile
+// that leaves a node out would have that node skipped, not judged, by
+// every run that uses it.
+func selectsAsCaptured(p *Profile, nodes []Observed, want map[string]string) error {
+	var nl []NodeLabels
+	for _, n := range nodes {
+		nl = append(nl, NodeLabels{Name: n.Name, Labels: n.Labels})
+	}
+	m, err := p.Resolve(nl)
+	if err != nil {
+		return fmt.Errorf("the captured profile does not read back: %w", err)
+	}
+	var errs []error
+	for _, n := range nodes {
+		got := "no group"
+		if g := m.Group[n.Name]; g != nil {
+			got = "group " + g.Name
+		}
+		if got != "group "+want[n.Name] {
+			errs = append(errs, fmt.Errorf("node %s was captured into group %s but the profile puts it in %s (its labels cannot tell it from the other nodes: give it a label of its own)", n.Name, want[n.Name], got))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func stateKey(s State) string {
@@ -134,11 +172,18 @@ func selectorFor(members, all []Observed) metav1.LabelSelector {
 	// A group that is "every node without the labels the others use"
 	// (kind workers carry no role label): select by absence of the
 	// other groups' exclusive labels is fragile; name the hosts instead.
+	// By the label's value, not the node's name: the two differ where a
+	// cloud provider names the node (and the kubelet labels its own
+	// hostname) or where an admin relabelled it.
 	var hosts []string
 	for _, m := range members {
-		hosts = append(hosts, m.Name)
+		h, ok := m.Labels[hostnameLabel]
+		if !ok {
+			h = m.Name // no label to select it by: Capture's own check names it
+		}
+		hosts = append(hosts, h)
 	}
-	return metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: metav1.LabelSelectorOpIn, Values: hosts}}}
+	return metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: hostnameLabel, Operator: metav1.LabelSelectorOpIn, Values: hosts}}}
 }
 
 func preference(k string) int {
@@ -165,7 +210,7 @@ func groupName(sel metav1.LabelSelector, members []Observed) string {
 		if i := strings.LastIndexByte(k, '/'); i >= 0 {
 			name = k[i+1:]
 		}
-		if k == "kubernetes.io/hostname" {
+		if k == hostnameLabel {
 			return v
 		}
 		if v != "" && v != "true" {

@@ -192,6 +192,34 @@ func TestCaptureRoundTrip(t *testing.T) {
 	}
 }
 
+// A group selected by hostname names the kubelet's label values, which
+// differ from node names where a cloud provider or an admin set them; a
+// node no selector can tell apart is an error, not a node left out.
+func TestCaptureSelectsByHostnameLabel(t *testing.T) {
+	st := func(allow string) State {
+		return State{FieldAllowedUnsafeSysctls: allow, FieldCgroupVersion: "v1", FieldPodPidsLimit: "4096", FieldCPUCFSQuota: "true", FieldHugePages2Mi: "0"}
+	}
+	obs := func(w2Labels map[string]string) []Observed {
+		return []Observed{
+			{"cp", nodes()[0].Labels, st("")},
+			{"w1", nodes()[1].Labels, st("net.*")},
+			{"w2", w2Labels, st("")},
+		}
+	}
+	p, err := Capture("lab", obs(map[string]string{"nodeconform.io/worker": "2", "kubernetes.io/hostname": "w2.corp.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := Encode(p)
+	if !strings.Contains(string(out), "w2.corp.example") {
+		t.Errorf("w2 should be selected by its hostname label's value:\n%s", out)
+	}
+	_, err = Capture("lab", obs(map[string]string{"nodeconform.io/worker": "2"}))
+	if err == nil || !strings.Contains(err.Error(), "node w2 was captured into group") {
+		t.Errorf("a node without a hostname label and no label of its own: %v", err)
+	}
+}
+
 func TestDefaultsFoldIntoGroups(t *testing.T) {
 	in := strings.Replace(good, "spec:\n", "spec:\n  defaults: {cgroupDriver: systemd, podPidsLimit: 1024}\n", 1)
 	p, err := Parse([]byte(in))

@@ -433,22 +433,22 @@ func describeMechanics() {
 
 		It("merges the RuntimeClass's nodeSelector and tolerations into the pod and honours them", func(ctx SpecContext) {
 			e.SkipInVerify("this spec creates a RuntimeClass (cluster-scoped)")
-			target, taints := taintedNode(ctx, e)
+			target, hostname, taints := taintedNode(ctx, e)
 			tolerations := []corev1.Toleration{{Key: "nodeconform.io/sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 			for _, t := range taints {
 				tolerations = append(tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOpExists, Effect: t.Effect})
 			}
 			sched := createRuntimeClass(ctx, e, &nodev1.RuntimeClass{
 				ObjectMeta: metav1.ObjectMeta{Name: "nodeconform-sched-" + e.RunID}, Handler: handler,
-				Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{hostnameLabel: target}, Tolerations: tolerations},
+				Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{hostnameLabel: hostname}, Tolerations: tolerations},
 			})
 			ns := e.Namespace(ctx, "rc-scheduling", "baseline")
 			p := classPod(e, ns, "placed", sched.Name, "", oneContainer())
 			p.Spec.Tolerations = nil // only what the RuntimeClass brings
 			got := run(ctx, e, p)
-			evidence.Record("placed", map[string]any{"target": target, "targetTaints": taints, "nodeName": got.Spec.NodeName,
+			evidence.Record("placed", map[string]any{"target": target, "targetHostname": hostname, "targetTaints": taints, "nodeName": got.Spec.NodeName,
 				"nodeSelector": got.Spec.NodeSelector, "tolerations": got.Spec.Tolerations})
-			Expect(got.Spec.NodeSelector).To(HaveKeyWithValue(hostnameLabel, target))
+			Expect(got.Spec.NodeSelector).To(HaveKeyWithValue(hostnameLabel, hostname))
 			for _, t := range tolerations {
 				Expect(got.Spec.Tolerations).To(ContainElement(t))
 			}
@@ -459,7 +459,7 @@ func describeMechanics() {
 
 			// A pod whose own nodeSelector contradicts the RuntimeClass's is refused.
 			other := classPod(e, ns, "conflict", sched.Name, "", oneContainer())
-			other.Spec.NodeSelector = map[string]string{hostnameLabel: target + "-elsewhere"}
+			other.Spec.NodeSelector = map[string]string{hostnameLabel: hostname + "-elsewhere"}
 			_, err := dryRun(ctx, e, other)
 			Expect(err).To(HaveOccurred(), "a pod contradicting the RuntimeClass nodeSelector was admitted")
 			evidence.Record("conflict", err.Error())
@@ -1217,11 +1217,23 @@ func nodeFor(ctx context.Context, e *e2e.Env, rc *nodev1.RuntimeClass) string {
 // pod reaches it only if the RuntimeClass's tolerations were merged), or
 // else the last node by name, so placement is not the scheduler's first
 // choice by chance.
-func taintedNode(ctx context.Context, e *e2e.Env) (string, []corev1.Taint) {
+func taintedNode(ctx context.Context, e *e2e.Env) (name, hostname string, taints []corev1.Taint) {
 	nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
+	// A RuntimeClass selects by label: only a node with its hostname label
+	// can be its target, and by that label's value, which is not always
+	// the node's name.
+	var labelled []corev1.Node
 	for _, n := range nodes.Items {
+		if _, ok := n.Labels[hostnameLabel]; ok {
+			labelled = append(labelled, n)
+		}
+	}
+	if len(labelled) == 0 {
+		Skip("no node carries the " + hostnameLabel + " label for a RuntimeClass nodeSelector to select it by")
+	}
+	for _, n := range labelled {
 		var taints []corev1.Taint
 		for _, t := range n.Spec.Taints {
 			if t.Effect == corev1.TaintEffectNoSchedule {
@@ -1229,8 +1241,9 @@ func taintedNode(ctx context.Context, e *e2e.Env) (string, []corev1.Taint) {
 			}
 		}
 		if len(taints) > 0 && len(taints) == len(n.Spec.Taints) {
-			return n.Name, taints
+			return n.Name, n.Labels[hostnameLabel], taints
 		}
 	}
-	return nodes.Items[len(nodes.Items)-1].Name, nil
+	last := labelled[len(labelled)-1]
+	return last.Name, last.Labels[hostnameLabel], nil
 }

@@ -321,13 +321,14 @@ var _ = Describe("Pod sysctls", Ordered, ContinueOnFailure, Label("sysctl"), fun
 		want := corev1.Sysctl{Name: "net.ipv4.ip_local_port_range", Value: "1100 60999"}
 		tmpl := podWithSysctls(ns, "", e.ProbeImage, "", []corev1.Sysctl{want})
 		// Only on the judged nodes that can be examined: a DaemonSet pod
-		// on a broken or unselected node would never be Ready.
-		var names []string
+		// on a broken or unselected node would never be Ready. By node
+		// name (a field), not the hostname label, whose value may differ;
+		// a field selector takes one value, so one term (ORed) per node.
+		var terms []corev1.NodeSelectorTerm
 		for _, n := range nodes {
-			names = append(names, n.Name)
+			terms = append(terms, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{n.Name}}}})
 		}
-		tmpl.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: names}}}}}}}
+		tmpl.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
 		labels := map[string]string{"app": "sysctl-workload", workload.ManagedLabel: "true"}
 		tmpl.Labels = labels
 		spec := corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
