@@ -22,7 +22,7 @@ export CGO_ENABLED := 0
 export NODECONFORM_RECREATE_BROKEN ?= 1
 export GOFLAGS := $(strip $(filter-out -trimpath -buildvcs=%,$(GOFLAGS)) -trimpath -buildvcs=false)
 
-.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e cgroupfs-e2e test bench-cluster bench-probe bench-scale bench-upstream clean distclean
+.PHONY: all build unit images cluster e2e vm-e2e test-lab test-vm test-matrix verify-readonly findings-e2e interrupt-e2e prodlike-e2e cgroupfs-e2e single-e2e test bench-cluster bench-probe bench-scale bench-upstream clean distclean
 
 all: build
 
@@ -99,6 +99,11 @@ prodlike-e2e: images
 cgroupfs-e2e: images
 	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 30m -run TestCgroupfsCluster -v ./framework/runner/
 
+# A single-node cluster (kindconfigs/single.yaml: the control plane runs
+# the pods), every suite, then its kube-proxy and CoreDNS broken by hand.
+single-e2e: images
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 30m -run TestSingleNodeCluster -v ./framework/runner/
+
 # The cgroup v2 VM worker (QEMU, Debian's kernel with the unified
 # hierarchy) joined to the lab cluster, then the suites (VM_SUITES, empty:
 # every suite) on all nodes: the v1 kind nodes and the v2 VM, judged with
@@ -164,7 +169,7 @@ test-lab:
 CI_VM_BUDGET ?= 40:cgroups,runtimeclass,sysctl 50:cgroups,sysctl 58:sysctl
 test:
 	@start=$$(date +%s); set -e; \
-	$(MAKE) unit findings-e2e interrupt-e2e cgroupfs-e2e; \
+	$(MAKE) unit findings-e2e interrupt-e2e cgroupfs-e2e single-e2e; \
 	spent=$$(( ($$(date +%s) - start) / 60 )); suites='$(CI_VM_SUITES)'; \
 	if [ -z "$$suites" ]; then \
 		for step in $(CI_VM_BUDGET); do \

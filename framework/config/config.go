@@ -118,9 +118,10 @@ type Config struct {
 		Join Duration `json:"join"`
 	} `json:"vm"`
 	Cluster struct {
-		Name       string `json:"name"`
-		MinNodes   int    `json:"minNodes"`
-		MinWorkers int    `json:"minWorkers"`
+		Name     string `json:"name"`
+		MinNodes int    `json:"minNodes"`
+		// MinWorkers is ignored (older configuration files set it).
+		MinWorkers int `json:"minWorkers"`
 	} `json:"cluster"`
 }
 
