@@ -268,9 +268,10 @@ func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string 
 	return ns.Name
 }
 
-// Eventually polls with the configured interval within timeout.
+// Eventually polls with the configured interval within timeout, and stops
+// at the first refusal the API server would repeat (stopOnRefusal).
 func (e *Env) Eventually(ctx context.Context, f any, timeout time.Duration) gomega.AsyncAssertion {
-	return gomega.Eventually(ctx, f).WithTimeout(timeout).WithPolling(e.Config.Intervals.Poll.Duration)
+	return gomega.Eventually(ctx, stopOnRefusal(f)).WithTimeout(timeout).WithPolling(e.Config.Intervals.Poll.Duration)
 }
 
 // String names the cluster in messages.

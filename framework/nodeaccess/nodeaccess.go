@@ -410,6 +410,11 @@ func (p *Probes) HostRetry(ctx context.Context, node string, retry time.Duration
 		if err == nil {
 			return r, nil
 		}
+		if workload.Refused(err) {
+			// Not the node: the API server (RBAC, an admission
+			// policy) will refuse every exec, on every node, again.
+			return r, fmt.Errorf("%w: %s", err, workload.RefusedAdvice)
+		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			return r, fmt.Errorf("%w (node unreachable for %s)", err, retry)
 		}
