@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"reflect"
+	"strings"
 
 	"github.com/onsi/gomega"
 
@@ -30,7 +31,11 @@ func stopOnRefusal(f any) any {
 		}
 		last := len(out) - 1
 		if err, _ := out[last].Interface().(error); workload.Refused(err) {
-			var stop error = gomega.StopTrying("the API server refused it, and will again: " + workload.RefusedAdvice).Wrap(err)
+			msg := "the API server refused it, and will again"
+			if !strings.Contains(err.Error(), workload.RefusedAdvice) {
+				msg += ": " + workload.RefusedAdvice
+			}
+			var stop error = gomega.StopTrying(msg).Wrap(err)
 			out[last] = reflect.ValueOf(&stop).Elem()
 		}
 		return out

@@ -57,7 +57,7 @@ func (p *Probes) Restart(ctx context.Context, node string, units, comms []string
 	var before map[string]int
 	var err error
 	for reach := time.Now().Add(timeout); ; {
-		if before, err = p.pids(ctx, node, comms); err == nil || time.Now().After(reach) || ctx.Err() != nil {
+		if before, err = p.pids(ctx, node, comms); err == nil || workload.Refused(err) || time.Now().After(reach) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(2 * time.Second)

@@ -218,6 +218,14 @@ func TestCaptureSelectsByHostnameLabel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "node w2 was captured into group") {
 		t.Errorf("a node without a hostname label and no label of its own: %v", err)
 	}
+	// No member has the label: the group matches nothing, and both nodes
+	// are still named.
+	noHost := obs(map[string]string{"nodeconform.io/worker": "2"})
+	noHost[0].Labels = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+	_, err = Capture("lab", noHost)
+	if err == nil || !strings.Contains(err.Error(), "node cp was captured") || !strings.Contains(err.Error(), "node w2 was captured") {
+		t.Errorf("a group no member's label selects: %v", err)
+	}
 }
 
 func TestDefaultsFoldIntoGroups(t *testing.T) {

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strings"
@@ -8,8 +9,12 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/klient"
 
+	"github.com/nodeconform/nodeconform/framework/cluster"
+	"github.com/nodeconform/nodeconform/framework/config"
 	"github.com/nodeconform/nodeconform/framework/report"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -47,18 +52,54 @@ func TestExecRefusedByPolicy(t *testing.T) {
 		PolicyName: name, ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
 	}}
 	adm := cs.AdmissionregistrationV1()
-	t.Cleanup(func() {
+	remove := func() {
 		ctx := context.Background()
 		_ = adm.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
 		_ = adm.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
-	})
+	}
+	remove() // a run killed before its cleanup left them
+	t.Cleanup(remove)
+	// A pod in a namespace like nodeconform's, never scheduled (its node
+	// does not exist): admission judges an exec into it before anything
+	// else does, so its answer says whether the policy is in force there.
+	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: cs, Prefix: "e2e-exec", PodSecurity: "baseline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = workload.StartNamespaceDeletion(context.Background(), cs, ns.Name) })
+	marker := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "marker", Namespace: ns.Name}, Spec: corev1.PodSpec{NodeName: "nowhere",
+		Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10.2"}}}}
+	if _, err := cs.CoreV1().Pods(ns.Name).Create(ctx, marker, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kl, err := klient.NewWithKubeConfigFile(cluster.DefaultKubeconfigPath(config.Default().Cluster.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// inForce waits until an exec into the marker is refused (or not):
+	// the API server's policy informer takes a moment either way.
+	inForce := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var o, e bytes.Buffer
+			err := kl.Resources().ExecInPod(ctx, ns.Name, "marker", "c", []string{"true"}, &o, &e)
+			if workload.Refused(err) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("policy in force in %s: want %v, exec answered %v", ns.Name, want, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	if _, err := adm.ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // the API server's policy informer
+	inForce(true)
 	dir := t.TempDir()
 	suites := []string{"cluster", "primitives"}
 	began := time.Now()
@@ -91,7 +132,7 @@ func TestExecRefusedByPolicy(t *testing.T) {
 	if _, err := adm.ValidatingAdmissionPolicyBindings().Update(ctx, b, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	inForce(false)
 	res = runSuites(ctx, t, dir, "exempted", Options{Mode: ModeApply, Profile: labProfile(), Suites: suites})
 	if f := failed(res); len(f) != 0 {
 		t.Errorf("with nodeconform's namespaces exempted: %+v", f)

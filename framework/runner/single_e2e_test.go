@@ -36,10 +36,18 @@ func TestSingleNodeCluster(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to create the single-node kind cluster (make single-e2e)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	// Below make single-e2e's go test timeout (30m), whose panic would
+	// skip the cleanup.
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	t.Setenv("NODECONFORM_CLUSTER", singleCluster)
 	kind := cluster.NewKind(singleCluster)
+	// A cluster left by a killed run has its kube-proxy and CoreDNS broken.
+	if ok, _ := kind.Exists(); ok {
+		if err := kind.Delete(); err != nil {
+			t.Fatalf("delete the kind cluster %q a killed run left: %v", singleCluster, err)
+		}
+	}
 	t.Cleanup(func() {
 		if err := kind.Delete(); err != nil {
 			t.Errorf("delete kind cluster %q: %v", singleCluster, err)
