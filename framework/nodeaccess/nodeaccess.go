@@ -158,6 +158,11 @@ func (p *Probes) Ready() int {
 	return len(p.pods)
 }
 
+// probeContainer is the probe DaemonSet's container, named in every exec:
+// a cluster that injects a sidecar into every pod (a service mesh, an
+// agent) gives the pod a second one, and an exec naming none is refused.
+const probeContainer = "probe"
+
 // waitReady waits until the probe is Ready on every node it was scheduled
 // to, or until every pod that is not Ready is stuck for a reason its
 // node's events name (no sandbox, no image): those nodes go to Problems
@@ -481,7 +486,7 @@ func daemonSet(ns, image string) *appsv1.DaemonSet {
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": DaemonSetName}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{workload.DefaultContainerAnnotation: probeContainer}},
 				Spec: corev1.PodSpec{
 					HostPID: true,
 					// The probe and every check are Linux's; other nodes
@@ -491,7 +496,7 @@ func daemonSet(ns, image string) *appsv1.DaemonSet {
 					TerminationGracePeriodSeconds: &grace,
 					PriorityClassName:             "system-node-critical",
 					Containers: []corev1.Container{{
-						Name:            "probe",
+						Name:            probeContainer,
 						Image:           image,
 						ImagePullPolicy: corev1.PullIfNotPresent,
 						Args:            []string{"sleep"},

@@ -310,8 +310,9 @@ func (p *Probes) openSession(ctx context.Context, pod string) (*session, error) 
 func (p *Probes) startSession(ctx context.Context, pod string) (*session, error) {
 	req := p.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.Namespace).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
-			Command: []string{"/nodeconform-probe", "session"},
-			Stdin:   true, Stdout: true, Stderr: true,
+			Container: probeContainer,
+			Command:   []string{"/nodeconform-probe", "session"},
+			Stdin:     true, Stdout: true, Stderr: true,
 		}, scheme.ParameterCodec)
 	ex, err := remotecommand.NewSPDYExecutor(p.kl.RESTConfig(), "POST", req.URL())
 	if err != nil {

@@ -21,9 +21,18 @@ func ResourcesChanged(asked, admitted *corev1.Pod) string {
 	for _, c := range append(append([]corev1.Container{}, admitted.Spec.InitContainers...), admitted.Spec.Containers...) {
 		got[c.Name] = c.Resources
 	}
+	built := map[string]bool{}
 	for _, c := range append(append([]corev1.Container{}, asked.Spec.InitContainers...), asked.Spec.Containers...) {
+		built[c.Name] = true
 		if d := requirementsChanged(c.Resources, got[c.Name]); d != "" {
 			out = append(out, "container "+c.Name+": "+d)
+		}
+	}
+	// A sidecar injected into every pod (a service mesh, an agent) makes
+	// the pod's QoS class and its cgroup totals its own too.
+	for _, c := range append(append([]corev1.Container{}, admitted.Spec.InitContainers...), admitted.Spec.Containers...) {
+		if !built[c.Name] {
+			out = append(out, fmt.Sprintf("container %s added by admission (%s, requests %s, limits %s)", c.Name, c.Image, listString(c.Resources.Requests), listString(c.Resources.Limits)))
 		}
 	}
 	var a, g corev1.ResourceRequirements

@@ -38,4 +38,11 @@ func TestResourcesChanged(t *testing.T) {
 	if got, want := ResourcesChanged(asked, admitted), "pod: limits none admitted as cpu=500m,memory=256Mi"; got != want {
 		t.Errorf("pod-level: got %q, want %q", got, want)
 	}
+	// A sidecar injected by admission (seen on the lab with a policy
+	// appending a pause container to every pod).
+	asked, admitted = podWith(corev1.ResourceRequirements{}), podWith(corev1.ResourceRequirements{})
+	admitted.Spec.Containers = append(admitted.Spec.Containers, corev1.Container{Name: "mesh-proxy", Image: "registry.k8s.io/pause:3.10.2"})
+	if got, want := ResourcesChanged(asked, admitted), "container mesh-proxy added by admission (registry.k8s.io/pause:3.10.2, requests none, limits none)"; got != want {
+		t.Errorf("sidecar: got %q, want %q", got, want)
+	}
 }

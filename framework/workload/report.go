@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -32,8 +34,20 @@ func ReadReport(ctx context.Context, cs kubernetes.Interface, ns, pod, container
 	defer cost.Time(cost.PhaseLogRead, time.Now())
 	var reads []probeapi.Read
 	var last string
+	if container == "" {
+		container = chosenContainer(ns, pod)
+	}
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		raw, err := cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
+		// DoRaw's error for a 400 is generic ("the server rejected our
+		// request for an unknown reason"); the reason is in the body.
+		if container == "" && err != nil && (mustNameContainer(err) || mustNameContainer(errors.New(string(raw)))) {
+			c, err := defaultContainer(ctx, ns, pod, func(ctx context.Context) (*corev1.Pod, error) {
+				return cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			})
+			container = c
+			return false, err
+		}
 		if err != nil {
 			last = err.Error()
 			return false, nil

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -216,7 +217,8 @@ func ProbePod(in ProbePodInput) *corev1.Pod {
 		c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intOrPort(in.Port)}}, PeriodSeconds: 1}
 	}
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: labels,
+			Annotations: map[string]string{DefaultContainerAnnotation: c.Name}},
 		Spec: corev1.PodSpec{
 			NodeName:                      in.NodeName,
 			Containers:                    []corev1.Container{c},
@@ -512,10 +514,14 @@ func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []stri
 	return ExecJSONIn(ctx, kl, ns, pod, "", args, out)
 }
 
-// ExecJSONIn is ExecJSON in a named container ("" for the first).
+// ExecJSONIn is ExecJSON in a named container ("" for the pod's default:
+// see defaultContainer).
 func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string, args []string, out any) error {
 	var stdout, stderr bytes.Buffer
 	cmd := append([]string{"/nodeconform-probe"}, args...)
+	if container == "" {
+		container = chosenContainer(ns, pod)
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		stdout.Reset()
@@ -523,6 +529,16 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		start := time.Now()
 		err = kl.Resources().ExecInPod(ctx, ns, pod, container, cmd, &stdout, &stderr)
 		cost.Time(cost.PhaseExec, start)
+		if container == "" && mustNameContainer(err) {
+			if container, err = defaultContainer(ctx, ns, pod, func(ctx context.Context) (*corev1.Pod, error) {
+				var p corev1.Pod
+				return &p, kl.Resources(ns).Get(ctx, pod, ns, &p)
+			}); err != nil {
+				return err
+			}
+			attempt-- // not an attempt: the exec did not reach the pod
+			continue
+		}
 		if !execAgain(attempt, args, stdout.Bytes(), err) {
 			break
 		}
@@ -543,6 +559,50 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 		err = fmt.Errorf("the exec ended with neither an answer nor an exit status: its stream was cut (%s)", cutOutcome(args))
 	}
 	return DecodeAnswer(ns, pod, args, stdout.Bytes(), stderr.Bytes(), err, out)
+}
+
+// DefaultContainerAnnotation names a pod's main container, as kubectl
+// reads it; ProbePod sets it.
+const DefaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
+
+// chosenContainers caches defaultContainer's answer per namespace/pod.
+var chosenContainers sync.Map
+
+// defaultContainer is the container a request naming none (an exec, a
+// log read) means, for a pod that has more than one because the cluster
+// injected a sidecar (a service mesh, a security agent): the pod's
+// DefaultContainerAnnotation, else its first container, since injectors
+// append theirs after the pod's own. Asked only when the API server
+// refuses such a request without a container (mustNameContainer): one
+// request per pod on such clusters, none elsewhere.
+func defaultContainer(ctx context.Context, ns, name string, get func(context.Context) (*corev1.Pod, error)) (string, error) {
+	p, err := get(ctx)
+	if err != nil {
+		return "", fmt.Errorf("pod %s/%s has several containers and cannot be read to choose one: %w", ns, name, err)
+	}
+	c := p.Annotations[DefaultContainerAnnotation]
+	if c == "" && len(p.Spec.Containers) > 0 {
+		c = p.Spec.Containers[0].Name
+	}
+	if c == "" {
+		return "", fmt.Errorf("pod %s/%s has no container", ns, name)
+	}
+	chosenContainers.Store(ns+"/"+name, c)
+	return c, nil
+}
+
+// chosenContainer is defaultContainer's earlier answer for a pod, or "".
+func chosenContainer(ns, name string) string {
+	if c, ok := chosenContainers.Load(ns + "/" + name); ok {
+		return c.(string)
+	}
+	return ""
+}
+
+// mustNameContainer reports the API server's refusal of a request that
+// names no container in a pod of several.
+func mustNameContainer(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "a container name must be specified")
 }
 
 // execAgain decides whether an exec of the probe command args, which
