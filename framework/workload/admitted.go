@@ -18,11 +18,12 @@ import (
 func ResourcesChanged(asked, admitted *corev1.Pod) string {
 	var out []string
 	got := map[string]corev1.ResourceRequirements{}
-	for _, c := range append(append([]corev1.Container{}, admitted.Spec.InitContainers...), admitted.Spec.Containers...) {
+	admittedAll := containers(admitted)
+	for _, c := range admittedAll {
 		got[c.Name] = c.Resources
 	}
 	built := map[string]bool{}
-	for _, c := range append(append([]corev1.Container{}, asked.Spec.InitContainers...), asked.Spec.Containers...) {
+	for _, c := range containers(asked) {
 		built[c.Name] = true
 		if d := requirementsChanged(c.Resources, got[c.Name]); d != "" {
 			out = append(out, "container "+c.Name+": "+d)
@@ -30,7 +31,7 @@ func ResourcesChanged(asked, admitted *corev1.Pod) string {
 	}
 	// A sidecar injected into every pod (a service mesh, an agent) makes
 	// the pod's QoS class and its cgroup totals its own too.
-	for _, c := range append(append([]corev1.Container{}, admitted.Spec.InitContainers...), admitted.Spec.Containers...) {
+	for _, c := range admittedAll {
 		if !built[c.Name] {
 			out = append(out, fmt.Sprintf("container %s added by admission (%s, requests %s, limits %s)", c.Name, c.Image, listString(c.Resources.Requests), listString(c.Resources.Limits)))
 		}
@@ -46,6 +47,11 @@ func ResourcesChanged(asked, admitted *corev1.Pod) string {
 		out = append(out, "pod: "+d)
 	}
 	return strings.Join(out, "; ")
+}
+
+// containers are a pod's init and regular containers, in that order.
+func containers(p *corev1.Pod) []corev1.Container {
+	return append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
 }
 
 func requirementsChanged(asked, got corev1.ResourceRequirements) string {
