@@ -65,11 +65,12 @@ func (e *Env) expectContainer(ctx context.Context, g gomega.Gomega, ns, pod, wha
 			wait = workload.WaitStarting
 		}
 		_, err := wait(ctx, e.Clientset, ns, pod, timeout, func(p *corev1.Pod) (bool, error) {
-			if len(p.Status.ContainerStatuses) == 0 {
+			st, ok := workload.MainContainerStatus(p)
+			if !ok {
 				seen = fmt.Sprintf("phase %s %s %s, no container status (%s)", p.Status.Phase, p.Status.Reason, p.Status.Message, podConditions(p))
 				return false, nil
 			}
-			status = p.Status.ContainerStatuses[0]
+			status = st
 			seen = containerState(status)
 			return until(status), nil
 		})

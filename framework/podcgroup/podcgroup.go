@@ -16,6 +16,7 @@ import (
 	cg "github.com/nodeconform/nodeconform/framework/cgroups"
 	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/probeapi"
+	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
 // Reader reads cgroups on one node.
@@ -49,13 +50,15 @@ func (r *Reader) ContainerPath(ctx context.Context, p *corev1.Pod, controller st
 	return pathOf(controller)
 }
 
-// containerCgroups asks the node once where the pod's first container
-// runs and answers for any controller from that.
+// containerCgroups asks the node once where the pod's own container
+// (workload.MainContainerStatus) runs and answers for any controller from
+// that.
 func (r *Reader) containerCgroups(ctx context.Context, p *corev1.Pod) (func(controller string) (string, error), error) {
-	if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].ContainerID == "" {
+	st, ok := workload.MainContainerStatus(p)
+	if !ok || st.ContainerID == "" {
 		return nil, fmt.Errorf("pod %s/%s has no running container", p.Namespace, p.Name)
 	}
-	id := p.Status.ContainerStatuses[0].ContainerID
+	id := st.ContainerID
 	if i := strings.Index(id, "://"); i >= 0 {
 		id = id[i+3:]
 	}

@@ -46,3 +46,19 @@ func TestResourcesChanged(t *testing.T) {
 		t.Errorf("sidecar: got %q, want %q", got, want)
 	}
 }
+
+// The pod's own container's status, wherever the kubelet sorted it, and
+// a renamed container when the annotation names one no longer there.
+func TestMainContainerStatus(t *testing.T) {
+	p := ProbePod(ProbePodInput{Namespace: "ns", Name: "p", Image: "img"})
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "istio-proxy", ContainerID: "containerd://s"}, {Name: "probe", ContainerID: "containerd://p"}}
+	if s, ok := MainContainerStatus(p); !ok || s.ContainerID != "containerd://p" {
+		t.Errorf("got %+v %v, want the probe container's status", s, ok)
+	}
+	p.Spec.Containers[0].Name = "a" // as primitives' two-container pod renames it
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "a", ContainerID: "containerd://a"}, {Name: "istio-proxy"}}
+	if s, ok := MainContainerStatus(p); !ok || s.Name != "a" {
+		t.Errorf("renamed: got %+v %v, want container a", s, ok)
+	}
+}

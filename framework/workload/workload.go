@@ -507,7 +507,8 @@ func Events(ctx context.Context, cs kubernetes.Interface, ns, name string) []cor
 	return list.Items
 }
 
-// ExecJSON runs a probe subcommand in a pod's first container and decodes
+// ExecJSON runs a probe subcommand in a pod's own container (see
+// defaultContainer) and decodes
 // its one-line JSON answer into out. A failing probe's JSON error is
 // returned as the error.
 func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []string, out any) error {
@@ -565,6 +566,37 @@ func ExecJSONIn(ctx context.Context, kl klient.Client, ns, pod, container string
 // reads it; ProbePod sets it.
 const DefaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
 
+// MainContainerStatus is the status of the pod's own container: the one
+// its DefaultContainerAnnotation names, else its first container. Not
+// ContainerStatuses[0]: the kubelet sorts statuses by name, so a sidecar
+// the cluster injected ("istio-proxy") may come first.
+func MainContainerStatus(p *corev1.Pod) (corev1.ContainerStatus, bool) {
+	name := mainContainer(p)
+	for _, s := range p.Status.ContainerStatuses {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return corev1.ContainerStatus{}, false
+}
+
+// mainContainer is the container the pod's DefaultContainerAnnotation
+// names, when the pod has it (a pod built from ProbePod may rename its
+// containers), else its first ("" for none).
+func mainContainer(p *corev1.Pod) string {
+	if name := p.Annotations[DefaultContainerAnnotation]; name != "" {
+		for _, c := range p.Spec.Containers {
+			if c.Name == name {
+				return name
+			}
+		}
+	}
+	if len(p.Spec.Containers) > 0 {
+		return p.Spec.Containers[0].Name
+	}
+	return ""
+}
+
 // chosenContainers caches defaultContainer's answer per namespace/pod.
 var chosenContainers sync.Map
 
@@ -580,10 +612,7 @@ func defaultContainer(ctx context.Context, ns, name string, get func(context.Con
 	if err != nil {
 		return "", fmt.Errorf("pod %s/%s has several containers and cannot be read to choose one: %w", ns, name, err)
 	}
-	c := p.Annotations[DefaultContainerAnnotation]
-	if c == "" && len(p.Spec.Containers) > 0 {
-		c = p.Spec.Containers[0].Name
-	}
+	c := mainContainer(p)
 	if c == "" {
 		return "", fmt.Errorf("pod %s/%s has no container", ns, name)
 	}
