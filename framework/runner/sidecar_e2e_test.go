@@ -15,11 +15,18 @@ import (
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
+// sidecarName sorts before "probe" (the container of pods built from
+// workload.ProbePod), as "istio-proxy" does: the kubelet lists container
+// statuses by name, so a check reading the first status read the
+// sidecar's (the runtimeclass OOM spec timed out on every node, blaming
+// the runtime).
+const sidecarName = "mesh-proxy"
+
 // sidecarPatch appends a container to every pod, as a service mesh or a
 // security agent's injector does (a pause container, present on every
 // node, with a securityContext Pod Security "restricted" admits).
 const sidecarPatch = `[JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{
-  name: "mesh-proxy", image: "registry.k8s.io/pause:3.10.2", imagePullPolicy: "IfNotPresent",
+  name: "` + sidecarName + `", image: "registry.k8s.io/pause:3.10.2", imagePullPolicy: "IfNotPresent",
   securityContext: Object.spec.containers.securityContext{
     runAsNonRoot: true, runAsUser: 65535, allowPrivilegeEscalation: false,
     capabilities: Object.spec.containers.securityContext.capabilities{drop: ["ALL"]},
@@ -32,10 +39,20 @@ const sidecarPatch = `[JSONPatch{op: "add", path: "/spec/containers/-", value: O
 //     read names its container (before, the API server refused each one
 //     "a container name must be specified", every suite failed and the
 //     whole run took 14 min);
+//   - so does the runtimeclass OOM spec for kata, which waits for the
+//     pod's own container's termination (before, it waited 2 min per
+//     node for the sidecar's: workload.MainContainerStatus); for gVisor
+//     it fails, noting the added container: gVisor's sentry limits the
+//     sandbox by the pod's memory, which the resource-less sidecar took
+//     away, so the container allocated past its own limit unkilled;
+//   - the runtimeclass specs on the pod's sums (rcPodSums) fail naming
+//     the added container (before, the pod cgroup spec passed with no
+//     memory limit expected or found, and its negative control failed);
 //   - the cgroups limit-file spec, whose pod's resources are the point,
 //     fails naming the added container and the exemption (before, it
 //     read the sidecar's cgroup: "cpu quota -1");
-//   - with nodeconform's namespaces exempted, that spec passes.
+//   - with nodeconform's namespaces exempted, it and the pod cgroup spec
+//     pass.
 func TestSidecarInjected(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
@@ -60,7 +77,7 @@ func TestSidecarInjected(t *testing.T) {
 			Operations: []admissionv1.OperationType{admissionv1.Create},
 			Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
 		}}}},
-		MatchConditions: []admissionv1.MatchCondition{{Name: "once", Expression: `!object.spec.containers.exists(c, c.name == "mesh-proxy")`}},
+		MatchConditions: []admissionv1.MatchCondition{{Name: "once", Expression: `!object.spec.containers.exists(c, c.name == "` + sidecarName + `")`}},
 		Mutations:       []admissionv1.Mutation{{PatchType: admissionv1.PatchTypeJSONPatch, JSONPatch: &admissionv1.JSONPatch{Expression: sidecarPatch}}},
 	}}
 	outside := func() *admissionv1.MatchResources {
@@ -98,14 +115,39 @@ func TestSidecarInjected(t *testing.T) {
 	}
 	injected(true)
 	dir := t.TempDir()
-	res := runSuites(ctx, t, dir, "sidecar", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"cluster", "primitives", "sysctl"}})
-	for _, s := range failed(res) {
-		t.Errorf("with a sidecar in every pod: %s: %s: %.500s", s.Suite, s.Name, s.Failure)
+	res := runSuites(ctx, t, dir, "sidecar", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"cluster", "primitives", "sysctl", "runtimeclass"}})
+	blamesAdmission := func(s report.Spec) bool {
+		return s.State == report.Failed && strings.Contains(s.Failure, "container "+sidecarName+" added by admission") && strings.Contains(s.Failure, workload.ManagedLabel+"=true")
+	}
+	podSums := 0
+	for _, s := range res.Specs {
+		sums := s.Suite == "runtimeclass" && containsAny(s.Name, rcPodSums...)
+		oom := s.Suite == "runtimeclass" && strings.Contains(s.Name, rcOOM)
+		switch {
+		case oom && strings.Contains(s.Name, "RuntimeClass gvisor "):
+			// gVisor's sentry limits the sandbox by the pod's memory,
+			// which the resource-less sidecar took away: not killed,
+			// noted as admission's doing.
+			if s.State != report.Failed || !strings.Contains(s.Failure, "admission changed the pod: container "+sidecarName+" added by admission") {
+				t.Errorf("gVisor's OOM kill with a sidecar: want a failure noting the added container, got %s: %.500s", s.State, s.Failure)
+			}
+		case oom && s.State != report.Passed:
+			t.Errorf("%s with a sidecar: %s: %.500s (the pod's own container's status, not the sidecar's, sorted first)", s.Name, s.State, s.Failure)
+		case sums && blamesAdmission(s):
+			podSums++
+		case sums:
+			t.Errorf("with a sidecar in every pod: %s: %s: want a failure naming the added container, got %s: %.500s", s.Suite, s.Name, s.State, s.Failure)
+		case s.State == report.Failed:
+			t.Errorf("with a sidecar in every pod: %s: %s: %.500s", s.Suite, s.Name, s.Failure)
+		}
+	}
+	if podSums == 0 {
+		t.Errorf("with a sidecar in every pod: no runtimeclass spec on the pod's sums ran")
 	}
 	const limits = "exactly into the container's cgroup files"
 	res = runSuites(ctx, t, dir, "sidecar-cgroups", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"cgroups"}, Focus: []string{limits}})
 	for _, s := range res.Specs {
-		if strings.Contains(s.Name, limits) && (s.State != report.Failed || !strings.Contains(s.Failure, "container mesh-proxy added by admission") || !strings.Contains(s.Failure, workload.ManagedLabel+"=true")) {
+		if strings.Contains(s.Name, limits) && !blamesAdmission(s) {
 			t.Errorf("limit files with a sidecar: %s, %.600s", s.State, s.Failure)
 		}
 	}
@@ -121,8 +163,28 @@ func TestSidecarInjected(t *testing.T) {
 		t.Fatal(err)
 	}
 	injected(false)
-	res = runSuites(ctx, t, dir, "sidecar-exempted", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"cgroups"}, Focus: []string{limits}})
+	res = runSuites(ctx, t, dir, "sidecar-exempted", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"cgroups", "runtimeclass"}, Focus: []string{limits, rcPodSums[0]}})
 	if f := failed(res); len(f) != 0 {
-		t.Errorf("limit files with nodeconform's namespaces exempted: %+v", f)
+		t.Errorf("limit files and the pod cgroup with nodeconform's namespaces exempted: %+v", f)
 	}
+}
+
+// rcOOM is the runtimeclass OOM spec: it reads the pod's own container's
+// status (workload.MainContainerStatus).
+const rcOOM = "kills a sandboxed container that allocates past its memory limit"
+
+// rcPodSums are the runtimeclass specs whose expectation is the pod's
+// resources plus the overhead (a resource-less sidecar leaves the pod
+// cgroup without a memory limit): the pod cgroup, the sandbox's memory
+// at rest, and their negative controls.
+var rcPodSums = []string{"writes the containers' limits plus the overhead into the pod cgroup", "keeps the sandbox's memory at rest",
+	"reports a pod cgroup without the declared overhead", "memory overhead is smaller than its sandbox's use"}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

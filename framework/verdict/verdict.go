@@ -68,6 +68,17 @@ func FailNode(msg string) { panic(failure{msg: msg}) }
 // evidence (a failed node's state is what its reader needs most).
 func FailNodeWith(msg string, evidence any) { panic(failure{msg: msg, evidence: evidence}) }
 
+// Noted is a Gomega for a node's check whose failures end the check as
+// g's do, with note appended: what the reader must know to judge the
+// failure, such as a pod admission changed ("" adds nothing). It must be
+// used, as g is, inside Each's check.
+func Noted(g gomega.Gomega, note string) gomega.Gomega {
+	if note == "" {
+		return g
+	}
+	return gomega.NewGomega(func(message string, _ ...int) { panic(failure{msg: oneLine(message) + " (" + note + ")"}) })
+}
+
 // Each runs check on every node of in, in parallel within the bound, and
 // returns the results sorted by node.
 func Each(ctx context.Context, in Input, check Check) []Result {

@@ -124,3 +124,19 @@ func TestFindingNamesTheNodeOnce(t *testing.T) {
 		t.Errorf("lines %q", got)
 	}
 }
+
+// A note travels with the node's failure, and an empty one changes
+// nothing.
+func TestNotedFailureCarriesTheNote(t *testing.T) {
+	rs := Each(context.Background(), Input{Nodes: []string{"a", "b"}, Parallel: 2}, func(_ context.Context, g gomega.Gomega, n string) any {
+		note := map[string]string{"a": "container s added by admission"}[n]
+		Noted(g, note).Expect(1).To(gomega.Equal(2), "pod p not OOMKilled")
+		return nil
+	})
+	if rs[0].State != Failed || !strings.Contains(rs[0].Finding, "pod p not OOMKilled") || !strings.HasSuffix(rs[0].Finding, "(container s added by admission)") {
+		t.Errorf("noted: %+v", rs[0])
+	}
+	if rs[1].State != Failed || strings.Contains(rs[1].Finding, "(") {
+		t.Errorf("no note: %+v", rs[1])
+	}
+}

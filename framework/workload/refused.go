@@ -11,20 +11,28 @@ const RefusedAdvice = "nodeconform reads nodes and pods through exec (pods/exec)
 // Refused reports whether the API server refused a request by a decision
 // that asking again will not change: RBAC ("User … cannot create
 // resource …") or admission (a ValidatingAdmissionPolicy's "denied
-// request", a webhook's "admission webhook … denied the request"). It
+// request", a webhook's "admission webhook … denied the request") or a
+// quota requiring what a pod does not declare ("must specify"). It
 // reads the message, because client-go's SPDY executor reports a refused
 // exec as plain text ("unable to upgrade connection: pods "x" is
 // forbidden: …") and a policy's refusal comes as Forbidden or Invalid.
 // Other Forbidden and Unauthorized answers may pass by themselves and are
-// not refusals here: a namespace's service account not made yet, a quota,
-// a token that a credential plugin refreshes; nor are a kubelet's own
-// refusals of an exec ("pod does not exist" while it restarts).
+// not refusals here: a namespace's service account not made yet, a quota
+// used up, a token that a credential plugin refreshes; nor are a
+// kubelet's own refusals of an exec ("pod does not exist" while it
+// restarts).
 func Refused(err error) bool {
 	if err == nil {
 		return false
 	}
 	m := err.Error()
-	rbac := strings.Contains(m, ` is forbidden: User "`) && strings.Contains(m, " cannot ")
+	// "pods \"p\" is forbidden: User …" for a resource, "forbidden: User
+	// … cannot get path \"/x\"" for a non-resource URL.
+	rbac := strings.Contains(m, `forbidden: User "`) && strings.Contains(m, " cannot ")
 	admission := strings.Contains(m, "denied request") || strings.Contains(m, "denied the request")
-	return rbac || admission
+	// A quota that requires every pod to declare a resource refuses a pod
+	// that does not for as long as the quota stands ("exceeded quota"
+	// passes when pods go).
+	quota := strings.Contains(m, "failed quota: ") && strings.Contains(m, "must specify ")
+	return rbac || admission || quota
 }

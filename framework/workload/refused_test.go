@@ -24,6 +24,8 @@ func TestRefused(t *testing.T) {
 		{apierrors.NewForbidden(pods, "p", errors.New(`admission webhook "validate.kyverno.svc-fail" denied the request: policy deny-exec`)), true},
 		{apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "p", field.ErrorList{field.Invalid(field.NewPath(""), nil, "ValidatingAdmissionPolicy 'x' with binding 'x' denied request: no")}), true},
 		{apierrors.NewForbidden(pods, "p", errors.New(`User "u" cannot list resource "pods" in API group "" at the cluster scope`)), true},
+		{errors.New(`forbidden: User "system:serviceaccount:ci:nc" cannot get path "/version"`), true},
+		{apierrors.NewForbidden(pods, "p", errors.New(`failed quota: ns-quota: must specify limits.cpu for: c; limits.memory for: c`)), true},
 		// May pass by themselves: not refusals.
 		{apierrors.NewForbidden(pods, "p", errors.New(`error looking up service account ns/default: serviceaccount "default" not found`)), false},
 		{apierrors.NewForbidden(pods, "p", errors.New(`exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1`)), false},
