@@ -279,6 +279,20 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 	masterReady := false
 	var stuck, masterStuck workload.Stuck
 	var checked time.Time
+	// Since when the controllers have reported that they cannot create
+	// the pods (an admission policy, a quota requiring limits): given
+	// up on after Stuck's time, as a pod that cannot start is.
+	var masterRefusedSince, workersRefusedSince time.Time
+	refusedFor := func(since *time.Time, why string) bool {
+		if why == "" {
+			*since = time.Time{}
+			return false
+		}
+		if since.IsZero() {
+			*since = time.Now()
+		}
+		return time.Since(*since) >= workload.DefaultStuckAfter
+	}
 	begun := time.Now()
 	err := poll(ctx, timeout, func() (bool, error) {
 		dep, err := d.cs.AppsV1().Deployments(d.Namespace).Get(ctx, "nfd-master", metav1.GetOptions{})
@@ -311,15 +325,35 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 					return false, permanent{fmt.Errorf("nfd-master pod %s cannot start on node %s", p.Name, p.Spec.NodeName)}
 				}
 			}
+			var why string
+			if len(pods.Items) == 0 {
+				why = d.failedCreates(ctx, "ReplicaSet")
+			}
+			if refusedFor(&masterRefusedSince, why) {
+				return false, permanent{fmt.Errorf("nfd-master's pod cannot be created: %s", why)}
+			}
 			return false, nil
 		}
 		// A worker that cannot start on its node (no sandbox, no image)
 		// will not be Ready by the timeout: once every other one is, the
 		// wait ends, and the label specs fail that node with why.
-		if !masterReady || s.DesiredNumberScheduled == 0 || s.UpdatedNumberScheduled != s.DesiredNumberScheduled || time.Since(checked) < time.Second {
+		if !masterReady || s.DesiredNumberScheduled == 0 || time.Since(checked) < time.Second {
 			return false, nil
 		}
 		checked = time.Now()
+		// Nodes the DaemonSet controller cannot make a worker for: the
+		// label specs fail them naming the refusal (WorkersNotCreated).
+		missing := 0
+		if s.UpdatedNumberScheduled != s.DesiredNumberScheduled {
+			var why string
+			if s.CurrentNumberScheduled < s.DesiredNumberScheduled {
+				why = workload.FailedCreates(workload.Events(ctx, d.cs, d.Namespace, "nfd-worker"))
+			}
+			if !refusedFor(&workersRefusedSince, why) {
+				return false, nil
+			}
+			missing = int(s.DesiredNumberScheduled - s.CurrentNumberScheduled)
+		}
 		pods, err := d.workerPods(ctx)
 		if err != nil {
 			return false, err
@@ -334,8 +368,8 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 				givenUp++
 			}
 		}
-		last += fmt.Sprintf(", %d given up on", givenUp)
-		return givenUp > 0 && ready+givenUp >= int(s.DesiredNumberScheduled), nil
+		last += fmt.Sprintf(", %d given up on, %d not created", givenUp, missing)
+		return givenUp+missing > 0 && ready+givenUp+missing >= int(s.DesiredNumberScheduled), nil
 	})
 	if err != nil && masterReady && ctx.Err() == nil {
 		return nil
@@ -344,6 +378,26 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		return fmt.Errorf("NFD in %s not ready after %s of %s (%s): %w; pods: %s", d.Namespace, time.Since(begun).Round(100*time.Millisecond), timeout, last, err, d.describePods(ctx))
 	}
 	return nil
+}
+
+// failedCreates is the FailedCreate warnings of the deployment's
+// controllers of kind (its ReplicaSet's name is not known ahead), or "".
+func (d *Deployment) failedCreates(ctx context.Context, kind string) string {
+	list, err := d.cs.CoreV1().Events(d.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=" + kind})
+	if err != nil {
+		return ""
+	}
+	return workload.FailedCreates(list.Items)
+}
+
+// WorkersNotCreated is why the nfd-worker DaemonSet's controller could not
+// create a worker (its FailedCreate warnings), or "": what a node without
+// a worker pod fails with besides.
+func (d *Deployment) WorkersNotCreated(ctx context.Context) string {
+	if d == nil || d.attached || d.Namespace == "" {
+		return ""
+	}
+	return workload.FailedCreates(workload.Events(ctx, d.cs, d.Namespace, "nfd-worker"))
 }
 
 func (d *Deployment) describePods(ctx context.Context) string {

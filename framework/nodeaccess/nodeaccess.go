@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -180,7 +179,7 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 			// creating them fails (an admission policy refusing
 			// privileged pods, a quota): that will not change by itself.
 			if s.DesiredNumberScheduled > 0 && s.CurrentNumberScheduled == 0 {
-				if why := createRefused(workload.Events(ctx, p.cs, p.Namespace, DaemonSetName)); why != "" {
+				if why := workload.FailedCreates(workload.Events(ctx, p.cs, p.Namespace, DaemonSetName)); why != "" {
 					if refusedSince.IsZero() {
 						refusedSince = time.Now()
 					}
@@ -216,23 +215,6 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-// podName is a pod named in an API error ("pods \"p-x7k2q\" is forbidden").
-var podName = regexp.MustCompile(`pods "[^"]*"`)
-
-// createRefused is the DaemonSet controller's FailedCreate warnings, one
-// line per distinct message, or "" when there are none.
-func createRefused(events []corev1.Event) string {
-	var refused []corev1.Event
-	for _, e := range events {
-		if e.Type == corev1.EventTypeWarning && e.Reason == "FailedCreate" {
-			// Each attempt names its own pod: the refusals are alike.
-			e.Message = podName.ReplaceAllString(e.Message, `pods "…"`)
-			refused = append(refused, e)
-		}
-	}
-	return strings.Join(workload.SummarizeEvents(refused), "; ")
 }
 
 // classify refreshes the Ready pods and returns, per node, why each probe

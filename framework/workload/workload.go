@@ -497,6 +497,26 @@ func lastSeen(e corev1.Event) time.Time {
 	return e.CreationTimestamp.Time
 }
 
+// failedPodName is a pod named in a controller's FailedCreate message
+// ("pods \"p-x7k2q\" is forbidden").
+var failedPodName = regexp.MustCompile(`pods "[^"]*"`)
+
+// FailedCreates is a controller's (a DaemonSet's, a ReplicaSet's)
+// FailedCreate warnings among events, one line per distinct message, or
+// "" when there are none: why the pods it should have made do not exist
+// (an admission policy refusing them, a quota).
+func FailedCreates(events []corev1.Event) string {
+	var refused []corev1.Event
+	for _, e := range events {
+		if e.Type == corev1.EventTypeWarning && e.Reason == "FailedCreate" {
+			// Each attempt names its own pod: the refusals are alike.
+			e.Message = failedPodName.ReplaceAllString(e.Message, `pods "…"`)
+			refused = append(refused, e)
+		}
+	}
+	return strings.Join(SummarizeEvents(refused), "; ")
+}
+
 // Events are the events about an object of a namespace (none when they
 // cannot be listed: callers poll or only describe).
 func Events(ctx context.Context, cs kubernetes.Interface, ns, name string) []corev1.Event {

@@ -114,6 +114,7 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 		GinkgoHelper()
 		workers, err := d.Workers(ctx)
 		Expect(err).NotTo(HaveOccurred())
+		notCreated := d.WorkersNotCreated(ctx)
 		e.Judge(ctx, property, 0, func(ctx context.Context, g Gomega, node string) any {
 			if why, ok := truthErr[node]; ok {
 				verdict.FailNode("ground truth not read: " + why)
@@ -131,6 +132,9 @@ var _ = Describe("Node Feature Discovery", Ordered, ContinueOnFailure, Serial, L
 				ev["nfdWorker"] = state
 			}
 			if f := nfd.LabelFinding(node, label, want[node], has, workers); f != "" {
+				if _, ok := workers[node]; !ok && workers != nil && notCreated != "" {
+					f += " (the nfd-worker DaemonSet cannot create it: " + notCreated + ")"
+				}
 				if has && !want[node] {
 					n, err := e.Clientset.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 					g.Expect(err).NotTo(HaveOccurred())

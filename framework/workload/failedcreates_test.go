@@ -1,4 +1,4 @@
-package nodeaccess
+package workload
 
 import (
 	"strings"
@@ -9,11 +9,11 @@ import (
 
 // The DaemonSet controller's refusals are what a probe that never got a
 // pod fails with, each once.
-func TestCreateRefused(t *testing.T) {
+func TestFailedCreates(t *testing.T) {
 	ev := func(typ, reason, msg string) corev1.Event {
 		return corev1.Event{Type: typ, Reason: reason, Message: msg, Count: 1}
 	}
-	got := createRefused([]corev1.Event{
+	got := FailedCreates([]corev1.Event{
 		ev(corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: p"),
 		ev(corev1.EventTypeWarning, "FailedCreate", `Error creating: pods "p-abcde" is forbidden: denied`),
 		ev(corev1.EventTypeWarning, "FailedCreate", `Error creating: pods "p-fghij" is forbidden: denied`),
@@ -21,7 +21,7 @@ func TestCreateRefused(t *testing.T) {
 	if !strings.Contains(got, "forbidden: denied") || strings.Contains(got, "SuccessfulCreate") || strings.Count(got, "forbidden") != 1 {
 		t.Fatalf("got %q", got)
 	}
-	if createRefused([]corev1.Event{ev(corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: p")}) != "" {
+	if FailedCreates([]corev1.Event{ev(corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: p")}) != "" {
 		t.Fatal("no refusal: want empty")
 	}
 }
