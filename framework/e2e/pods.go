@@ -46,8 +46,9 @@ func terminatedWith(s corev1.ContainerStatus, reason string) bool {
 	return false
 }
 
-// expectContainer watches the pod until its first container's status
-// satisfies done, and fails g naming what was last seen if it does not.
+// expectContainer watches the pod until its own container's status
+// (workload.MainContainerStatus, not a sidecar's) satisfies done, and
+// fails g naming what was last seen if it does not.
 // The wait has two budgets of timeouts.podReady each: one for the
 // container to start, one from then on for done. A sandbox that took
 // most of the first to start (3 minutes for gVisor under QEMU/TCG beside

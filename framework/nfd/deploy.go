@@ -13,6 +13,8 @@ import (
 	"text/template"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,7 +61,9 @@ type DeployOptions struct {
 	Labels map[string]string
 	// Timeout bounds the wait for nfd-master and every nfd-worker to be
 	// ready (2 min when zero). nfd-master not ready by then is an error;
-	// workers not ready are not (Deployment.WorkersReady, Workers).
+	// workers not ready are not (Deployment.WorkersReady, Workers). The
+	// wait ends sooner on pods that cannot start or that their
+	// controller has failed to create for workload.DefaultStuckAfter.
 	Timeout time.Duration
 }
 
@@ -283,6 +287,7 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 	// the pods (an admission policy, a quota requiring limits): given
 	// up on after Stuck's time, as a pod that cannot start is.
 	var masterRefusedSince, workersRefusedSince time.Time
+	lastCurrent := int32(-1)
 	refusedFor := func(since *time.Time, why string) bool {
 		if why == "" {
 			*since = time.Time{}
@@ -325,9 +330,11 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 					return false, permanent{fmt.Errorf("nfd-master pod %s cannot start on node %s", p.Name, p.Spec.NodeName)}
 				}
 			}
+			// The Deployment's own condition: current, and nfd-master's
+			// alone (not an older ReplicaSet's event).
 			var why string
 			if len(pods.Items) == 0 {
-				why = d.failedCreates(ctx, "ReplicaSet")
+				why = replicaFailure(dep)
 			}
 			if refusedFor(&masterRefusedSince, why) {
 				return false, permanent{fmt.Errorf("nfd-master's pod cannot be created: %s", why)}
@@ -343,7 +350,12 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		checked = time.Now()
 		// Nodes the DaemonSet controller cannot make a worker for: the
 		// label specs fail them naming the refusal (WorkersNotCreated).
+		// A pod made since restarts the count: the controller's create
+		// may have failed for a moment (it backs off between attempts).
 		missing := 0
+		if s.CurrentNumberScheduled != lastCurrent {
+			lastCurrent, workersRefusedSince = s.CurrentNumberScheduled, time.Time{}
+		}
 		if s.UpdatedNumberScheduled != s.DesiredNumberScheduled {
 			var why string
 			if s.CurrentNumberScheduled < s.DesiredNumberScheduled {
@@ -353,6 +365,8 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 				return false, nil
 			}
 			missing = int(s.DesiredNumberScheduled - s.CurrentNumberScheduled)
+		} else {
+			workersRefusedSince = time.Time{}
 		}
 		pods, err := d.workerPods(ctx)
 		if err != nil {
@@ -380,21 +394,27 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 	return nil
 }
 
-// failedCreates is the FailedCreate warnings of the deployment's
-// controllers of kind (its ReplicaSet's name is not known ahead), or "".
-func (d *Deployment) failedCreates(ctx context.Context, kind string) string {
-	list, err := d.cs.CoreV1().Events(d.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=" + kind})
-	if err != nil {
-		return ""
+// replicaFailure is the message of a Deployment's ReplicaFailure
+// condition (its ReplicaSet cannot create pods: an admission policy, a
+// quota), or "" when it has none; a timeout may pass and is not one.
+func replicaFailure(dep *appsv1.Deployment) string {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue && !workload.Slow(c.Message) {
+			return c.Reason + ": " + c.Message
+		}
 	}
-	return workload.FailedCreates(list.Items)
+	return ""
 }
 
 // WorkersNotCreated is why the nfd-worker DaemonSet's controller could not
-// create a worker (its FailedCreate warnings), or "": what a node without
-// a worker pod fails with besides.
+// create a worker (its FailedCreate warnings) while some node it targets
+// has none, or "": what a node without a worker pod fails with besides.
 func (d *Deployment) WorkersNotCreated(ctx context.Context) string {
 	if d == nil || d.attached || d.Namespace == "" {
+		return ""
+	}
+	ds, err := d.cs.AppsV1().DaemonSets(d.Namespace).Get(ctx, "nfd-worker", metav1.GetOptions{})
+	if err != nil || ds.Status.CurrentNumberScheduled >= ds.Status.DesiredNumberScheduled {
 		return ""
 	}
 	return workload.FailedCreates(workload.Events(ctx, d.cs, d.Namespace, "nfd-worker"))

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // A permanent error ends the wait at once; any other is retried until
@@ -19,5 +22,25 @@ func TestPollStopsOnPermanent(t *testing.T) {
 	err = poll(context.Background(), 500*time.Millisecond, func() (bool, error) { calls++; return false, errors.New("transient") })
 	if err == nil || err.Error() != "transient" || calls < 2 {
 		t.Fatalf("got %v after %d calls", err, calls)
+	}
+}
+
+// nfd-master's ReplicaSet refused by a policy is a reason to stop
+// waiting; a webhook's timeout is not.
+func TestReplicaFailure(t *testing.T) {
+	dep := func(msg string) *appsv1.Deployment {
+		return &appsv1.Deployment{Status: appsv1.DeploymentStatus{Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Message: "no"},
+			{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: msg},
+		}}}
+	}
+	if got := replicaFailure(dep(`pods "nfd-master-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: no`)); got != `FailedCreate: pods "nfd-master-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: no` {
+		t.Errorf("refused: %q", got)
+	}
+	if got := replicaFailure(dep(`Internal error occurred: failed calling webhook "w": context deadline exceeded`)); got != "" {
+		t.Errorf("timeout: %q", got)
+	}
+	if got := replicaFailure(&appsv1.Deployment{}); got != "" {
+		t.Errorf("no condition: %q", got)
 	}
 }

@@ -167,6 +167,15 @@ func TestSidecarInjected(t *testing.T) {
 	if f := failed(res); len(f) != 0 {
 		t.Errorf("limit files and the pod cgroup with nodeconform's namespaces exempted: %+v", f)
 	}
+	for _, want := range []string{limits, rcPodSums[0]} {
+		ran := false
+		for _, s := range res.Specs {
+			ran = ran || (strings.Contains(s.Name, want) && s.State == report.Passed)
+		}
+		if !ran {
+			t.Errorf("exempted: no spec %q passed", want)
+		}
+	}
 }
 
 // rcOOM is the runtimeclass OOM spec: it reads the pod's own container's

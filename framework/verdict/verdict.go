@@ -69,9 +69,10 @@ func FailNode(msg string) { panic(failure{msg: msg}) }
 func FailNodeWith(msg string, evidence any) { panic(failure{msg: msg, evidence: evidence}) }
 
 // Noted is a Gomega for a node's check whose failures end the check as
-// g's do, with note appended: what the reader must know to judge the
-// failure, such as a pod admission changed ("" adds nothing). It must be
-// used, as g is, inside Each's check.
+// the g Each passes does, with note appended: what the reader must know
+// to judge the failure, such as a pod admission changed ("" returns g).
+// Only for that g, in Each's check: not inside a polled func(g Gomega),
+// whose failures must stay the poll's.
 func Noted(g gomega.Gomega, note string) gomega.Gomega {
 	if note == "" {
 		return g

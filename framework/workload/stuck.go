@@ -41,14 +41,16 @@ func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 		return true
 	}
 	for _, e := range events {
-		if e.Type == corev1.EventTypeWarning && stuckReasons[e.Reason] && !slow(e.Message) {
+		if e.Type == corev1.EventTypeWarning && stuckReasons[e.Reason] && !Slow(e.Message) {
 			return true
 		}
 	}
 	return false
 }
 
-func slow(message string) bool {
+// Slow reports whether an event's or condition's message is a timeout
+// (slowMarks): a node or webhook that was slow, which may pass.
+func Slow(message string) bool {
 	for _, m := range slowMarks {
 		if strings.Contains(message, m) {
 			return true
@@ -139,7 +141,7 @@ var hopelessWaiting = map[string]bool{"CreateContainerError": true, "ErrImagePul
 var transientMarks = []string{"code = Unavailable", "connection refused", "transport is closing", "timed out", "i/o timeout"}
 
 func transient(message string) bool {
-	if slow(message) {
+	if Slow(message) {
 		return true
 	}
 	for _, m := range transientMarks {
