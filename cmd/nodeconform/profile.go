@@ -28,8 +28,8 @@ func newProfileCmd(logger log.Logger) *cobra.Command {
 }
 
 type target struct {
-	kubeconfig, context, probeImage string
-	cmd                             *cobra.Command
+	kubeconfig, context, probeImage, pullSecret string
+	cmd                                         *cobra.Command
 }
 
 func (t *target) flags(cmd *cobra.Command) {
@@ -38,6 +38,7 @@ func (t *target) flags(cmd *cobra.Command) {
 	f.StringVar(&t.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of an existing cluster (default KUBECONFIG; none: nodeconform's kind cluster)")
 	f.StringVar(&t.context, "context", "", "kubeconfig context")
 	f.StringVar(&t.probeImage, "probe-image", os.Getenv("NODECONFORM_PROBE_IMAGE"), "probe image the nodes can pull (existing clusters)")
+	f.StringVar(&t.pullSecret, "pull-secret", os.Getenv(e2e.PullSecretEnv), "docker config.json with the credentials of the probe image's registry (image pull secret of the probe's namespace)")
 }
 
 // kubeconfig returns the kubeconfig to use: the flag's, or the kind
@@ -85,7 +86,7 @@ func newProfileCaptureCmd(logger log.Logger) *cobra.Command {
 // demand a probe image pushed to a registry.
 func (t *target) settings(logger log.Logger) (e2e.Settings, error) {
 	s := e2e.SettingsFromEnv()
-	s.Context, s.ProbeImage = t.context, t.probeImage
+	s.Context, s.ProbeImage, s.PullSecret = t.context, t.probeImage, t.pullSecret
 	if t.kubeconfig == "" {
 		_, err := t.resolve()
 		return s, err

@@ -13,9 +13,10 @@ import (
 
 func newRBACCmd() *cobra.Command {
 	var (
-		suites []string
-		mode   string
-		name   string
+		suites     []string
+		mode       string
+		name       string
+		pullSecret bool
 	)
 	cmd := &cobra.Command{
 		Use:   "rbac",
@@ -36,7 +37,11 @@ kind's admin credentials.`,
 			if err := o.Validate(); err != nil {
 				return usageError{err}
 			}
-			cr := access.ClusterRole(name, access.For(o.Suites, o.Mode))
+			var opts []access.Option
+			if pullSecret {
+				opts = append(opts, access.WithPullSecret())
+			}
+			cr := access.ClusterRole(name, access.For(o.Suites, o.Mode, opts...))
 			out, err := yaml.Marshal(cr)
 			if err != nil {
 				return err
@@ -48,6 +53,7 @@ kind's admin credentials.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&suites, "suite", nil, "suites the role is for: "+strings.Join(runner.Suites, ", ")+" (default all)")
 	f.StringVar(&mode, "mode", runner.ModeVerify, "apply or verify")
+	f.BoolVar(&pullSecret, "pull-secret", false, "the runs use --pull-secret (the role may create the image pull secret and add it to their namespaces' default service accounts)")
 	f.StringVar(&name, "name", "nodeconform", "the ClusterRole's name")
 	return cmd
 }

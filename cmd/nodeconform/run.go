@@ -89,6 +89,7 @@ Exit codes: 0 all passed, 1 a spec failed, 2 usage or environment error.`,
 	f.BoolVar(&o.KeepCluster, "keep-cluster", o.KeepCluster, "keep a kind cluster this run created")
 	f.BoolVar(&o.RecreateBroken, "recreate-broken", false, "delete and recreate the kind cluster when it exists but a node container is stopped, its API server does not answer or a node is not Ready (often left by a reboot or a Docker restart; also NODECONFORM_RECREATE_BROKEN=1)")
 	f.StringVar(&o.ProbeImage, "probe-image", os.Getenv("NODECONFORM_PROBE_IMAGE"), "probe image pushed to a registry (required for existing clusters)")
+	f.StringVar(&o.PullSecret, "pull-secret", os.Getenv(e2e.PullSecretEnv), "docker config.json with the credentials of the probe image's registry: each of the run's namespaces gets it as an image pull secret (also "+e2e.PullSecretEnv+")")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of an existing cluster (default KUBECONFIG; none: nodeconform's kind cluster)")
 	f.StringVar(&o.Context, "context", "", "kubeconfig context")
 	f.StringVar(&o.Mode, "mode", "", "apply (change node configuration, revert after) or verify (read-only); default apply on kind, verify on existing clusters")

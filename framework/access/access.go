@@ -94,7 +94,9 @@ type rule struct {
 	applyOnly bool
 	// ifServed: see Need.IfServed.
 	ifServed bool
-	why      string
+	// pullSecret: only a run with --pull-secret uses it (WithPullSecret).
+	pullSecret bool
+	why        string
 }
 
 // ProbeSuites reach the nodes through the run's probe DaemonSet (the
@@ -113,6 +115,8 @@ var rules = []rule{
 	{resource: "pods", verbs: []string{"create", "get", "list", "watch", "delete", "deletecollection"}, why: "the pods whose isolation is judged"},
 	{resource: "pods", sub: "log", verbs: []string{"get"}, why: "a failed pod's output as evidence"},
 	{resource: "events", verbs: []string{"list"}, why: "why a pod did not start, as evidence"},
+	{resource: "secrets", verbs: []string{"create"}, pullSecret: true, why: "the image pull secret in each of the run's namespaces (--pull-secret)"},
+	{resource: "serviceaccounts", verbs: []string{"patch"}, pullSecret: true, why: "list the image pull secret on each of the run's namespaces' default service account (--pull-secret)"},
 	{group: "coordination.k8s.io", resource: "leases", verbs: []string{"create", "get", "update"}, why: "the run's owner lease (a killed run's leftovers are told from a live run's) and the nodes' heartbeats"},
 	{group: "apps", resource: "daemonsets", verbs: []string{"create", "get"}, suites: ProbeSuites, why: "the run's privileged probe DaemonSet, which reads each node's kernel and files"},
 	{resource: "pods", sub: "exec", verbs: []string{"create"}, suites: append([]string{"cluster"}, ProbeSuites...), why: "run the readers in the probe pods and the cluster suite's client pod"},
@@ -138,13 +142,26 @@ var rules = []rule{
 	{group: "kataconfiguration.openshift.io", resource: "kataconfigs", verbs: []string{"create", "patch", "get", "delete"}, suites: []string{"runtimeclass"}, applyOnly: true, ifServed: true, why: "install the sandboxed containers operator's KataConfig when the kata class is missing (deleted after)"},
 }
 
+// Option adds to what For returns.
+type Option func(*forOptions)
+
+type forOptions struct{ pullSecret bool }
+
+// WithPullSecret: the run has registry credentials for its namespaces
+// (--pull-secret).
+func WithPullSecret() Option { return func(o *forOptions) { o.pullSecret = true } }
+
 // For is what a run of suites in mode ("apply" or "verify") needs, each
 // permission once, in the table's order.
-func For(suites []string, mode string) []Need {
+func For(suites []string, mode string, opts ...Option) []Need {
+	var o forOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	var out []Need
 	seen := map[Need]bool{}
 	for _, r := range rules {
-		if r.applyOnly && mode != "apply" {
+		if (r.applyOnly && mode != "apply") || (r.pullSecret && !o.pullSecret) {
 			continue
 		}
 		if len(r.suites) > 0 && !slices.ContainsFunc(suites, func(s string) bool { return slices.Contains(r.suites, s) }) {

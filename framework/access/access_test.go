@@ -211,3 +211,21 @@ func TestMissingReturnsTheDenied(t *testing.T) {
 		t.Errorf("an unanswered review: %v", err)
 	}
 }
+
+// The pull secret's permissions are asked for only by a run that has one.
+func TestPullSecretNeeds(t *testing.T) {
+	has := func(needs []Need, resource string) bool {
+		for _, n := range needs {
+			if n.Resource == resource {
+				return true
+			}
+		}
+		return false
+	}
+	if without := For([]string{"cluster"}, "verify"); has(without, "secrets") || has(without, "serviceaccounts") {
+		t.Errorf("without --pull-secret: %v", without)
+	}
+	if with := For([]string{"cluster"}, "verify", WithPullSecret()); !has(with, "secrets") || !has(with, "serviceaccounts") {
+		t.Errorf("with --pull-secret: %v", with)
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/framework/profile"
 	"github.com/nodeconform/nodeconform/framework/readonly"
+	"github.com/nodeconform/nodeconform/framework/workload"
 	"github.com/nodeconform/nodeconform/kindconfigs"
 )
 
@@ -54,6 +55,10 @@ type Settings struct {
 	ProbeImage string
 	// ConfigFile overrides the defaults (NODECONFORM_CONFIG).
 	ConfigFile string
+	// PullSecret is a docker config.json file with the credentials the
+	// nodes pull ProbeImage with (NODECONFORM_PULL_SECRET): each of the
+	// run's namespaces gets it (workload.GrantPull).
+	PullSecret string
 	// SourceDir is the nodeconform module root (NODECONFORM_SOURCE_DIR).
 	SourceDir string
 	// CacheDir holds build outputs (NODECONFORM_CACHE).
@@ -85,6 +90,9 @@ type Settings struct {
 	ClusterChecked bool
 }
 
+// PullSecretEnv names Settings.PullSecret's file.
+const PullSecretEnv = "NODECONFORM_PULL_SECRET"
+
 // ClusterCheckedEnv is set by the runner for its suites once it has
 // brought the kind cluster up (Settings.ClusterChecked).
 const ClusterCheckedEnv = "NODECONFORM_CLUSTER_CHECKED"
@@ -99,6 +107,7 @@ func SettingsFromEnv() Settings {
 		NodeImage:      os.Getenv("NODECONFORM_NODE_IMAGE"),
 		ProbeImage:     os.Getenv("NODECONFORM_PROBE_IMAGE"),
 		ConfigFile:     os.Getenv("NODECONFORM_CONFIG"),
+		PullSecret:     os.Getenv(PullSecretEnv),
 		SourceDir:      os.Getenv("NODECONFORM_SOURCE_DIR"),
 		CacheDir:       os.Getenv("NODECONFORM_CACHE"),
 		Retain:         os.Getenv("NODECONFORM_RETAIN") == "1",
@@ -155,6 +164,9 @@ type Env struct {
 	Kubeconfig string
 	Context    string
 	ProbeImage string
+	// PullSecret is the docker config.json the run's pods pull with
+	// (Settings.PullSecret's content); nil without one.
+	PullSecret []byte
 	// NFDImage is nodeconform's NFD build, loaded on kind nodes; "" on
 	// existing clusters (the suite uses the cluster's own NFD).
 	NFDImage string
@@ -189,6 +201,7 @@ type shared struct {
 	Kubeconfig string `json:"kubeconfig"`
 	Context    string `json:"context"`
 	ProbeImage string `json:"probeImage"`
+	PullSecret string `json:"pullSecret,omitempty"`
 	NFDImage   string `json:"nfdImage,omitempty"`
 	ConfigFile string `json:"configFile"`
 	RunID      string `json:"runID"`
@@ -239,7 +252,13 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	if s.Mode != "apply" && s.Mode != "verify" {
 		return nil, fmt.Errorf("NODECONFORM_MODE must be apply or verify, got %q", s.Mode)
 	}
-	sh := shared{ConfigFile: s.ConfigFile, ProfileFile: s.Profile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
+	sh := shared{ConfigFile: s.ConfigFile, ProfileFile: s.Profile, ProbeImage: s.ProbeImage, PullSecret: s.PullSecret, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
+	var pullSecret []byte
+	if s.PullSecret != "" {
+		if pullSecret, err = workload.ReadPullSecret(s.PullSecret); err != nil {
+			return nil, err
+		}
+	}
 	var p cluster.Provider
 	if s.Kubeconfig != "" {
 		e, err := cluster.NewExisting(ctx, s.Kubeconfig, s.Context, cfg.Timeouts.APIReachable.Duration)
@@ -347,7 +366,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 			probes, err = attachProbe(ctx, cs, kl, s.ProbeNamespace, cfg.Timeouts.ProbeReady.Duration)
 		} else {
 			probes, err = nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
-				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration})
+				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration, PullSecret: pullSecret})
 		}
 		if err != nil {
 			return fail(err)
@@ -483,7 +502,13 @@ func Connect(data []byte) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig,
+	var pullSecret []byte
+	if sh.PullSecret != "" {
+		if pullSecret, err = workload.ReadPullSecret(sh.PullSecret); err != nil {
+			return nil, err
+		}
+	}
+	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig, PullSecret: pullSecret,
 		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl,
 		Profile: prof, Targets: sh.Targets, NotJudged: sh.NotJudged, Swept: sh.Swept, Replayed: sh.Replayed}
 	if sh.ProbeNS != "" {

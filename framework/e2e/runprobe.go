@@ -37,7 +37,7 @@ type RunProbe struct {
 // runner's run on the cluster of kubeconfig/context, without waiting for
 // its pods: the suites wait, each for its own verdict on which nodes can
 // be examined.
-func StartRunProbe(ctx context.Context, kubeconfig, kctx, image string, readOnly bool, cfg *config.Config) (*RunProbe, error) {
+func StartRunProbe(ctx context.Context, kubeconfig, kctx, image string, pullSecret []byte, readOnly bool, cfg *config.Config) (*RunProbe, error) {
 	rc, cs, _, err := clients(kubeconfig, kctx, readOnly, cfg)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func StartRunProbe(ctx context.Context, kubeconfig, kctx, image string, readOnly
 	if err := startOwner(ctx, cs, r.RunID, cfg.Timeouts.OwnerLease.Duration); err != nil {
 		return nil, err
 	}
-	p, err := nodeaccess.Create(ctx, nodeaccess.Input{Clientset: cs, Image: image, Labels: map[string]string{RunLabel: r.RunID}})
+	p, err := nodeaccess.Create(ctx, nodeaccess.Input{Clientset: cs, Image: image, Labels: map[string]string{RunLabel: r.RunID}, PullSecret: pullSecret})
 	if p != nil {
 		r.Namespace = p.Namespace
 	}

@@ -39,6 +39,9 @@ type Input struct {
 	// Labels go on the namespace (run identity, managed marker).
 	Labels  map[string]string
 	Timeout time.Duration
+	// PullSecret is a docker config.json the probe pods pull Image with
+	// (workload.GrantPull); nil: the nodes' own credentials, if any.
+	PullSecret []byte
 }
 
 // Probes is a deployed probe DaemonSet.
@@ -112,6 +115,11 @@ func Create(ctx context.Context, in Input) (*Probes, error) {
 		return nil, fmt.Errorf("create probe namespace: %w", err)
 	}
 	p := &Probes{Namespace: ns.Name, pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
+	if len(in.PullSecret) > 0 {
+		if err := workload.GrantPull(ctx, in.Clientset, ns.Name, in.PullSecret, 30*time.Second); err != nil {
+			return p, err
+		}
+	}
 	if _, err := in.Clientset.AppsV1().DaemonSets(ns.Name).Create(ctx, daemonSet(ns.Name, in.Image), metav1.CreateOptions{}); err != nil {
 		return p, fmt.Errorf("create probe DaemonSet: %w", err)
 	}

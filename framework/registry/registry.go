@@ -8,6 +8,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -18,7 +20,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
@@ -31,11 +35,13 @@ import (
 const Module = "github.com/distribution/distribution/v3"
 
 // main imports only what a local test registry needs: no cloud storage
-// drivers, so the build stays small and offline-friendly.
+// drivers, so the build stays small and offline-friendly; htpasswd for a
+// registry that asks for credentials (WithHtpasswd).
 const mainSrc = `package main
 
 import (
 	"github.com/distribution/distribution/v3/registry"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
@@ -67,6 +73,9 @@ const (
 	Label = "io.nodeconform.registry"
 )
 
+// authLabel records whether the registry container asks for credentials.
+const authLabel = Label + ".auth"
+
 // NodeHost is the registry as the nodes reach it.
 const NodeHost = ContainerName + ":5000"
 
@@ -89,7 +98,10 @@ type BuildOptions struct {
 // Build builds the registry binary and image (cached by content) and
 // returns the image reference.
 func Build(ctx context.Context, o BuildOptions) (string, error) {
-	work := filepath.Join(o.CacheDir, "registry-"+versions.Registry)
+	// Keyed by main's source too: a registry built from an earlier one
+	// lacks what it imports now.
+	src := sha256.Sum256([]byte(mainSrc))
+	work := filepath.Join(o.CacheDir, "registry-"+versions.Registry+"-"+hex.EncodeToString(src[:])[:8])
 	bin := filepath.Join(work, "registry")
 	if _, err := os.Stat(bin); err != nil {
 		if err := os.MkdirAll(work, 0o755); err != nil {
@@ -129,15 +141,48 @@ func Build(ctx context.Context, o BuildOptions) (string, error) {
 	return ref, err
 }
 
+// StartOption configures Start.
+type StartOption func(*startOptions)
+
+type startOptions struct{ htpasswd string }
+
+// WithHtpasswd makes the registry ask for credentials, those of an
+// htpasswd file (bcrypt), as a private registry does: a node pulls from
+// it only with an image pull secret. A running registry is replaced.
+func WithHtpasswd(file string) StartOption {
+	return func(o *startOptions) { o.htpasswd = file }
+}
+
 // Start runs the registry container on the kind network (replacing a
 // stopped one) and waits until it answers on HostPort.
-func Start(ctx context.Context, image string) error {
-	if out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", ContainerName).Output(); err == nil && strings.TrimSpace(string(out)) == "true" {
+func Start(ctx context.Context, image string, opts ...StartOption) error {
+	var o startOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	// A running registry is kept only when it is one without credentials
+	// and none are asked for: one a killed test left asking for them
+	// would refuse the production-like target's pulls.
+	if out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", `{{.State.Running}} {{index .Config.Labels "`+authLabel+`"}}`, ContainerName).Output(); err == nil && strings.TrimSpace(string(out)) == "true none" && o.htpasswd == "" {
 		return wait(ctx, 30*time.Second)
 	}
 	_ = exec.CommandContext(ctx, "docker", "rm", "-f", ContainerName).Run()
-	out, err := exec.CommandContext(ctx, "docker", "run", "-d", "--name", ContainerName, "--network", Network,
-		"--label", Label+"=true", "-p", HostPort+":5000", image).CombinedOutput()
+	auth := "none"
+	if o.htpasswd != "" {
+		auth = "htpasswd"
+	}
+	args := []string{"run", "-d", "--name", ContainerName, "--network", Network, "--label", Label + "=true", "--label", authLabel + "=" + auth, "-p", HostPort + ":5000"}
+	if o.htpasswd != "" {
+		abs, err := filepath.Abs(o.htpasswd)
+		if err != nil {
+			return err
+		}
+		// Distribution reads its configuration's auth section from the
+		// environment too.
+		args = append(args, "-v", abs+":/auth/htpasswd:ro", "-e", "REGISTRY_AUTH=htpasswd",
+			"-e", "REGISTRY_AUTH_HTPASSWD_REALM=nodeconform", "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd")
+	}
+	out, err := exec.CommandContext(ctx, "docker", append(args, image)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("start registry container: %w: %s", err, out)
 	}
@@ -200,10 +245,20 @@ func ParseRef(ref string) (name.Tag, error) {
 	return tag, nil
 }
 
+// PushOption configures Push.
+type PushOption func(*[]remote.Option)
+
+// WithBasicAuth pushes with a user name and password (WithHtpasswd).
+func WithBasicAuth(user, password string) PushOption {
+	return func(o *[]remote.Option) {
+		*o = append(*o, remote.WithAuth(&authn.Basic{Username: user, Password: password}))
+	}
+}
+
 // Push pushes a docker-save archive (one image) to ref (host/repo:tag).
 // A plain-HTTP registry is allowed only on loopback and the project's own
 // network names.
-func Push(ctx context.Context, archive, ref string) error {
+func Push(ctx context.Context, archive, ref string, opts ...PushOption) error {
 	tag, err := ParseRef(ref)
 	if err != nil {
 		return err
@@ -215,7 +270,20 @@ func Push(ctx context.Context, archive, ref string) error {
 	if err != nil {
 		return fmt.Errorf("read image archive %s: %w", archive, err)
 	}
-	if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
+	return PushImage(ctx, img, ref, opts...)
+}
+
+// PushImage pushes an image to ref (host/repo:tag), as Push does.
+func PushImage(ctx context.Context, img v1.Image, ref string, opts ...PushOption) error {
+	tag, err := ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	ropts := []remote.Option{remote.WithContext(ctx)}
+	for _, f := range opts {
+		f(&ropts)
+	}
+	if err := remote.Write(tag, img, ropts...); err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
 			return fmt.Errorf("%w: push %s: %v", ErrUnreachable, ref, err)

@@ -32,6 +32,7 @@ import (
 	"github.com/nodeconform/nodeconform/framework/e2e"
 	"github.com/nodeconform/nodeconform/framework/probe"
 	"github.com/nodeconform/nodeconform/framework/report"
+	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
 // Suites are the suites this build has, in the order a full run takes them:
@@ -60,13 +61,16 @@ type Options struct {
 	// is not usable (e2e.Settings.RecreateBroken).
 	RecreateBroken bool
 	ProbeImage     string
-	Kubeconfig     string
-	Context        string
-	Mode           string
-	Quiet          bool
-	KindConfig     string
-	NodeImage      string
-	ConfigFile     string
+	// PullSecret is a docker config.json file with the credentials the
+	// nodes pull ProbeImage with (--pull-secret; e2e.Settings.PullSecret).
+	PullSecret string
+	Kubeconfig string
+	Context    string
+	Mode       string
+	Quiet      bool
+	KindConfig string
+	NodeImage  string
+	ConfigFile string
 	// SourceDir is the nodeconform source tree, used to compile the
 	// suites and the Ginkgo CLI; SuitesDir holds prebuilt <suite>.test
 	// binaries and a ginkgo binary otherwise.
@@ -89,6 +93,8 @@ type Options struct {
 	// probeNamespace is the run's probe, shared by its suites
 	// (e2e.StartRunProbe); set by Run.
 	probeNamespace string
+	// pullSecret is PullSecret's content, read by Validate.
+	pullSecret []byte
 	// modeDefaulted: no --mode was given (a kind cluster found behind a
 	// kubeconfig then runs in apply mode, as kind does by default).
 	modeDefaulted bool
@@ -120,6 +126,17 @@ func (o *Options) Validate() error {
 			}
 			return UsageError{fmt.Errorf("unknown suite %q; available: %s", s, strings.Join(Suites, ", "))}
 		}
+	}
+	if o.PullSecret != "" {
+		abs, err := filepath.Abs(o.PullSecret)
+		if err != nil {
+			return UsageError{fmt.Errorf("--pull-secret %s: %w", o.PullSecret, err)}
+		}
+		if o.pullSecret, err = workload.ReadPullSecret(abs); err != nil {
+			return UsageError{err}
+		}
+		// The suites run in other directories.
+		o.PullSecret = abs
 	}
 	for _, re := range append(append([]string(nil), o.Focus...), o.Skip...) {
 		if _, err := regexp.Compile(re); err != nil {
@@ -248,6 +265,7 @@ func (o *Options) Env(clusterName string) []string {
 	set("NODECONFORM_KUBECONFIG", o.Kubeconfig)
 	set("NODECONFORM_CONTEXT", o.Context)
 	set("NODECONFORM_PROBE_IMAGE", o.ProbeImage)
+	set(e2e.PullSecretEnv, o.PullSecret)
 	set("NODECONFORM_CONFIG", o.ConfigFile)
 	set("NODECONFORM_KIND_CONFIG", o.KindConfig)
 	set("NODECONFORM_NODE_IMAGE", o.NodeImage)
@@ -428,7 +446,7 @@ func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (repo
 	}()
 	if o.needsProbe() {
 		kubeconfig, kctx := o.kubeconfig(clusterName)
-		if probe, err = e2e.StartRunProbe(ctx, kubeconfig, kctx, o.ProbeImage, o.Mode == ModeVerify, cfg); err != nil {
+		if probe, err = e2e.StartRunProbe(ctx, kubeconfig, kctx, o.ProbeImage, o.pullSecret, o.Mode == ModeVerify, cfg); err != nil {
 			return res, fmt.Errorf("start the run's probe DaemonSet: %w", err)
 		}
 		o.probeNamespace = probe.Namespace
@@ -673,7 +691,11 @@ func (o *Options) checkAccess(ctx context.Context, clusterName string, cfg *conf
 	for _, g := range groups.Groups {
 		served = append(served, g.Name)
 	}
-	needs := access.Served(access.For(o.Suites, o.Mode), served)
+	var opts []access.Option
+	if o.PullSecret != "" {
+		opts = append(opts, access.WithPullSecret())
+	}
+	needs := access.Served(access.For(o.Suites, o.Mode, opts...), served)
 	missing, err := access.Missing(ctx, cs, needs)
 	if err != nil {
 		logger.Warnf("permissions not checked before the run: %v", err)

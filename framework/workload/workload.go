@@ -42,6 +42,9 @@ type NamespaceInput struct {
 	PodSecurity string
 	// Labels are added to the namespace.
 	Labels map[string]string
+	// PullSecret is a docker config.json the namespace's pods pull with
+	// (GrantPull); nil: the nodes' own credentials, if any.
+	PullSecret []byte
 }
 
 // CreateNamespace creates a uniquely named namespace labelled as ours.
@@ -59,7 +62,15 @@ func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace,
 	for _, mode := range []string{"enforce", "audit", "warn"} {
 		ns.Labels["pod-security.kubernetes.io/"+mode] = in.PodSecurity
 	}
-	return in.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	created, err := in.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil || len(in.PullSecret) == 0 {
+		return created, err
+	}
+	if err := GrantPull(ctx, in.Clientset, created.Name, in.PullSecret, 30*time.Second); err != nil {
+		_, _ = StartNamespaceDeletion(context.WithoutCancel(ctx), in.Clientset, created.Name)
+		return nil, err
+	}
+	return created, nil
 }
 
 // StartNamespaceDeletion deletes a namespace without waiting for it, its
@@ -508,7 +519,8 @@ var failedPodName = regexp.MustCompile(`pods "[^"]*"`)
 func FailedCreates(events []corev1.Event) string {
 	var refused []corev1.Event
 	for _, e := range events {
-		if e.Type == corev1.EventTypeWarning && e.Reason == "FailedCreate" {
+		// A timeout (a webhook that did not answer in time) may pass.
+		if e.Type == corev1.EventTypeWarning && e.Reason == "FailedCreate" && !Slow(e.Message) {
 			// Each attempt names its own pod: the refusals are alike.
 			e.Message = failedPodName.ReplaceAllString(e.Message, `pods "…"`)
 			refused = append(refused, e)
@@ -528,9 +540,8 @@ func Events(ctx context.Context, cs kubernetes.Interface, ns, name string) []cor
 }
 
 // ExecJSON runs a probe subcommand in a pod's own container (see
-// defaultContainer) and decodes
-// its one-line JSON answer into out. A failing probe's JSON error is
-// returned as the error.
+// defaultContainer) and decodes its one-line JSON answer into out. A
+// failing probe's JSON error is returned as the error.
 func ExecJSON(ctx context.Context, kl klient.Client, ns, pod string, args []string, out any) error {
 	return ExecJSONIn(ctx, kl, ns, pod, "", args, out)
 }

@@ -1,0 +1,65 @@
+package workload
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// A file the kubelet could not use is refused naming the file and why.
+func TestReadPullSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `{"auths":{"registry.example:5000":{"auth":"dTpw"}}}`)
+	if b, err := ReadPullSecret(good); err != nil || !strings.Contains(string(b), "registry.example") {
+		t.Errorf("good: %q %v", b, err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing.json"), "no such file"},
+		{write("yaml", "auths: {}"), "is not a docker config.json"},
+		{write("helper.json", `{"credsStore":"desktop"}`), `names no registry under "auths"`},
+	} {
+		if _, err := ReadPullSecret(c.path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--pull-secret") {
+			t.Errorf("%s: got %v, want an error with %q", c.path, err, c.want)
+		}
+	}
+}
+
+// The secret is made and the default service account, made by its
+// controller a moment after the namespace, lists it.
+func TestGrantPullWaitsForTheDefaultServiceAccount(t *testing.T) {
+	cs := fake.NewClientset()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, _ = cs.CoreV1().ServiceAccounts("ns").Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "ns"}}, metav1.CreateOptions{})
+	}()
+	cfg := []byte(`{"auths":{"r:5000":{"auth":"dTpw"}}}`)
+	if err := GrantPull(context.Background(), cs, "ns", cfg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s, err := cs.CoreV1().Secrets("ns").Get(context.Background(), PullSecretName, metav1.GetOptions{})
+	if err != nil || s.Type != corev1.SecretTypeDockerConfigJson || string(s.Data[corev1.DockerConfigJsonKey]) != string(cfg) {
+		t.Errorf("secret: %+v %v", s, err)
+	}
+	sa, err := cs.CoreV1().ServiceAccounts("ns").Get(context.Background(), "default", metav1.GetOptions{})
+	if err != nil || len(sa.ImagePullSecrets) != 1 || sa.ImagePullSecrets[0].Name != PullSecretName {
+		t.Errorf("service account: %+v %v", sa, err)
+	}
+	// No account by the timeout: an error naming it.
+	if err := GrantPull(context.Background(), cs, "other", cfg, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "other/default") {
+		t.Errorf("no account: %v", err)
+	}
+}
