@@ -334,7 +334,12 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 			// alone (not an older ReplicaSet's event).
 			var why string
 			if len(pods.Items) == 0 {
-				why = replicaFailure(dep)
+				var failing bool
+				if why, failing = replicaFailure(dep); failing && why == "" {
+					// The condition keeps its first message: a timeout
+					// then, perhaps a refusal since.
+					why = d.failedCreates(ctx, "ReplicaSet")
+				}
 			}
 			if refusedFor(&masterRefusedSince, why) {
 				return false, permanent{fmt.Errorf("nfd-master's pod cannot be created: %s", why)}
@@ -396,14 +401,28 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 
 // replicaFailure is the message of a Deployment's ReplicaFailure
 // condition (its ReplicaSet cannot create pods: an admission policy, a
-// quota), or "" when it has none; a timeout may pass and is not one.
-func replicaFailure(dep *appsv1.Deployment) string {
+// quota) and whether it has one; "" for a timeout, which may pass.
+func replicaFailure(dep *appsv1.Deployment) (string, bool) {
 	for _, c := range dep.Status.Conditions {
-		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue && !workload.Slow(c.Message) {
-			return c.Reason + ": " + c.Message
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			if workload.Slow(c.Message) {
+				return "", true
+			}
+			return c.Reason + ": " + c.Message, true
 		}
 	}
-	return ""
+	return "", false
+}
+
+// failedCreates is the FailedCreate warnings of the namespace's
+// controllers of kind (nfd-master's ReplicaSet's name is not known
+// ahead; the namespace is the deployment's own), or "".
+func (d *Deployment) failedCreates(ctx context.Context, kind string) string {
+	list, err := d.cs.CoreV1().Events(d.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=" + kind})
+	if err != nil {
+		return ""
+	}
+	return workload.FailedCreates(list.Items)
 }
 
 // WorkersNotCreated is why the nfd-worker DaemonSet's controller could not

@@ -34,13 +34,13 @@ func TestReplicaFailure(t *testing.T) {
 			{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: msg},
 		}}}
 	}
-	if got := replicaFailure(dep(`pods "nfd-master-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: no`)); got != `FailedCreate: pods "nfd-master-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: no` {
-		t.Errorf("refused: %q", got)
+	if got, ok := replicaFailure(dep(`pods "nfd-master-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: no`)); got != `FailedCreate: pods "nfd-master-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: no` || !ok {
+		t.Errorf("refused: %q %v", got, ok)
 	}
-	if got := replicaFailure(dep(`Internal error occurred: failed calling webhook "w": context deadline exceeded`)); got != "" {
-		t.Errorf("timeout: %q", got)
+	if got, ok := replicaFailure(dep(`Internal error occurred: failed calling webhook "w": context deadline exceeded`)); got != "" || !ok {
+		t.Errorf("timeout: %q %v", got, ok)
 	}
-	if got := replicaFailure(&appsv1.Deployment{}); got != "" {
-		t.Errorf("no condition: %q", got)
+	if got, ok := replicaFailure(&appsv1.Deployment{}); got != "" || ok {
+		t.Errorf("no condition: %q %v", got, ok)
 	}
 }

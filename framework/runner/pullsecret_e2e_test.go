@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,13 @@ func TestPullSecret(t *testing.T) {
 	htpasswd := filepath.Join(dir, "htpasswd")
 	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// The production-like target's registry has the same name: a
+	// manual `hack/prodlike up` would lose its images to this test.
+	if out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", registry.ContainerName).Output(); err == nil && strings.TrimSpace(string(out)) == "true" {
+		if auth, _ := exec.CommandContext(ctx, "docker", "inspect", "-f", `{{index .Config.Labels "`+registry.Label+`.auth"}}`, registry.ContainerName).Output(); strings.TrimSpace(string(auth)) != "htpasswd" {
+			t.Fatalf("registry container %s is running (the production-like target's?): remove it first (go run ./hack/prodlike down)", registry.ContainerName)
+		}
 	}
 	regImage, err := registry.Build(ctx, registry.BuildOptions{CacheDir: cache})
 	if err != nil {

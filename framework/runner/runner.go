@@ -108,6 +108,23 @@ func (e UsageError) Unwrap() error { return e.Err }
 
 var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
+// readPullSecret reads PullSecret (once) and makes its path absolute: the
+// suites run in other directories.
+func (o *Options) readPullSecret() error {
+	if o.PullSecret == "" || o.pullSecret != nil {
+		return nil
+	}
+	abs, err := filepath.Abs(o.PullSecret)
+	if err != nil {
+		return UsageError{fmt.Errorf("--pull-secret %s: %w", o.PullSecret, err)}
+	}
+	if o.pullSecret, err = workload.ReadPullSecret(abs); err != nil {
+		return UsageError{err}
+	}
+	o.PullSecret = abs
+	return nil
+}
+
 // Validate checks flags before anything touches a cluster, and fills in
 // defaults that depend on other flags.
 func (o *Options) Validate() error {
@@ -127,16 +144,8 @@ func (o *Options) Validate() error {
 			return UsageError{fmt.Errorf("unknown suite %q; available: %s", s, strings.Join(Suites, ", "))}
 		}
 	}
-	if o.PullSecret != "" {
-		abs, err := filepath.Abs(o.PullSecret)
-		if err != nil {
-			return UsageError{fmt.Errorf("--pull-secret %s: %w", o.PullSecret, err)}
-		}
-		if o.pullSecret, err = workload.ReadPullSecret(abs); err != nil {
-			return UsageError{err}
-		}
-		// The suites run in other directories.
-		o.PullSecret = abs
+	if err := o.readPullSecret(); err != nil {
+		return err
 	}
 	for _, re := range append(append([]string(nil), o.Focus...), o.Skip...) {
 		if _, err := regexp.Compile(re); err != nil {
@@ -285,6 +294,10 @@ func (o *Options) Env(clusterName string) []string {
 // It returns the merged results; an error is an environment failure.
 func Run(ctx context.Context, o Options, logger log.Logger, out io.Writer) (report.Results, error) {
 	res := report.Results{Mode: o.Mode, StartedAt: time.Now().UTC()}
+	// Validate read it; a caller that did not still gets it everywhere.
+	if err := o.readPullSecret(); err != nil {
+		return res, err
+	}
 	cfg, err := config.Load(o.ConfigFile)
 	if err != nil {
 		return res, UsageError{err}

@@ -23,14 +23,17 @@ func TestReadPullSecret(t *testing.T) {
 		}
 		return p
 	}
-	good := write("good.json", `{"auths":{"registry.example:5000":{"auth":"dTpw"}}}`)
-	if b, err := ReadPullSecret(good); err != nil || !strings.Contains(string(b), "registry.example") {
-		t.Errorf("good: %q %v", b, err)
+	for _, good := range []string{`{"auths":{"registry.example:5000":{"auth":"dTpw"}}}`, `{"auths":{"r":{},"registry.example:5000":{"username":"u","password":"p"}}}`} {
+		if b, err := ReadPullSecret(write("good.json", good)); err != nil || !strings.Contains(string(b), "registry.example") {
+			t.Errorf("good %s: %q %v", good, b, err)
+		}
 	}
 	for _, c := range []struct{ path, want string }{
 		{filepath.Join(dir, "missing.json"), "no such file"},
 		{write("yaml", "auths: {}"), "is not a docker config.json"},
-		{write("helper.json", `{"credsStore":"desktop"}`), `names no registry under "auths"`},
+		{write("helper.json", `{"credsStore":"desktop"}`), `holds no credentials under "auths"`},
+		// What `docker login` writes with a credential helper.
+		{write("login.json", `{"auths":{"https://index.docker.io/v1/":{}},"credsStore":"desktop"}`), "https://index.docker.io/v1/"},
 	} {
 		if _, err := ReadPullSecret(c.path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--pull-secret") {
 			t.Errorf("%s: got %v, want an error with %q", c.path, err, c.want)
@@ -57,6 +60,17 @@ func TestGrantPullWaitsForTheDefaultServiceAccount(t *testing.T) {
 	sa, err := cs.CoreV1().ServiceAccounts("ns").Get(context.Background(), "default", metav1.GetOptions{})
 	if err != nil || len(sa.ImagePullSecrets) != 1 || sa.ImagePullSecrets[0].Name != PullSecretName {
 		t.Errorf("service account: %+v %v", sa, err)
+	}
+	// The account's own pull secrets stay (OpenShift's for its registry).
+	if _, err := cs.CoreV1().ServiceAccounts("os").Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "os"},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "default-dockercfg-x"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := GrantPull(context.Background(), cs, "os", cfg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if sa, _ := cs.CoreV1().ServiceAccounts("os").Get(context.Background(), "default", metav1.GetOptions{}); len(sa.ImagePullSecrets) != 2 || sa.ImagePullSecrets[0].Name != "default-dockercfg-x" {
+		t.Errorf("kept: %+v", sa.ImagePullSecrets)
 	}
 	// No account by the timeout: an error naming it.
 	if err := GrantPull(context.Background(), cs, "other", cfg, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "other/default") {
