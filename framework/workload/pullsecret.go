@@ -109,7 +109,7 @@ func GrantPull(ctx context.Context, cs kubernetes.Interface, ns string, dockerCo
 	// The ServiceAccount admission plugin reads the account from the API
 	// server's cache: a pod created at once could still get the account
 	// as it was. A pod dry-run in the namespace shows when admission
-	// gives it the secret. One admission refuses (a policy requiring
+	// gives it the secret. A check pod admission refuses (a policy requiring
 	// what the check pod lacks) cannot be asked: then the update stands
 	// alone, as good a guarantee as the cache's delay.
 	for {
