@@ -201,7 +201,8 @@ type shared struct {
 	Kubeconfig string `json:"kubeconfig"`
 	Context    string `json:"context"`
 	ProbeImage string `json:"probeImage"`
-	PullSecret string `json:"pullSecret,omitempty"`
+	// PullSecret is the file's content, read once by Up.
+	PullSecret []byte `json:"pullSecret,omitempty"`
 	NFDImage   string `json:"nfdImage,omitempty"`
 	ConfigFile string `json:"configFile"`
 	RunID      string `json:"runID"`
@@ -252,10 +253,9 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 	if s.Mode != "apply" && s.Mode != "verify" {
 		return nil, fmt.Errorf("NODECONFORM_MODE must be apply or verify, got %q", s.Mode)
 	}
-	sh := shared{ConfigFile: s.ConfigFile, ProfileFile: s.Profile, ProbeImage: s.ProbeImage, PullSecret: s.PullSecret, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
-	var pullSecret []byte
+	sh := shared{ConfigFile: s.ConfigFile, ProfileFile: s.Profile, ProbeImage: s.ProbeImage, RunID: fmt.Sprintf("%x", time.Now().UnixNano()), Mode: s.Mode}
 	if s.PullSecret != "" {
-		if pullSecret, err = workload.ReadPullSecret(s.PullSecret); err != nil {
+		if sh.PullSecret, err = workload.ReadPullSecret(s.PullSecret); err != nil {
 			return nil, err
 		}
 	}
@@ -366,7 +366,7 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 			probes, err = attachProbe(ctx, cs, kl, s.ProbeNamespace, cfg.Timeouts.ProbeReady.Duration)
 		} else {
 			probes, err = nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
-				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration, PullSecret: pullSecret})
+				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration, PullSecret: sh.PullSecret})
 		}
 		if err != nil {
 			return fail(err)
@@ -502,13 +502,7 @@ func Connect(data []byte) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pullSecret []byte
-	if sh.PullSecret != "" {
-		if pullSecret, err = workload.ReadPullSecret(sh.PullSecret); err != nil {
-			return nil, err
-		}
-	}
-	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig, PullSecret: pullSecret,
+	e := &Env{Config: cfg, Provider: sh.Provider, Cluster: sh.Cluster, Kubeconfig: sh.Kubeconfig, PullSecret: sh.PullSecret,
 		Context: sh.Context, ProbeImage: sh.ProbeImage, NFDImage: sh.NFDImage, RunID: sh.RunID, Mode: sh.Mode, ProbeReadyAfter: sh.ProbeReady, REST: rc, Clientset: cs, Klient: kl,
 		Profile: prof, Targets: sh.Targets, NotJudged: sh.NotJudged, Swept: sh.Swept, Replayed: sh.Replayed}
 	if sh.ProbeNS != "" {

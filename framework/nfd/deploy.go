@@ -286,17 +286,14 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 	// Since when the controllers have reported that they cannot create
 	// the pods (an admission policy, a quota requiring limits): given
 	// up on after Stuck's time, as a pod that cannot start is.
-	var masterRefusedSince, workersRefusedSince time.Time
+	var masterRefused, workersRefused workload.Lasting
 	lastCurrent := int32(-1)
-	refusedFor := func(since *time.Time, why string) bool {
+	refusedFor := func(l *workload.Lasting, why string) bool {
 		if why == "" {
-			*since = time.Time{}
+			l.Reset()
 			return false
 		}
-		if since.IsZero() {
-			*since = time.Now()
-		}
-		return time.Since(*since) >= workload.DefaultStuckAfter
+		return l.Holds(workload.DefaultStuckAfter)
 	}
 	begun := time.Now()
 	err := poll(ctx, timeout, func() (bool, error) {
@@ -341,7 +338,7 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 					why = d.failedCreates(ctx, "ReplicaSet")
 				}
 			}
-			if refusedFor(&masterRefusedSince, why) {
+			if refusedFor(&masterRefused, why) {
 				return false, permanent{fmt.Errorf("nfd-master's pod cannot be created: %s", why)}
 			}
 			return false, nil
@@ -359,19 +356,20 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		// may have failed for a moment (it backs off between attempts).
 		missing := 0
 		if s.CurrentNumberScheduled != lastCurrent {
-			lastCurrent, workersRefusedSince = s.CurrentNumberScheduled, time.Time{}
+			lastCurrent = s.CurrentNumberScheduled
+			workersRefused.Reset()
 		}
 		if s.UpdatedNumberScheduled != s.DesiredNumberScheduled {
 			var why string
 			if s.CurrentNumberScheduled < s.DesiredNumberScheduled {
 				why = workload.FailedCreates(workload.Events(ctx, d.cs, d.Namespace, "nfd-worker"))
 			}
-			if !refusedFor(&workersRefusedSince, why) {
+			if !refusedFor(&workersRefused, why) {
 				return false, nil
 			}
 			missing = int(s.DesiredNumberScheduled - s.CurrentNumberScheduled)
 		} else {
-			workersRefusedSince = time.Time{}
+			workersRefused.Reset()
 		}
 		pods, err := d.workerPods(ctx)
 		if err != nil {

@@ -116,7 +116,7 @@ func Create(ctx context.Context, in Input) (*Probes, error) {
 	}
 	p := &Probes{Namespace: ns.Name, pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
 	if len(in.PullSecret) > 0 {
-		if err := workload.GrantPull(ctx, in.Clientset, ns.Name, in.PullSecret, 30*time.Second); err != nil {
+		if err := workload.GrantPull(ctx, in.Clientset, ns.Name, in.PullSecret, workload.GrantPullTimeout); err != nil {
 			return p, err
 		}
 	}
@@ -177,7 +177,7 @@ const probeContainer = "probe"
 func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
-	var refusedSince time.Time
+	var refused workload.Lasting
 	for {
 		ds, err := p.cs.AppsV1().DaemonSets(p.Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{})
 		if err == nil {
@@ -188,15 +188,12 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 			// privileged pods, a quota): that will not change by itself.
 			if s.DesiredNumberScheduled > 0 && s.CurrentNumberScheduled == 0 {
 				if why := workload.FailedCreates(workload.Events(ctx, p.cs, p.Namespace, DaemonSetName)); why != "" {
-					if refusedSince.IsZero() {
-						refusedSince = time.Now()
-					}
-					if time.Since(refusedSince) >= workload.DefaultStuckAfter {
+					if refused.Holds(workload.DefaultStuckAfter) {
 						return fmt.Errorf("probe DaemonSet in %s cannot create its pods (it needs privileged, hostPID pods on every node): %s", p.Namespace, why)
 					}
 				}
 			} else {
-				refusedSince = time.Time{}
+				refused.Reset()
 			}
 			if s.DesiredNumberScheduled > 0 && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
 				stuck, pending, err := p.classify(ctx, time.Now().After(deadline))

@@ -22,6 +22,10 @@ import (
 // namespaces when the run has registry credentials (--pull-secret).
 const PullSecretName = "nodeconform-pull"
 
+// GrantPullTimeout bounds GrantPull's waits for the namespace's default
+// service account and for admission to hand the secret out.
+const GrantPullTimeout = 30 * time.Second
+
 // ReadPullSecret reads a docker config.json (what `docker login` writes,
 // or a kubernetes.io/dockerconfigjson Secret's data) holding the
 // credentials of the registry the nodes pull nodeconform's images from.

@@ -48,6 +48,22 @@ func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 	return false
 }
 
+// Lasting tells a condition that has held for a while (a controller
+// reporting that it cannot create pods) from one that came and went.
+type Lasting struct{ since time.Time }
+
+// Holds notes that the condition holds now and reports whether it has
+// held, without a Reset, for at least d.
+func (l *Lasting) Holds(d time.Duration) bool {
+	if l.since.IsZero() {
+		l.since = time.Now()
+	}
+	return time.Since(l.since) >= d
+}
+
+// Reset notes that the condition does not hold.
+func (l *Lasting) Reset() { l.since = time.Time{} }
+
 // Slow reports whether an event's or condition's message is a timeout
 // (slowMarks): a node or webhook that was slow, which may pass.
 func Slow(message string) bool {

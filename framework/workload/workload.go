@@ -66,7 +66,7 @@ func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace,
 	if err != nil || len(in.PullSecret) == 0 {
 		return created, err
 	}
-	if err := GrantPull(ctx, in.Clientset, created.Name, in.PullSecret, 30*time.Second); err != nil {
+	if err := GrantPull(ctx, in.Clientset, created.Name, in.PullSecret, GrantPullTimeout); err != nil {
 		_, _ = StartNamespaceDeletion(context.WithoutCancel(ctx), in.Clientset, created.Name)
 		return nil, err
 	}

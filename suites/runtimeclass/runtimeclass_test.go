@@ -84,8 +84,11 @@ func describeClass(name string) {
 		classPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
 			return pods.get(ctx, g, n, newClassPod(n))
 		}
+		newUnderPod := func(n string) *corev1.Pod {
+			return classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...)
+		}
 		underPodOn := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
-			return pods.get(ctx, g, n, classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...))
+			return pods.get(ctx, g, n, newUnderPod(n))
 		}
 		// For the specs whose expectation is the pod's resources plus the
 		// overhead: a container admission added (a sidecar without
@@ -102,7 +105,7 @@ func describeClass(name string) {
 			return asAsked(g, newClassPod(n), classPodOn(ctx, g, n))
 		}
 		underPodAsAsked := func(ctx context.Context, g Gomega, n string) *corev1.Pod {
-			return asAsked(g, classPod(e, pods.ns, "under-"+n, under.Name, n, twoContainers()...), underPodOn(ctx, g, n))
+			return asAsked(g, newUnderPod(n), underPodOn(ctx, g, n))
 		}
 
 		BeforeAll(func(ctx SpecContext) {
