@@ -52,6 +52,7 @@ type Config struct {
 		KataConfig         Duration `json:"kataConfig"`
 		SandboxEvent       Duration `json:"sandboxEvent"`
 		OwnerLease         Duration `json:"ownerLease"`
+		PullSecretGrant    Duration `json:"pullSecretGrant"`
 	} `json:"timeouts"`
 	Intervals struct {
 		Poll Duration `json:"poll"`

@@ -366,7 +366,8 @@ func Up(ctx context.Context, s Settings, logger log.Logger, opts ...SuiteOption)
 			probes, err = attachProbe(ctx, cs, kl, s.ProbeNamespace, cfg.Timeouts.ProbeReady.Duration)
 		} else {
 			probes, err = nodeaccess.Deploy(ctx, nodeaccess.Input{Clientset: cs, Klient: kl, Image: sh.ProbeImage,
-				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration, PullSecret: sh.PullSecret})
+				Labels: map[string]string{RunLabel: sh.RunID}, Timeout: cfg.Timeouts.ProbeReady.Duration, PullSecret: sh.PullSecret,
+				PullTimeout: cfg.Timeouts.PullSecretGrant.Duration})
 		}
 		if err != nil {
 			return fail(err)

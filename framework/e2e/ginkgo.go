@@ -258,7 +258,7 @@ func removeRun(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interfa
 // pods): the namespace is labelled with it, whatever the cluster's default.
 func (e *Env) Namespace(ctx context.Context, prefix, podSecurity string) string {
 	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: e.Clientset, Prefix: prefix, PodSecurity: podSecurity,
-		Labels: map[string]string{RunLabel: e.RunID}, PullSecret: e.PullSecret})
+		Labels: map[string]string{RunLabel: e.RunID}, PullSecret: e.PullSecret, PullTimeout: e.Config.Timeouts.PullSecretGrant.Duration})
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "create namespace")
 	ginkgo.DeferCleanup(func(ctx context.Context) {
 		workload.CountControllerPods(ctx, e.Clientset, ns.Name)

@@ -50,7 +50,8 @@ func StartRunProbe(ctx context.Context, kubeconfig, kctx, image string, pullSecr
 	if err := startOwner(ctx, cs, r.RunID, cfg.Timeouts.OwnerLease.Duration); err != nil {
 		return nil, err
 	}
-	p, err := nodeaccess.Create(ctx, nodeaccess.Input{Clientset: cs, Image: image, Labels: map[string]string{RunLabel: r.RunID}, PullSecret: pullSecret})
+	p, err := nodeaccess.Create(ctx, nodeaccess.Input{Clientset: cs, Image: image, Labels: map[string]string{RunLabel: r.RunID}, PullSecret: pullSecret,
+		PullTimeout: cfg.Timeouts.PullSecretGrant.Duration})
 	if p != nil {
 		r.Namespace = p.Namespace
 	}

@@ -42,6 +42,8 @@ type Input struct {
 	// PullSecret is a docker config.json the probe pods pull Image with
 	// (workload.GrantPull); nil: the nodes' own credentials, if any.
 	PullSecret []byte
+	// PullTimeout bounds GrantPull's waits (zero: workload.GrantPullTimeout).
+	PullTimeout time.Duration
 }
 
 // Probes is a deployed probe DaemonSet.
@@ -116,7 +118,7 @@ func Create(ctx context.Context, in Input) (*Probes, error) {
 	}
 	p := &Probes{Namespace: ns.Name, pods: map[string]string{}, cs: in.Clientset, kl: in.Klient}
 	if len(in.PullSecret) > 0 {
-		if err := workload.GrantPull(ctx, in.Clientset, ns.Name, in.PullSecret, workload.GrantPullTimeout); err != nil {
+		if err := workload.GrantPull(ctx, in.Clientset, ns.Name, in.PullSecret, in.PullTimeout); err != nil {
 			return p, err
 		}
 	}
@@ -172,33 +174,53 @@ const probeContainer = "probe"
 
 // waitReady waits until the probe is Ready on every node it was scheduled
 // to, or until every pod that is not Ready is stuck for a reason its
-// node's events name (no sandbox, no image): those nodes go to Problems
-// and the others are usable. Only a probe Ready nowhere is an error.
+// node's events name (no sandbox, no image) and every node the DaemonSet
+// controller cannot create a pod for has been refused for Stuck's time (an
+// admission policy or quota that refuses some nodes' pods): those nodes go
+// to Problems and the others are usable. Only a probe Ready nowhere is an
+// error.
 func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
+	// Since when the controller has reported that it cannot create pods:
+	// a pod created since restarts it (the controller backs off between
+	// attempts, and one may have failed for a moment).
 	var refused workload.Lasting
+	lastCurrent := int32(-1)
 	for {
 		ds, err := p.cs.AppsV1().DaemonSets(p.Namespace).Get(ctx, DaemonSetName, metav1.GetOptions{})
 		if err == nil {
 			s := ds.Status
 			last = fmt.Sprintf("%d/%d ready", s.NumberReady, s.DesiredNumberScheduled)
-			// No pod at all while the DaemonSet controller reports that
-			// creating them fails (an admission policy refusing
-			// privileged pods, a quota): that will not change by itself.
-			if s.DesiredNumberScheduled > 0 && s.CurrentNumberScheduled == 0 {
-				if why := workload.FailedCreates(workload.Events(ctx, p.cs, p.Namespace, DaemonSetName)); why != "" {
-					if refused.Holds(workload.DefaultStuckAfter) {
-						return fmt.Errorf("probe DaemonSet in %s cannot create its pods (it needs privileged, hostPID pods on every node): %s", p.Namespace, why)
-					}
-				}
-			} else {
+			if s.CurrentNumberScheduled != lastCurrent {
+				lastCurrent = s.CurrentNumberScheduled
 				refused.Reset()
 			}
-			if s.DesiredNumberScheduled > 0 && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
+			var why string
+			if s.DesiredNumberScheduled > 0 && s.CurrentNumberScheduled < s.DesiredNumberScheduled {
+				why = workload.FailedCreates(workload.Events(ctx, p.cs, p.Namespace, DaemonSetName))
+			}
+			givenUp := false
+			if why == "" {
+				refused.Reset()
+			} else {
+				givenUp = refused.Holds(workload.DefaultStuckAfter)
+			}
+			// No pod at all while the controller reports that creating
+			// them fails (a policy refusing privileged pods, a quota):
+			// that will not change by itself.
+			if givenUp && s.CurrentNumberScheduled == 0 {
+				return fmt.Errorf("probe DaemonSet in %s cannot create its pods (it needs privileged, hostPID pods on every node): %s", p.Namespace, why)
+			}
+			if s.DesiredNumberScheduled > 0 && (s.UpdatedNumberScheduled == s.DesiredNumberScheduled || givenUp) {
 				stuck, pending, err := p.classify(ctx, time.Now().After(deadline))
 				if err != nil {
 					return err
+				}
+				if givenUp {
+					if err := p.notCreated(ctx, stuck, why); err != nil {
+						return err
+					}
 				}
 				if pending == 0 && p.Ready()+len(stuck) >= int(s.DesiredNumberScheduled) {
 					p.Problems = stuck
@@ -220,6 +242,33 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// notCreated adds to stuck each node the probe DaemonSet targets (every
+// Linux node: its pods tolerate every taint) that has no probe pod, with
+// the controller's reason (why): the DaemonSet's events do not name the
+// node, since its pods' names are generated.
+func (p *Probes) notCreated(ctx context.Context, stuck map[string]string, why string) error {
+	nodes, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelOSStable + "=linux"})
+	if err != nil {
+		return err
+	}
+	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
+	if err != nil {
+		return err
+	}
+	has := map[string]bool{}
+	for _, pod := range pods.Items {
+		if pod.DeletionTimestamp == nil {
+			has[pod.Spec.NodeName] = true
+		}
+	}
+	for _, n := range nodes.Items {
+		if !has[n.Name] {
+			stuck[n.Name] = "no probe pod: the DaemonSet controller cannot create it (it needs a privileged, hostPID pod on the node): " + why
+		}
+	}
+	return nil
 }
 
 // classify refreshes the Ready pods and returns, per node, why each probe

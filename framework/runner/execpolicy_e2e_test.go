@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,10 +12,12 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient"
 
 	"github.com/nodeconform/nodeconform/framework/cluster"
 	"github.com/nodeconform/nodeconform/framework/config"
+	"github.com/nodeconform/nodeconform/framework/nodeaccess"
 	"github.com/nodeconform/nodeconform/framework/report"
 	"github.com/nodeconform/nodeconform/framework/workload"
 )
@@ -39,26 +42,11 @@ func TestExecRefusedByPolicy(t *testing.T) {
 	defer cancel()
 	cs := kindClient(t)
 	const name = "nodeconform-e2e-deny-exec"
-	fail := admissionv1.Fail
-	vap := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: admissionv1.ValidatingAdmissionPolicySpec{
-		FailurePolicy: &fail,
-		MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
-			Operations: []admissionv1.OperationType{admissionv1.Connect},
-			Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/exec"}},
-		}}}},
-		Validations: []admissionv1.Validation{{Expression: "false", Message: "exec into pods is not allowed on this cluster"}},
-	}}
-	binding := &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
-		PolicyName: name, ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
-	}}
 	adm := cs.AdmissionregistrationV1()
-	remove := func() {
-		ctx := context.Background()
-		_ = adm.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
-		_ = adm.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
-	}
-	remove() // a run killed before its cleanup left them
-	t.Cleanup(remove)
+	denyPolicy(ctx, t, cs, name, admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
+		Operations: []admissionv1.OperationType{admissionv1.Connect},
+		Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/exec"}},
+	}}}}, admissionv1.Validation{Expression: "false", Message: "exec into pods is not allowed on this cluster"})
 	// A pod in a namespace like nodeconform's, never scheduled (its node
 	// does not exist): admission judges an exec into it before anything
 	// else does, so its answer says whether the policy is in force there.
@@ -92,12 +80,6 @@ func TestExecRefusedByPolicy(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-	}
-	if _, err := adm.ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 	inForce(true)
 	dir := t.TempDir()
@@ -146,4 +128,109 @@ func TestExecRefusedByPolicy(t *testing.T) {
 	if passed == 0 {
 		t.Error("nothing passed with nodeconform's namespaces exempted")
 	}
+}
+
+// denyPolicy puts a ValidatingAdmissionPolicy named name and its Deny
+// binding in force on the cluster, behind nodeconform's back, as a
+// security team would. Both are removed at the test's end, and first a
+// killed run's leftovers.
+func denyPolicy(ctx context.Context, t *testing.T, cs kubernetes.Interface, name string, match admissionv1.MatchResources, v admissionv1.Validation) {
+	t.Helper()
+	fail := admissionv1.Fail
+	adm := cs.AdmissionregistrationV1()
+	remove := func() {
+		ctx := context.Background()
+		_ = adm.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = adm.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	remove()
+	t.Cleanup(remove)
+	vap := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: admissionv1.ValidatingAdmissionPolicySpec{
+		FailurePolicy: &fail, MatchConstraints: &match, Validations: []admissionv1.Validation{v},
+	}}
+	if _, err := adm.ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+		PolicyName: name, ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+	}}
+	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProbeRefusedOnOneNode runs on a cluster whose admission refuses
+// nodeconform's privileged probe pod on one node only (a policy keyed on
+// the node, as for a node pool kept for regulated workloads; a quota
+// that runs out does the same): the DaemonSet controller creates every
+// other node's pod and reports FailedCreate for that one.
+//   - Before: the probe's wait ran its whole 2-minute timeout, and then
+//     every node's specs failed ("probe DaemonSet not scheduled").
+//   - Now: the wait gives up on that node after Stuck's time, and each
+//     spec fails that node alone, naming the refusal (the other nodes'
+//     verdicts in the same specs pass).
+func TestProbeRefusedOnOneNode(t *testing.T) {
+	if os.Getenv("NODECONFORM_E2E") == "" {
+		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cs := kindClient(t)
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, n := range list.Items {
+		nodes = append(nodes, n.Name)
+	}
+	refused := workers(ctx, t, cs)[0]
+	const name = "nodeconform-e2e-deny-probe"
+	// The probe DaemonSet's pod for a node is pinned to it by a matchFields
+	// term on metadata.name.
+	expr := fmt.Sprintf(`!(has(object.metadata.labels) && 'app' in object.metadata.labels && object.metadata.labels['app'] == '%s' &&
+		has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) &&
+		has(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution) &&
+		object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.exists(t,
+			has(t.matchFields) && t.matchFields.exists(f, f.values.exists(v, v == '%s'))))`, nodeaccess.DaemonSetName, refused)
+	denyPolicy(ctx, t, cs, name, admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
+		Operations: []admissionv1.OperationType{admissionv1.Create},
+		Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+	}}}}, admissionv1.Validation{Expression: expr, Message: "privileged pods are not allowed on node " + refused})
+	// In force once a dry-run of such a pod is refused (the API server's
+	// policy informer takes a moment).
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "in-force", Namespace: metav1.NamespaceDefault, Labels: map[string]string{"app": nodeaccess.DaemonSetName}},
+		Spec: corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{refused}}}}}}}},
+			Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10.2"}}}}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		_, err := cs.CoreV1().Pods(metav1.NamespaceDefault).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if workload.Refused(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy not in force after a minute: a dry-run create answered %v", err)
+		}
+	}
+	began := time.Now()
+	res := runSuites(ctx, t, t.TempDir(), "probe-refused", Options{Mode: ModeApply, Profile: labProfile(), Suites: []string{"primitives"}})
+	took := time.Since(began)
+	f := failed(res)
+	if len(f) == 0 {
+		t.Error("nothing failed with the probe refused on " + refused)
+	}
+	for _, s := range f {
+		if !strings.Contains(s.Failure, refused) || !strings.Contains(s.Failure, name) {
+			t.Errorf("%s fails without naming node %s and the refusal: %.600s", s.Name, refused, s.Failure)
+		}
+		for _, n := range nodes {
+			if n != refused && strings.Contains(s.Failure, "node "+n+":") {
+				t.Errorf("%s fails node %s too: %.600s", s.Name, n, s.Failure)
+			}
+		}
+	}
+	if took > 100*time.Second {
+		t.Errorf("the run took %s: a node's refusal must not be waited out (the probe's timeout is 2 min)", took)
+	}
+	t.Logf("run with the probe refused on %s: %s, %d failed", refused, took.Round(time.Second), len(f))
 }

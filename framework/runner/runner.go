@@ -116,7 +116,7 @@ func (o *Options) readPullSecret() error {
 	}
 	abs, err := filepath.Abs(o.PullSecret)
 	if err != nil {
-		return UsageError{fmt.Errorf("--pull-secret %s: %w", o.PullSecret, err)}
+		return UsageError{fmt.Errorf("pull secret %s (--pull-secret or NODECONFORM_PULL_SECRET): %w", o.PullSecret, err)}
 	}
 	if o.pullSecret, err = workload.ReadPullSecret(abs); err != nil {
 		return UsageError{err}

@@ -23,7 +23,8 @@ import (
 const PullSecretName = "nodeconform-pull"
 
 // GrantPullTimeout bounds GrantPull's waits for the namespace's default
-// service account and for admission to hand the secret out.
+// service account and for admission to hand the secret out when its
+// caller gives no timeout (config: timeouts.pullSecretGrant).
 const GrantPullTimeout = 30 * time.Second
 
 // ReadPullSecret reads a docker config.json (what `docker login` writes,
@@ -33,7 +34,7 @@ const GrantPullTimeout = 30 * time.Second
 func ReadPullSecret(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--pull-secret: %w", err)
+		return nil, fmt.Errorf("pull secret (--pull-secret or NODECONFORM_PULL_SECRET): %w", err)
 	}
 	var c struct {
 		Auths map[string]struct {
@@ -43,7 +44,7 @@ func ReadPullSecret(path string) ([]byte, error) {
 		} `json:"auths"`
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("--pull-secret %s is not a docker config.json: %w", path, err)
+		return nil, fmt.Errorf("pull secret %s (--pull-secret or NODECONFORM_PULL_SECRET) is not a docker config.json: %w", path, err)
 	}
 	// `docker login` with a credential helper (credsStore) writes each
 	// registry with no credentials in the file: none a kubelet could use.
@@ -55,7 +56,7 @@ func ReadPullSecret(path string) ([]byte, error) {
 		empty = append(empty, host)
 	}
 	sort.Strings(empty)
-	return nil, fmt.Errorf("--pull-secret %s holds no credentials under \"auths\" (registries without any: %v): a docker config.json with inline credentials (\"auth\", or \"username\" and \"password\"), as `docker login` writes without a credential helper", path, empty)
+	return nil, fmt.Errorf("pull secret %s (--pull-secret or NODECONFORM_PULL_SECRET) holds no credentials under \"auths\" (registries without any: %v): a docker config.json with inline credentials (\"auth\", or \"username\" and \"password\"), as `docker login` writes without a credential helper", path, empty)
 }
 
 // GrantPull makes the namespace's pods pull with dockerConfig: it creates
@@ -64,7 +65,8 @@ func ReadPullSecret(path string) ([]byte, error) {
 // controller to make that account and for admission to see the change.
 // The ServiceAccount admission plugin then gives the secret to every pod
 // of the account, those nodeconform builds and those of fixtures and
-// templates alike. It must run before the namespace's first pod.
+// templates alike. It must run before the namespace's first pod. A zero
+// timeout is GrantPullTimeout.
 func GrantPull(ctx context.Context, cs kubernetes.Interface, ns string, dockerConfig []byte, timeout time.Duration) error {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: PullSecretName, Namespace: ns, Labels: map[string]string{ManagedLabel: "true"}},
@@ -73,6 +75,9 @@ func GrantPull(ctx context.Context, cs kubernetes.Interface, ns string, dockerCo
 	}
 	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create image pull secret %s/%s: %w", ns, PullSecretName, err)
+	}
+	if timeout <= 0 {
+		timeout = GrantPullTimeout
 	}
 	deadline := time.Now().Add(timeout)
 	wait := func() error {

@@ -35,7 +35,7 @@ func TestReadPullSecret(t *testing.T) {
 		// What `docker login` writes with a credential helper.
 		{write("login.json", `{"auths":{"https://index.docker.io/v1/":{}},"credsStore":"desktop"}`), "https://index.docker.io/v1/"},
 	} {
-		if _, err := ReadPullSecret(c.path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--pull-secret") {
+		if _, err := ReadPullSecret(c.path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--pull-secret") || !strings.Contains(err.Error(), "NODECONFORM_PULL_SECRET") {
 			t.Errorf("%s: got %v, want an error with %q", c.path, err, c.want)
 		}
 	}

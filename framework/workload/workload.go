@@ -45,6 +45,8 @@ type NamespaceInput struct {
 	// PullSecret is a docker config.json the namespace's pods pull with
 	// (GrantPull); nil: the nodes' own credentials, if any.
 	PullSecret []byte
+	// PullTimeout bounds GrantPull's waits (zero: GrantPullTimeout).
+	PullTimeout time.Duration
 }
 
 // CreateNamespace creates a uniquely named namespace labelled as ours.
@@ -66,7 +68,7 @@ func CreateNamespace(ctx context.Context, in NamespaceInput) (*corev1.Namespace,
 	if err != nil || len(in.PullSecret) == 0 {
 		return created, err
 	}
-	if err := GrantPull(ctx, in.Clientset, created.Name, in.PullSecret, GrantPullTimeout); err != nil {
+	if err := GrantPull(ctx, in.Clientset, created.Name, in.PullSecret, in.PullTimeout); err != nil {
 		_, _ = StartNamespaceDeletion(context.WithoutCancel(ctx), in.Clientset, created.Name)
 		return nil, err
 	}
