@@ -72,7 +72,7 @@ verify-readonly: cluster
 # a CFS quota on worker 2's kubelet.slice, above every pod (the throttling
 # check fails there alone, naming the parent cgroup).
 findings-e2e: cluster
-	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestDownNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing|TestRuntimeIgnoringPropagation|TestSandboxHandlerServedByRunc|TestRuntimeSharingHostIPC|TestParentQuotaThrottles|TestGuardUndoesAKubeletThatStaysDown|TestHostnameLabelIsNotTheNodeName|TestExecRefusedByPolicy|TestProbeRefusedOnOneNode|TestSidecarInjected|TestPullSecret' -v ./framework/runner/
+	NODECONFORM_E2E=1 $(GO) test -count=1 -timeout 50m -run 'TestProfileJudgesDrift|TestMisconfiguredWorker|TestBrokenNodeIsAFinding|TestDownNodeIsAFinding|TestOverheadMismatchHidesNothing|TestSandboxHandlerMissing|TestRuntimeIgnoringPropagation|TestSandboxHandlerServedByRunc|TestRuntimeSharingHostIPC|TestParentQuotaThrottles|TestGuardUndoesAKubeletThatStaysDown|TestHostnameLabelIsNotTheNodeName|TestExecRefusedByPolicy|TestProbeRefusedOnOneNode|TestProbeFindsNoRoomOnOneNode|TestSidecarInjected|TestPullSecret' -v ./framework/runner/
 
 # SIGINT while a suite waits for a kubelet or containerd it restarted
 # (CFS-quota control, encapsulation apply, its revert): every node is as

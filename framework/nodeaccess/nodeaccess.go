@@ -260,7 +260,7 @@ func (p *Probes) notCreated(ctx context.Context, stuck map[string]string, why st
 	has := map[string]bool{}
 	for _, pod := range pods.Items {
 		if pod.DeletionTimestamp == nil {
-			has[pod.Spec.NodeName] = true
+			has[workload.TargetNode(&pod)] = true
 		}
 	}
 	for _, n := range nodes.Items {
@@ -285,7 +285,7 @@ func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, i
 	stuck := map[string]string{}
 	pending := 0
 	for _, pod := range pods.Items {
-		node := pod.Spec.NodeName
+		node := workload.TargetNode(&pod)
 		if _, ok := p.PodOn(node); ok || pod.DeletionTimestamp != nil {
 			continue
 		}
@@ -530,7 +530,13 @@ func daemonSet(ns, image string) *appsv1.DaemonSet {
 					NodeSelector:                  map[string]string{corev1.LabelOSStable: "linux"},
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 					TerminationGracePeriodSeconds: &grace,
-					PriorityClassName:             "system-node-critical",
+					// No priority class: a critical one (system-node-
+					// critical) would have the scheduler and the kubelet
+					// evict a production pod from a full node to make
+					// room for the probe, and GKE refuses it outside
+					// kube-system without a quota for it ("insufficient
+					// quota to match these scopes"). A node with no room
+					// is a node that cannot be examined (workload.Broken).
 					Containers: []corev1.Container{{
 						Name:            probeContainer,
 						Image:           image,

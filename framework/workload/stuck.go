@@ -27,10 +27,12 @@ var stuckReasons = map[string]bool{"FailedCreatePodSandBox": true, "ErrImagePull
 var slowMarks = []string{"context deadline exceeded", "DeadlineExceeded", "failed to reserve"}
 
 // Broken reports whether a pod that is not Ready shows a reason it will
-// not recover from by itself: it failed, or one of its warning events is
-// among stuckReasons (unless its message is a timeout: slowMarks), and
-// none of its containers is running (a container that started is on its
-// way to Ready).
+// not recover from by itself: it failed, the scheduler finds no room for
+// it (a DaemonSet's pod has one node to go to: a node at its pod limit or
+// with its CPU or memory requested in full stays so), or one of its
+// warning events is among stuckReasons (unless its message is a timeout:
+// slowMarks), and none of its containers is running (a container that
+// started is on its way to Ready).
 func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.State.Running != nil {
@@ -39,6 +41,11 @@ func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 	}
 	if pod.Status.Phase == corev1.PodFailed {
 		return true
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return true
+		}
 	}
 	for _, e := range events {
 		if e.Type == corev1.EventTypeWarning && stuckReasons[e.Reason] && !Slow(e.Message) {
@@ -106,8 +113,30 @@ const DefaultStuckAfter = 15 * time.Second
 // it has been Broken, or its node not Ready, for After. Call it on every
 // poll.
 func (s *Stuck) Check(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) bool {
-	broken := Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)) || s.nodeNotReady(ctx, cs, pod.Spec.NodeName) != ""
-	return s.observe(pod.Spec.NodeName, broken, time.Now())
+	node := TargetNode(pod)
+	broken := Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)) || s.nodeNotReady(ctx, cs, node) != ""
+	return s.observe(node, broken, time.Now())
+}
+
+// TargetNode is the node pod is bound to or, before the scheduler has
+// bound it, the one a DaemonSet's pod is pinned to (its node affinity's
+// metadata.name term); "" when neither.
+func TargetNode(pod *corev1.Pod) string {
+	if pod.Spec.NodeName != "" {
+		return pod.Spec.NodeName
+	}
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		for _, f := range t.MatchFields {
+			if f.Key == "metadata.name" && f.Operator == corev1.NodeSelectorOpIn && len(f.Values) == 1 {
+				return f.Values[0]
+			}
+		}
+	}
+	return ""
 }
 
 func (s *Stuck) nodeNotReady(ctx context.Context, cs kubernetes.Interface, node string) string {

@@ -121,3 +121,38 @@ func TestHopeless(t *testing.T) {
 		}
 	}
 }
+
+// A pod the scheduler finds no room for is Broken (a DaemonSet's pod has
+// one node to go to); one still waiting for its first scheduling attempt,
+// or gated, is not.
+func TestBrokenUnschedulable(t *testing.T) {
+	cond := func(status corev1.ConditionStatus, reason string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: status, Reason: reason, Message: "0/3 nodes are available: 1 Insufficient cpu."}}}}
+	}
+	if !Broken(cond(corev1.ConditionFalse, corev1.PodReasonUnschedulable), nil) {
+		t.Error("unschedulable pod not broken")
+	}
+	if Broken(cond(corev1.ConditionFalse, corev1.PodReasonSchedulingGated), nil) || Broken(cond(corev1.ConditionTrue, ""), nil) ||
+		Broken(&corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending}}, nil) {
+		t.Error("a gated, scheduled or new pod is broken")
+	}
+}
+
+// A DaemonSet's pod names its node in a metadata.name term before it is
+// bound; a bound pod's node wins.
+func TestTargetNode(t *testing.T) {
+	pinned := &corev1.Pod{Spec: corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"w1"}}}}}}}}}}
+	if got := TargetNode(pinned); got != "w1" {
+		t.Errorf("pinned: %q", got)
+	}
+	pinned.Spec.NodeName = "w2"
+	if got := TargetNode(pinned); got != "w2" {
+		t.Errorf("bound: %q", got)
+	}
+	if got := TargetNode(&corev1.Pod{}); got != "" {
+		t.Errorf("neither: %q", got)
+	}
+}

@@ -381,7 +381,11 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 	if err != nil {
 		return err.Error()
 	}
-	fmt.Fprintf(&b, "phase=%s node=%s", p.Status.Phase, p.Spec.NodeName)
+	if p.Spec.NodeName == "" {
+		fmt.Fprintf(&b, "phase=%s, not scheduled", p.Status.Phase)
+	} else {
+		fmt.Fprintf(&b, "phase=%s node=%s", p.Status.Phase, p.Spec.NodeName)
+	}
 	if why := NodeNotReady(ctx, cs, p.Spec.NodeName); why != "" {
 		fmt.Fprintf(&b, " (%s)", why)
 	}
