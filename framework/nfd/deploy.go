@@ -378,7 +378,7 @@ func (d *Deployment) waitReady(ctx context.Context, timeout time.Duration) error
 		ready, givenUp := 0, 0
 		for _, p := range pods {
 			switch {
-			case p.Spec.NodeName == "" || p.DeletionTimestamp != nil:
+			case workload.TargetNode(&p) == "" || p.DeletionTimestamp != nil:
 			case workload.IsReady(&p):
 				ready++
 			case stuck.Check(ctx, d.cs, &p):

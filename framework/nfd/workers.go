@@ -30,13 +30,15 @@ func (d *Deployment) Workers(ctx context.Context) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, p := range pods {
-		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
+		// A worker not bound yet (no room on its node) is its node's too.
+		node := workload.TargetNode(&p)
+		if node == "" || p.DeletionTimestamp != nil {
 			continue
 		}
 		if workload.IsReady(&p) {
-			out[p.Spec.NodeName] = ""
-		} else if _, seen := out[p.Spec.NodeName]; !seen {
-			out[p.Spec.NodeName] = "pod " + p.Name + " not Ready: " + workload.Describe(ctx, d.cs, d.Namespace, p.Name)
+			out[node] = ""
+		} else if _, seen := out[node]; !seen {
+			out[node] = "pod " + p.Name + " not Ready: " + workload.Describe(ctx, d.cs, d.Namespace, p.Name)
 		}
 	}
 	return out, nil

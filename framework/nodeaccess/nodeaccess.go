@@ -212,15 +212,18 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 			if givenUp && s.CurrentNumberScheduled == 0 {
 				return fmt.Errorf("probe DaemonSet in %s cannot create its pods (it needs privileged, hostPID pods on every node): %s", p.Namespace, why)
 			}
-			if s.DesiredNumberScheduled > 0 && (s.UpdatedNumberScheduled == s.DesiredNumberScheduled || givenUp) {
-				stuck, pending, err := p.classify(ctx, time.Now().After(deadline))
+			final := time.Now().After(deadline)
+			if s.DesiredNumberScheduled > 0 && (s.UpdatedNumberScheduled == s.DesiredNumberScheduled || givenUp || final) {
+				stuck, pending, err := p.classify(ctx, final)
 				if err != nil {
 					return err
 				}
-				if givenUp {
-					if err := p.notCreated(ctx, stuck, why); err != nil {
+				if givenUp || final {
+					waiting, err := p.notCreated(ctx, ds, stuck, why, final)
+					if err != nil {
 						return err
 					}
+					pending += waiting
 				}
 				if pending == 0 && p.Ready()+len(stuck) >= int(s.DesiredNumberScheduled) {
 					p.Problems = stuck
@@ -244,18 +247,24 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// notCreated adds to stuck each node the probe DaemonSet targets (every
-// Linux node: its pods tolerate every taint) that has no probe pod, with
-// the controller's reason (why): the DaemonSet's events do not name the
-// node, since its pods' names are generated.
-func (p *Probes) notCreated(ctx context.Context, stuck map[string]string, why string) error {
+// notCreated accounts for each node the probe DaemonSet targets (every
+// Linux node: its pods tolerate every taint) that has no probe pod, and
+// returns how many of them are still to be waited for. The controller's
+// events do not name the node (its pods' names are generated), and a
+// controller that keeps failing on one node may not have tried the others
+// (it creates in doubling batches and stops at a failure), so each such
+// node's pod is put to admission as a dry run: a refusal is that node's
+// Problem, in admission's own words; a node whose pod admission accepts
+// is waited for, until final (the wait's timeout), when it is a Problem
+// naming the controller's reports (why).
+func (p *Probes) notCreated(ctx context.Context, ds *appsv1.DaemonSet, stuck map[string]string, why string, final bool) (int, error) {
 	nodes, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelOSStable + "=linux"})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	has := map[string]bool{}
 	for _, pod := range pods.Items {
@@ -263,12 +272,48 @@ func (p *Probes) notCreated(ctx context.Context, stuck map[string]string, why st
 			has[workload.TargetNode(&pod)] = true
 		}
 	}
+	waiting := 0
 	for _, n := range nodes.Items {
-		if !has[n.Name] {
-			stuck[n.Name] = "no probe pod: the DaemonSet controller cannot create it (it needs a privileged, hostPID pod on the node): " + why
+		if has[n.Name] {
+			continue
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: DaemonSetName + "-", Namespace: p.Namespace,
+				Labels: ds.Spec.Template.Labels, Annotations: ds.Spec.Template.Annotations},
+			Spec: *ds.Spec.Template.Spec.DeepCopy(),
+		}
+		workload.PinToNode(pod, n.Name)
+		_, err := p.cs.CoreV1().Pods(p.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		switch {
+		case err == nil && !final:
+			waiting++
+		case err == nil:
+			stuck[n.Name] = "no probe pod made on the node within the wait, though admission accepts it; the DaemonSet controller reports: " + orNothing(why)
+		case ctx.Err() != nil:
+			return 0, ctx.Err()
+		case isOwnRBAC(err):
+			// nodeconform's own account may not dry-run pods there: the
+			// controller's reports are all there is to go by.
+			stuck[n.Name] = "no probe pod: the DaemonSet controller cannot create it (it needs a privileged, hostPID pod on the node): " + orNothing(why)
+		default:
+			stuck[n.Name] = "no probe pod: admission refuses it on this node (it needs a privileged, hostPID pod there): " + err.Error()
 		}
 	}
-	return nil
+	return waiting, nil
+}
+
+// isOwnRBAC reports whether err is RBAC refusing nodeconform's own
+// request (not admission refusing the pod).
+func isOwnRBAC(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, `forbidden: User "`) && strings.Contains(m, " cannot ")
+}
+
+func orNothing(why string) string {
+	if why == "" {
+		return "nothing"
+	}
+	return why
 }
 
 // classify refreshes the Ready pods and returns, per node, why each probe

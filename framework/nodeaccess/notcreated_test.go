@@ -2,25 +2,35 @@ package nodeaccess
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/nodeconform/nodeconform/framework/workload"
 )
 
-// A node the DaemonSet controller made no probe pod for is a Problem
-// naming the refusal; a node with a pod (Ready or not) is left to the
-// pod's own wait, and a node the DaemonSet does not target (not Linux) is
-// not named.
+// A node with no probe pod is put to admission as a dry run: one whose pod
+// admission refuses is a Problem in admission's words, one whose pod it
+// accepts is waited for until the wait's timeout. A node with a pod, bound
+// or not yet, is left to the pod's own wait, and a node the DaemonSet does
+// not target (not Linux) is not named.
 func TestNotCreated(t *testing.T) {
 	node := func(name, os string) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelOSStable: os}}}
 	}
-	pod := func(name, node string, deleted bool) *corev1.Pod {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"app": DaemonSetName}}, Spec: corev1.PodSpec{NodeName: node}}
+	pod := func(name, node string, bound, deleted bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"app": DaemonSetName}}}
+		workload.PinToNode(p, node)
+		if bound {
+			p.Spec.NodeName = node
+		}
 		if deleted {
 			now := metav1.NewTime(time.Now())
 			p.DeletionTimestamp = &now
@@ -28,19 +38,42 @@ func TestNotCreated(t *testing.T) {
 		}
 		return p
 	}
-	cs := fake.NewClientset(node("a", "linux"), node("b", "linux"), node("c", "linux"), node("d", "linux"), node("w", "windows"),
-		pod("p1", "a", false), pod("p2", "b", false), pod("p3", "d", true))
-	p := &Probes{Namespace: "ns", pods: map[string]string{}, cs: cs}
-	stuck := map[string]string{"b": "probe pod p2 not Ready: no sandbox"}
-	if err := p.notCreated(context.Background(), stuck, "FailedCreate: denied"); err != nil {
-		t.Fatal(err)
-	}
-	if len(stuck) != 3 || stuck["b"] != "probe pod p2 not Ready: no sandbox" {
-		t.Fatalf("stuck: %v", stuck)
-	}
-	for _, n := range []string{"c", "d"} {
-		if !strings.Contains(stuck[n], "cannot create it") || !strings.HasSuffix(stuck[n], "FailedCreate: denied") {
-			t.Errorf("node %s: %q", n, stuck[n])
+	ds := daemonSet("ns", "probe:x")
+	for _, final := range []bool{false, true} {
+		cs := fake.NewClientset(node("a", "linux"), node("b", "linux"), node("c", "linux"), node("d", "linux"), node("w", "windows"),
+			pod("p1", "a", true, false), pod("p2", "b", false, false), pod("p3", "d", true, true))
+		var asked []string
+		cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			c := a.(k8stesting.CreateActionImpl)
+			if !slicesEqual(c.CreateOptions.DryRun, []string{metav1.DryRunAll}) {
+				t.Errorf("a create that is not a dry run")
+			}
+			n := workload.TargetNode(c.GetObject().(*corev1.Pod))
+			asked = append(asked, n)
+			if n == "c" {
+				return true, nil, errors.New(`pods "nodeconform-probe-x" is forbidden: ValidatingAdmissionPolicy 'p' denied request: not on c`)
+			}
+			return true, c.GetObject(), nil
+		})
+		p := &Probes{Namespace: "ns", pods: map[string]string{}, cs: cs}
+		stuck := map[string]string{"b": "probe pod p2 not Ready: not scheduled"}
+		waiting, err := p.notCreated(context.Background(), ds, stuck, "FailedCreate: denied (×3)", final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slicesEqual(asked, []string{"c", "d"}) {
+			t.Errorf("final %v: dry runs for %v, want c and d", final, asked)
+		}
+		if stuck["b"] != "probe pod p2 not Ready: not scheduled" || !strings.Contains(stuck["c"], "admission refuses it") || !strings.HasSuffix(stuck["c"], "not on c") {
+			t.Errorf("final %v: stuck %v", final, stuck)
+		}
+		switch {
+		case !final && (waiting != 1 || len(stuck) != 2):
+			t.Errorf("before the timeout: waiting %d, stuck %v", waiting, stuck)
+		case final && (waiting != 0 || !strings.HasSuffix(stuck["d"], "FailedCreate: denied (×3)")):
+			t.Errorf("at the timeout: waiting %d, stuck %v", waiting, stuck)
 		}
 	}
 }
+
+func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }

@@ -48,9 +48,16 @@ func TestProbeFindsNoRoomOnOneNode(t *testing.T) {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
+		// As the scheduler counts: the containers' sum or the largest init
+		// container, whichever is more, and the pod's overhead.
+		var sum, initMax int64
 		for _, c := range p.Spec.Containers {
-			free -= c.Resources.Requests.Cpu().MilliValue()
+			sum += c.Resources.Requests.Cpu().MilliValue()
 		}
+		for _, c := range p.Spec.InitContainers {
+			initMax = max(initMax, c.Resources.Requests.Cpu().MilliValue())
+		}
+		free -= max(sum, initMax) + p.Spec.Overhead.Cpu().MilliValue()
 	}
 	// The probe asks 5m: leave it 2m.
 	if free <= 2 {

@@ -27,12 +27,10 @@ var stuckReasons = map[string]bool{"FailedCreatePodSandBox": true, "ErrImagePull
 var slowMarks = []string{"context deadline exceeded", "DeadlineExceeded", "failed to reserve"}
 
 // Broken reports whether a pod that is not Ready shows a reason it will
-// not recover from by itself: it failed, the scheduler finds no room for
-// it (a DaemonSet's pod has one node to go to: a node at its pod limit or
-// with its CPU or memory requested in full stays so), or one of its
-// warning events is among stuckReasons (unless its message is a timeout:
-// slowMarks), and none of its containers is running (a container that
-// started is on its way to Ready).
+// not recover from by itself: it failed, or one of its warning events is
+// among stuckReasons (unless its message is a timeout: slowMarks), and
+// none of its containers is running (a container that started is on its
+// way to Ready).
 func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.State.Running != nil {
@@ -41,11 +39,6 @@ func Broken(pod *corev1.Pod, events []corev1.Event) bool {
 	}
 	if pod.Status.Phase == corev1.PodFailed {
 		return true
-	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			return true
-		}
 	}
 	for _, e := range events {
 		if e.Type == corev1.EventTypeWarning && stuckReasons[e.Reason] && !Slow(e.Message) {
@@ -109,11 +102,35 @@ const nodeTTL = 5 * time.Second
 // sandbox error seen once while a kubelet restarts is not a verdict.
 const DefaultStuckAfter = 15 * time.Second
 
+// UnschedulableAfter is how long a DaemonSet's pod must have been
+// unschedulable before its node is given up on: a node whose CPU,
+// memory or pod slots are taken stays so, but room made by a pod that
+// is terminating comes only once it is gone, after its grace period
+// (30 s by default).
+const UnschedulableAfter = 45 * time.Second
+
+// Unschedulable returns since when the scheduler has found no room for
+// pod (its PodScheduled condition False, reason Unschedulable), or false.
+// A DaemonSet's pod has one node to go to.
+func Unschedulable(pod *corev1.Pod) (time.Time, bool) {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return c.LastTransitionTime.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // Check reads the events of pod, which is not Ready, and reports whether
-// it has been Broken, or its node not Ready, for After. Call it on every
-// poll.
+// it has been Broken, or its node not Ready, for After, or unschedulable
+// for UnschedulableAfter by its condition's own time (so that each
+// process attaching to a DaemonSet does not wait it again). Call it on
+// every poll.
 func (s *Stuck) Check(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) bool {
 	node := TargetNode(pod)
+	if since, ok := Unschedulable(pod); ok {
+		return !since.IsZero() && time.Since(since) >= UnschedulableAfter
+	}
 	broken := Broken(pod, Events(ctx, cs, pod.Namespace, pod.Name)) || s.nodeNotReady(ctx, cs, node) != ""
 	return s.observe(node, broken, time.Now())
 }

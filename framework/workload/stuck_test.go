@@ -1,10 +1,13 @@
 package workload
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestBroken(t *testing.T) {
@@ -122,20 +125,30 @@ func TestHopeless(t *testing.T) {
 	}
 }
 
-// A pod the scheduler finds no room for is Broken (a DaemonSet's pod has
-// one node to go to); one still waiting for its first scheduling attempt,
-// or gated, is not.
-func TestBrokenUnschedulable(t *testing.T) {
-	cond := func(status corev1.ConditionStatus, reason string) *corev1.Pod {
+// A pod the scheduler finds no room for is unschedulable since its
+// condition's time, and stuck once that is UnschedulableAfter ago (not
+// since this process first looked); a gated, scheduled or new pod is not.
+func TestUnschedulable(t *testing.T) {
+	cond := func(status corev1.ConditionStatus, reason string, at time.Time) *corev1.Pod {
 		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
-			{Type: corev1.PodScheduled, Status: status, Reason: reason, Message: "0/3 nodes are available: 1 Insufficient cpu."}}}}
+			{Type: corev1.PodScheduled, Status: status, Reason: reason, LastTransitionTime: metav1.NewTime(at), Message: "0/3 nodes are available: 1 Insufficient cpu."}}}}
 	}
-	if !Broken(cond(corev1.ConditionFalse, corev1.PodReasonUnschedulable), nil) {
-		t.Error("unschedulable pod not broken")
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	if since, ok := Unschedulable(cond(corev1.ConditionFalse, corev1.PodReasonUnschedulable, at)); !ok || !since.Equal(at) {
+		t.Errorf("unschedulable pod: %v %v", since, ok)
 	}
-	if Broken(cond(corev1.ConditionFalse, corev1.PodReasonSchedulingGated), nil) || Broken(cond(corev1.ConditionTrue, ""), nil) ||
-		Broken(&corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending}}, nil) {
-		t.Error("a gated, scheduled or new pod is broken")
+	for _, p := range []*corev1.Pod{cond(corev1.ConditionFalse, corev1.PodReasonSchedulingGated, at), cond(corev1.ConditionTrue, "", at), {}} {
+		if _, ok := Unschedulable(p); ok {
+			t.Errorf("unschedulable: %+v", p.Status)
+		}
+	}
+	var s Stuck
+	cs := fake.NewClientset()
+	if !s.Check(context.Background(), cs, cond(corev1.ConditionFalse, corev1.PodReasonUnschedulable, at)) {
+		t.Error("unschedulable for a minute is not stuck")
+	}
+	if s.Check(context.Background(), cs, cond(corev1.ConditionFalse, corev1.PodReasonUnschedulable, time.Now().Add(-10*time.Second))) {
+		t.Error("unschedulable for 10 s is stuck")
 	}
 }
 

@@ -386,7 +386,7 @@ func Describe(ctx context.Context, cs kubernetes.Interface, ns, name string) str
 	} else {
 		fmt.Fprintf(&b, "phase=%s node=%s", p.Status.Phase, p.Spec.NodeName)
 	}
-	if why := NodeNotReady(ctx, cs, p.Spec.NodeName); why != "" {
+	if why := NodeNotReady(ctx, cs, TargetNode(p)); why != "" {
 		fmt.Fprintf(&b, " (%s)", why)
 	}
 	for _, s := range p.Status.ContainerStatuses {
