@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -77,3 +78,32 @@ func TestNotCreated(t *testing.T) {
 }
 
 func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
+
+// At the wait's timeout, a node the DaemonSet controller made no pod for
+// (its pod admitted by a dry run, so not a refusal) is a Problem and the
+// nodes with a Ready probe are usable: the wait does not fail them all.
+func TestWaitReadyNamesANodeWithoutAPodAtTheTimeout(t *testing.T) {
+	node := func(name string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelOSStable: "linux"}}}
+	}
+	ready := func(name, node string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"app": DaemonSetName}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+		workload.PinToNode(p, node)
+		p.Spec.NodeName = node
+		return p
+	}
+	ds := daemonSet("ns", "probe:x")
+	ds.Status = appsv1.DaemonSetStatus{DesiredNumberScheduled: 3, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberReady: 2}
+	cs := fake.NewClientset(node("a"), node("b"), node("c"), ready("p1", "a"), ready("p2", "b"), ds)
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, a.(k8stesting.CreateActionImpl).GetObject(), nil
+	})
+	p := &Probes{Namespace: "ns", pods: map[string]string{}, cs: cs}
+	if err := p.waitReady(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p.Ready() != 2 || len(p.Problems) != 1 || !strings.Contains(p.Problems["c"], "no probe pod made on the node within the wait") {
+		t.Fatalf("ready %v, problems %v", p.Nodes(), p.Problems)
+	}
+}
