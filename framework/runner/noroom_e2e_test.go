@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,19 @@ func TestProbeFindsNoRoomOnOneNode(t *testing.T) {
 	defer cancel()
 	cs := kindClient(t)
 	full := workers(ctx, t, cs)[0]
+	// A killed run's filler would keep the worker full for every later run.
+	const fillPrefix = "nodeconform-e2e-fill-"
+	left, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: workload.ManagedLabel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range left.Items {
+		if strings.HasPrefix(n.Name, fillPrefix) {
+			if err := workload.DeleteNamespace(ctx, cs, n.Name, 2*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	node, err := cs.CoreV1().Nodes().Get(ctx, full, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +72,7 @@ func TestProbeFindsNoRoomOnOneNode(t *testing.T) {
 	if free <= 2 {
 		t.Fatalf("%s has %dm of CPU unrequested: nothing to fill", full, free)
 	}
-	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: cs, Prefix: "e2e-fill", PodSecurity: "baseline"})
+	ns, err := workload.CreateNamespace(ctx, workload.NamespaceInput{Clientset: cs, Prefix: strings.TrimSuffix(strings.TrimPrefix(fillPrefix, "nodeconform-"), "-"), PodSecurity: "baseline"})
 	if err != nil {
 		t.Fatal(err)
 	}
