@@ -581,7 +581,8 @@ func daemonSet(ns, image string) *appsv1.DaemonSet {
 					// room for the probe, and GKE refuses it outside
 					// kube-system without a quota for it ("insufficient
 					// quota to match these scopes"). A node with no room
-					// is a node that cannot be examined (workload.Broken).
+					// is a node that cannot be examined (workload.Stuck,
+					// after workload.UnschedulableAfter).
 					Containers: []corev1.Container{{
 						Name:            probeContainer,
 						Image:           image,
