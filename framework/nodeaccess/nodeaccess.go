@@ -214,12 +214,12 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 			}
 			final := time.Now().After(deadline)
 			if s.DesiredNumberScheduled > 0 && (s.UpdatedNumberScheduled == s.DesiredNumberScheduled || givenUp || final) {
-				stuck, pending, err := p.classify(ctx, final)
+				stuck, pending, pods, err := p.classify(ctx, final)
 				if err != nil {
 					return err
 				}
 				if givenUp || final {
-					waiting, err := p.notCreated(ctx, ds, stuck, why, final)
+					waiting, err := p.notCreated(ctx, ds, pods, stuck, why, final)
 					if err != nil {
 						return err
 					}
@@ -248,8 +248,8 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 }
 
 // notCreated accounts for each node the probe DaemonSet targets (every
-// Linux node: its pods tolerate every taint) that has no probe pod, and
-// returns how many of them are still to be waited for. The controller's
+// Linux node: its pods tolerate every taint) that has no probe pod among
+// pods (the DaemonSet's, as classify listed them), and returns how many of them are still to be waited for. The controller's
 // events do not name the node (its pods' names are generated), and a
 // controller that keeps failing on one node may not have tried the others
 // (it creates in doubling batches and stops at a failure), so each such
@@ -257,17 +257,13 @@ func (p *Probes) waitReady(ctx context.Context, timeout time.Duration) error {
 // Problem, in admission's own words; a node whose pod admission accepts
 // is waited for, until final (the wait's timeout), when it is a Problem
 // naming the controller's reports (why).
-func (p *Probes) notCreated(ctx context.Context, ds *appsv1.DaemonSet, stuck map[string]string, why string, final bool) (int, error) {
+func (p *Probes) notCreated(ctx context.Context, ds *appsv1.DaemonSet, pods []corev1.Pod, stuck map[string]string, why string, final bool) (int, error) {
 	nodes, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelOSStable + "=linux"})
 	if err != nil {
 		return 0, err
 	}
-	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
-	if err != nil {
-		return 0, err
-	}
 	has := map[string]bool{}
-	for _, pod := range pods.Items {
+	for _, pod := range pods {
 		if pod.DeletionTimestamp == nil {
 			has[workload.TargetNode(&pod)] = true
 		}
@@ -291,7 +287,7 @@ func (p *Probes) notCreated(ctx context.Context, ds *appsv1.DaemonSet, stuck map
 			stuck[n.Name] = "no probe pod made on the node within the wait, though admission accepts it; the DaemonSet controller reports: " + orNothing(why)
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
-		case isOwnRBAC(err):
+		case workload.RBACRefused(err):
 			// nodeconform's own account may not dry-run pods there: the
 			// controller's reports are all there is to go by.
 			stuck[n.Name] = "no probe pod: the DaemonSet controller cannot create it (it needs a privileged, hostPID pod on the node): " + orNothing(why)
@@ -302,13 +298,6 @@ func (p *Probes) notCreated(ctx context.Context, ds *appsv1.DaemonSet, stuck map
 	return waiting, nil
 }
 
-// isOwnRBAC reports whether err is RBAC refusing nodeconform's own
-// request (not admission refusing the pod).
-func isOwnRBAC(err error) bool {
-	m := err.Error()
-	return strings.Contains(m, `forbidden: User "`) && strings.Contains(m, " cannot ")
-}
-
 func orNothing(why string) string {
 	if why == "" {
 		return "nothing"
@@ -317,15 +306,16 @@ func orNothing(why string) string {
 }
 
 // classify refreshes the Ready pods and returns, per node, why each probe
-// pod that is not Ready is stuck, and how many are still starting; final
-// (the deadline passed) counts every pod that is not Ready as stuck.
-func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, int, error) {
+// pod that is not Ready is stuck, how many are still starting, and the
+// DaemonSet's pods it read; final (the deadline passed) counts every pod
+// that is not Ready as stuck.
+func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, int, []corev1.Pod, error) {
 	if err := p.refreshReady(ctx); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	pods, err := p.cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + DaemonSetName})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	stuck := map[string]string{}
 	pending := 0
@@ -340,7 +330,7 @@ func (p *Probes) classify(ctx context.Context, final bool) (map[string]string, i
 			pending++
 		}
 	}
-	return stuck, pending, nil
+	return stuck, pending, pods.Items, nil
 }
 
 // refreshReady keeps only probe pods that are Running and Ready.

@@ -57,8 +57,12 @@ func TestNotCreated(t *testing.T) {
 			return true, c.GetObject(), nil
 		})
 		p := &Probes{Namespace: "ns", pods: map[string]string{}, cs: cs}
+		list, err := cs.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		stuck := map[string]string{"b": "probe pod p2 not Ready: not scheduled"}
-		waiting, err := p.notCreated(context.Background(), ds, stuck, "FailedCreate: denied (×3)", final)
+		waiting, err := p.notCreated(context.Background(), ds, list.Items, stuck, "FailedCreate: denied (×3)", final)
 		if err != nil {
 			t.Fatal(err)
 		}

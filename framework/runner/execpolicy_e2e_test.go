@@ -166,9 +166,10 @@ func denyPolicy(ctx context.Context, t *testing.T, cs kubernetes.Interface, name
 // other node's pod and reports FailedCreate for that one.
 //   - Before: the probe's wait ran its whole 2-minute timeout, and then
 //     every node's specs failed ("probe DaemonSet not scheduled").
-//   - Now: the wait gives up on that node after Stuck's time, and each
-//     spec fails that node alone, naming the refusal (the other nodes'
-//     verdicts in the same specs pass).
+//   - Now: once the controller's refusal has lasted Stuck's time, a dry
+//     run of that node's pod is refused, and each spec fails that node
+//     alone with admission's answer (the other nodes' verdicts in the
+//     same specs pass).
 func TestProbeRefusedOnOneNode(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")

@@ -20,9 +20,10 @@ import (
 //   - Before: the probe had priority system-node-critical, so the
 //     scheduler evicted the workload to make room (and GKE refuses such
 //     pods outside kube-system without a quota for them).
-//   - Now: the probe has no priority class, the workload stays, and after
-//     Stuck's time the worker is a node that cannot be examined, named
-//     with the scheduler's reason, while the other nodes are judged.
+//   - Now: the probe has no priority class, the workload stays, and once
+//     the pod has been unschedulable for workload.UnschedulableAfter the
+//     worker is a node that cannot be examined, named with the
+//     scheduler's reason, while the other nodes are judged.
 func TestProbeFindsNoRoomOnOneNode(t *testing.T) {
 	if os.Getenv("NODECONFORM_E2E") == "" {
 		t.Skip("set NODECONFORM_E2E=1 to run on the kind cluster (make findings-e2e)")

@@ -26,13 +26,22 @@ func Refused(err error) bool {
 		return false
 	}
 	m := err.Error()
-	// "pods \"p\" is forbidden: User …" for a resource, "forbidden: User
-	// … cannot get path \"/x\"" for a non-resource URL.
-	rbac := strings.Contains(m, `forbidden: User "`) && strings.Contains(m, " cannot ")
 	admission := strings.Contains(m, "denied request") || strings.Contains(m, "denied the request")
 	// A quota that requires every pod to declare a resource refuses a pod
 	// that does not for as long as the quota stands ("exceeded quota"
 	// passes when pods go).
 	quota := strings.Contains(m, "failed quota: ") && strings.Contains(m, "must specify ")
-	return rbac || admission || quota
+	return RBACRefused(err) || admission || quota
+}
+
+// RBACRefused reports whether err is RBAC refusing the caller's own
+// request ("pods \"p\" is forbidden: User …" for a resource, "forbidden:
+// User … cannot get path \"/x\"" for a non-resource URL), not admission
+// refusing the object.
+func RBACRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	m := err.Error()
+	return strings.Contains(m, `forbidden: User "`) && strings.Contains(m, " cannot ")
 }
